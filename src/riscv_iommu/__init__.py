@@ -1,0 +1,49 @@
+"""riscv-iommu: an executable reference model of the RISC-V IOMMU.
+
+The public API (see ``docs/api.md``) is importable from here::
+
+    import riscv_iommu as rv
+    mem = rv.SparseMemory()
+    iommu = rv.Iommu(mem, capabilities=rv.Capabilities.full())
+    rsp = iommu.translate(rv.Request(device_id=1, addr=0x1000))
+"""
+
+from .capabilities import IGS, Capabilities, IommuMode, IommuParams
+from .iommu import REG, Iommu
+from .memory import MemoryAccessError, MemoryFault, MemoryPort, SparseMemory
+from .types import (
+    Access,
+    Cause,
+    FaultRecord,
+    PageRequest,
+    Request,
+    RequestKind,
+    Response,
+    Status,
+    Ttyp,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Access",
+    "Capabilities",
+    "Cause",
+    "FaultRecord",
+    "IGS",
+    "Iommu",
+    "IommuMode",
+    "IommuParams",
+    "MemoryAccessError",
+    "MemoryFault",
+    "MemoryPort",
+    "PageRequest",
+    "REG",
+    "Request",
+    "RequestKind",
+    "Response",
+    "SparseMemory",
+    "Status",
+    "Ttyp",
+    "__version__",
+]

@@ -1,0 +1,262 @@
+"""The ``capabilities`` register and the implementation parameters.
+
+:class:`Capabilities` mirrors every field of the spec's ``capabilities``
+register (plus the proposed GIPC bit, whose position is a parameter).
+:class:`IommuParams` holds everything the spec leaves to the implementation.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, fields
+from typing import Any, Dict
+
+from . import formats as F
+
+__all__ = ["Capabilities", "IommuParams", "IGS", "IommuMode", "DEFAULT_GIPC_CAP_BIT"]
+
+#: Default position of ``capabilities.GIPC`` (our decision #1: bit 41, named
+#: by the 2024 text, now belongs to the ratified QOSID field).
+DEFAULT_GIPC_CAP_BIT = 44
+#: Default position of ``DC.tc.GIPC`` (decision #2).
+DEFAULT_GIPC_TC_BIT = 12
+
+
+class IGS(enum.IntEnum):
+    """``capabilities.IGS``: interrupt generation support."""
+
+    MSI = 0
+    WSI = 1
+    BOTH = 2
+
+
+class IommuMode(enum.IntEnum):
+    """``ddtp.iommu_mode`` encodings."""
+
+    OFF = 0
+    BARE = 1
+    LVL1 = 2
+    LVL2 = 3
+    LVL3 = 4
+
+
+# capability attribute name -> field name in formats.CAPABILITIES
+_FLAG_FIELDS: Dict[str, str] = {
+    "sv32": "Sv32",
+    "sv39": "Sv39",
+    "sv48": "Sv48",
+    "sv57": "Sv57",
+    "svrsw60t59b": "Svrsw60t59b",
+    "svpbmt": "Svpbmt",
+    "sv32x4": "Sv32x4",
+    "sv39x4": "Sv39x4",
+    "sv48x4": "Sv48x4",
+    "sv57x4": "Sv57x4",
+    "amo_mrif": "AMO_MRIF",
+    "msi_flat": "MSI_FLAT",
+    "msi_mrif": "MSI_MRIF",
+    "amo_hwad": "AMO_HWAD",
+    "ats": "ATS",
+    "t2gpa": "T2GPA",
+    "end": "END",
+    "hpm": "HPM",
+    "dbg": "DBG",
+    "pd8": "PD8",
+    "pd17": "PD17",
+    "pd20": "PD20",
+    "qosid": "QOSID",
+    "nl": "NL",
+    "s": "S",
+}
+
+
+@dataclass(slots=True, frozen=True)
+class Capabilities:
+    """Every field of the ``capabilities`` register.
+
+    Flags default to 0 (absent); ``version`` defaults to 0x10 (spec 1.0) and
+    ``pas`` to 56.  ``Capabilities.full()`` gives a full-featured IOMMU.
+    ``gipc`` is the proposed GIPC capability at bit ``gipc_bit``.
+    """
+
+    version: int = 0x10
+    sv32: bool = False
+    sv39: bool = False
+    sv48: bool = False
+    sv57: bool = False
+    svrsw60t59b: bool = False
+    svpbmt: bool = False
+    sv32x4: bool = False
+    sv39x4: bool = False
+    sv48x4: bool = False
+    sv57x4: bool = False
+    amo_mrif: bool = False
+    msi_flat: bool = False
+    msi_mrif: bool = False
+    amo_hwad: bool = False
+    ats: bool = False
+    t2gpa: bool = False
+    end: bool = False
+    igs: int = IGS.MSI
+    hpm: bool = False
+    dbg: bool = False
+    pas: int = 56
+    pd8: bool = False
+    pd17: bool = False
+    pd20: bool = False
+    qosid: bool = False
+    nl: bool = False
+    s: bool = False
+    custom: int = 0
+    gipc: bool = False
+    gipc_bit: int = DEFAULT_GIPC_CAP_BIT
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.type in ("bool",) and not isinstance(v, (bool, int)):
+                raise TypeError(f"Capabilities.{f.name} must be a bool")
+        if not 0 <= self.version <= 0xFF:
+            raise ValueError("Capabilities.version must fit in 8 bits")
+        if self.igs not in (0, 1, 2):
+            raise ValueError("Capabilities.igs must be MSI (0), WSI (1) or BOTH (2); 3 is reserved")
+        if not 1 <= self.pas <= 63:
+            raise ValueError("Capabilities.pas must be between 1 and 63")
+        if self.sv48 and not self.sv39:
+            raise ValueError("Capabilities: when Sv48 is set, Sv39 must be set")
+        if self.sv57 and not self.sv48:
+            raise ValueError("Capabilities: when Sv57 is set, Sv48 must be set")
+        if not 0 <= self.custom <= 0xFF:
+            raise ValueError("Capabilities.custom must fit in 8 bits")
+        if not 44 <= self.gipc_bit <= 63 and self.gipc_bit != 41:
+            raise ValueError("Capabilities.gipc_bit must be a reserved or custom bit (44..63)")
+        if self.gipc_bit == 41 and self.qosid:
+            raise ValueError("Capabilities.gipc_bit 41 collides with QOSID")
+
+    @property
+    def raw(self) -> int:
+        """The register value."""
+        C = F.CAPABILITIES
+        v = C.version.put(0, self.version)
+        for attr, fname in _FLAG_FIELDS.items():
+            if getattr(self, attr):
+                v |= C.fields[fname].mask
+        v = C.IGS.put(v, int(self.igs))
+        v = C.PAS.put(v, self.pas)
+        v = C.custom.put(v, self.custom)
+        if self.gipc:
+            v |= 1 << self.gipc_bit
+        return v
+
+    @classmethod
+    def from_raw(cls, raw: int, gipc_bit: int = DEFAULT_GIPC_CAP_BIT) -> "Capabilities":
+        """Decode a register value (GIPC read at ``gipc_bit``)."""
+        if not isinstance(raw, int) or raw < 0 or raw >> 64:
+            raise ValueError("capabilities must be a 64-bit unsigned int")
+        C = F.CAPABILITIES
+        kw: Dict[str, Any] = {attr: bool(C.fields[f].get(raw)) for attr, f in _FLAG_FIELDS.items()}
+        kw["version"] = C.version.get(raw)
+        kw["igs"] = C.IGS.get(raw)
+        kw["pas"] = C.PAS.get(raw)
+        custom = C.custom.get(raw)
+        if gipc_bit >= 56:
+            custom &= ~(1 << (gipc_bit - 56))
+        kw["custom"] = custom
+        kw["gipc"] = bool((raw >> gipc_bit) & 1)
+        kw["gipc_bit"] = gipc_bit
+        return cls(**kw)
+
+    @classmethod
+    def full(cls, **overrides: Any) -> "Capabilities":
+        """A full-featured IOMMU: every mode, MSI flat+MRIF, ATS, T2GPA, HPM, debug, ..."""
+        kw: Dict[str, Any] = {attr: True for attr in _FLAG_FIELDS}
+        kw.update(igs=IGS.BOTH, pas=56)
+        kw.update(overrides)
+        return cls(**kw)
+
+    def replace(self, **changes: Any) -> "Capabilities":
+        """A copy with some fields changed."""
+        kw = {f.name: getattr(self, f.name) for f in fields(self)}
+        kw.update(changes)
+        return Capabilities(**kw)
+
+
+@dataclass(slots=True, frozen=True)
+class IommuParams:
+    """Implementation choices the spec leaves open.
+
+    Defaults describe a full-featured implementation.
+    """
+
+    #: Number of programmable HPM event counters (iohpmctr1..N), 0..31.
+    hpm_counters: int = 31
+    #: Width in bits of iohpmcycles and the event counters (32..64).
+    hpm_counter_width: int = 64
+    #: Number of interrupt vectors (icvec / msi_cfg_tbl entries), 1..16.
+    interrupt_vectors: int = 16
+    #: Reset value of ddtp.iommu_mode: OFF (recommended) or BARE.
+    reset_iommu_mode: int = IommuMode.OFF
+    #: Largest ddtp.iommu_mode accepted (WARL): BARE, LVL1, LVL2 or LVL3.
+    max_iommu_mode: int = IommuMode.LVL3
+    #: Supported device_id width in bits (1..24); wider IDs are disallowed (260).
+    device_id_width: int = 24
+    #: Whether fctl.GXL / fctl.BE are writable (fctl.BE needs capabilities.END).
+    gxl_writable: bool = False
+    be_writable: bool = False
+    #: Implemented GSCID / PSCID widths.  IDs with bits set beyond them make
+    #: the DC / PC misconfigured (259 / 267).
+    gscid_width: int = 16
+    pscid_width: int = 20
+    #: Implemented RCID / MCID widths (QoS ID extension).
+    rcid_width: int = 12
+    mcid_width: int = 12
+    #: Cache capacities in entries; 0 = no caching (every request walks).
+    ddt_cache_size: int = 64
+    pdt_cache_size: int = 256
+    iotlb_size: int = 2048
+    #: Whether ATS translation completions fill the IOTLB.
+    ats_fills_iotlb: bool = True
+    #: Translation range size reported when both stages are Bare (ATS / debug).
+    bare_range_size: int = 1 << 21
+    #: A request whose [addr, addr+length) crosses a 4 KiB boundary faults
+    #: with "address misaligned" (4 / 6): PCIe never issues such a request.
+    fault_page_crossing: bool = True
+    #: The IOMMU itself records MSIs into MRIFs (writes with ``data``) and
+    #: sends the notice MSI, reporting 264 / 271 on failure.  When False the
+    #: response hands the MRIF details to the IO bridge.
+    mrif_by_iommu: bool = False
+    #: GIPC proposal revision: "2024" (seed, default) or "2025".
+    gipc_revision: str = "2024"
+    #: Position of DC.tc.GIPC.
+    gipc_tc_bit: int = DEFAULT_GIPC_TC_BIT
+    #: Writing a queue tail doorbell processes the queue at once.
+    auto_process: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.hpm_counters <= 31:
+            raise ValueError("IommuParams.hpm_counters must be 0..31")
+        if not 32 <= self.hpm_counter_width <= 64:
+            raise ValueError("IommuParams.hpm_counter_width must be 32..64")
+        if not 1 <= self.interrupt_vectors <= 16:
+            raise ValueError("IommuParams.interrupt_vectors must be 1..16")
+        if self.reset_iommu_mode not in (IommuMode.OFF, IommuMode.BARE):
+            raise ValueError("IommuParams.reset_iommu_mode must be OFF or BARE")
+        if self.max_iommu_mode not in (1, 2, 3, 4):
+            raise ValueError("IommuParams.max_iommu_mode must be BARE, LVL1, LVL2 or LVL3")
+        if not 1 <= self.device_id_width <= 24:
+            raise ValueError("IommuParams.device_id_width must be 1..24")
+        if not 1 <= self.gscid_width <= 16:
+            raise ValueError("IommuParams.gscid_width must be 1..16")
+        if not 1 <= self.pscid_width <= 20:
+            raise ValueError("IommuParams.pscid_width must be 1..20")
+        if not 1 <= self.rcid_width <= 12 or not 1 <= self.mcid_width <= 12:
+            raise ValueError("IommuParams.rcid_width / mcid_width must be 1..12")
+        for name in ("ddt_cache_size", "pdt_cache_size", "iotlb_size"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"IommuParams.{name} must be >= 0")
+        if self.bare_range_size < 4096 or self.bare_range_size & (self.bare_range_size - 1):
+            raise ValueError("IommuParams.bare_range_size must be a power of two >= 4096")
+        if self.gipc_revision not in ("2024", "2025"):
+            raise ValueError('IommuParams.gipc_revision must be "2024" or "2025"')
+        if not 12 <= self.gipc_tc_bit <= 23 and not 32 <= self.gipc_tc_bit <= 63:
+            raise ValueError("IommuParams.gipc_tc_bit must be a reserved DC.tc bit")

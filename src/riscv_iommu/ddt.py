@@ -1,0 +1,193 @@
+"""Device directory: §"Process to locate the Device-context" and the DC checks.
+
+A device context travels as a tuple of eight ints
+``(tc, iohgatp, ta, fsc, msiptp, msi_addr_mask, msi_addr_pattern, reserved)``;
+the base format (``capabilities.MSI_FLAT`` = 0) has zeros in the last four.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Tuple
+
+from . import formats as F
+from ._fault import Fault
+from .memory import MemoryAccessError, MemoryFault
+from .paging import G_VALID, S_VALID, load
+from .types import Cause
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .iommu import Iommu
+
+__all__ = ["DC", "ddi", "locate_dc", "dc_misconfigured", "DC_RULES"]
+
+DC = Tuple[int, int, int, int, int, int, int, int]
+
+_TC = F.DC_TC
+_V = _TC.V.mask
+_EN_ATS = _TC.EN_ATS.mask
+_EN_PRI = _TC.EN_PRI.mask
+_T2GPA = _TC.T2GPA.mask
+_PDTV = _TC.PDTV.mask
+_PRPR = _TC.PRPR.mask
+_GADE = _TC.GADE.mask
+_SADE = _TC.SADE.mask
+_DPE = _TC.DPE.mask
+_SBE = _TC.SBE.mask
+_SXL = _TC.SXL.mask
+_MODE_SHIFT = F.IOHGATP.MODE.lsb
+_GSCID = F.IOHGATP.GSCID
+_PSCID = F.DC_TA.PSCID
+_RCID = F.DC_TA.RCID
+_MCID = F.DC_TA.MCID
+_DDTE_PPN = F.DDTE.PPN
+
+#: Short text of each rule of §"Device-context configuration checks", by
+#: number (list position in the spec); rule 23 is the recommended check.
+DC_RULES = {
+    1: "bits or encodings reserved for future standard use are set",
+    2: "capabilities.ATS is 0 and DC.tc.EN_ATS, EN_PRI or PRPR is 1",
+    3: "DC.tc.EN_ATS is 0 and DC.tc.T2GPA is 1",
+    4: "DC.tc.EN_ATS is 0 and DC.tc.EN_PRI is 1",
+    5: "DC.tc.EN_PRI is 0 and DC.tc.PRPR is 1",
+    6: "capabilities.T2GPA is 0 and DC.tc.T2GPA is 1",
+    7: "DC.tc.T2GPA is 1 and DC.iohgatp.MODE is Bare",
+    8: "DC.tc.PDTV is 1 and DC.fsc.pdtp.MODE is not a supported mode",
+    9: "DC.tc.PDTV is 0 and DC.fsc.iosatp.MODE is not a valid encoding",
+    10: "DC.tc.PDTV is 0, DC.tc.SXL is 0 and DC.fsc.iosatp.MODE is not supported",
+    11: "DC.tc.PDTV is 0, DC.tc.SXL is 1 and DC.fsc.iosatp.MODE is not supported",
+    12: "DC.tc.PDTV is 0 and DC.tc.DPE is 1",
+    13: "DC.iohgatp.MODE is not a valid encoding",
+    14: "fctl.GXL is 0 and DC.iohgatp.MODE is not supported",
+    15: "fctl.GXL is 1 and DC.iohgatp.MODE is not supported",
+    16: "capabilities.MSI_FLAT is 1 and DC.msiptp.MODE is not Off and not Flat",
+    17: "DC.iohgatp root page table is not 16-KiB aligned",
+    18: "capabilities.AMO_HWAD is 0 and DC.tc.SADE or DC.tc.GADE is 1",
+    19: "capabilities.END is 0 and fctl.BE != DC.tc.SBE",
+    20: "DC.tc.SXL value is not legal",
+    21: "DC.tc.SBE value is not legal",
+    22: "DC.ta.RCID or DC.ta.MCID is wider than supported",
+    23: "DC.iohgatp.MODE is Bare and DC.msiptp.MODE is not Off (recommended check)",
+    24: "[GIPC] DC.tc.GIPC is 1 and DC.tc.PDTV is 0",
+    25: "[GIPC] DC.tc.GIPC is 1 and DC.tc.T2GPA is 1",
+}
+
+
+def ddi(io: "Iommu", device_id: int) -> Tuple[int, int, int]:
+    """§P2IOVA steps 3-4: split ``device_id`` into DDI[0], DDI[1], DDI[2]."""
+    if io.msi_flat:  # extended format: 6 / 9 / 9 bits
+        return device_id & 0x3F, (device_id >> 6) & 0x1FF, device_id >> 15
+    return device_id & 0x7F, (device_id >> 7) & 0x1FF, device_id >> 16  # base: 7 / 9 / 8
+
+
+def _ddt_fault(err: MemoryAccessError) -> Fault:
+    if err.fault is MemoryFault.DATA_CORRUPTION:
+        return Fault(Cause.DDT_DATA_CORRUPTION)
+    return Fault(Cause.DDT_ENTRY_LOAD_ACCESS_FAULT)
+
+
+def locate_dc(io: "Iommu", device_id: int) -> DC:
+    """§GET_DC: walk the DDT for ``device_id`` and return the checked DC."""
+    big = io.be
+    d = ddi(io, device_id)
+    # step 1: a = ddtp.PPN x 2^12, i = LEVELS - 1
+    a = io.ddtp_ppn << 12
+    i = io.ddtp_mode - 2  # 1LVL=2 -> 0, 2LVL=3 -> 1, 3LVL=4 -> 2
+    while i:  # step 2: if i == 0 go to step 8
+        try:  # step 3 / step 4
+            ddte = load(io, a + d[i] * 8, 8, big)
+        except MemoryAccessError as err:
+            raise _ddt_fault(err) from None
+        if not ddte & _V:  # step 5
+            raise Fault(Cause.DDT_ENTRY_NOT_VALID)
+        if ddte & F.DDTE.reserved:  # step 6
+            raise Fault(Cause.DDT_ENTRY_MISCONFIGURED)
+        i -= 1  # step 7
+        a = _DDTE_PPN.get(ddte) << 12
+    # step 8: DC at a + DDI[0] * DC_SIZE
+    size = io.dc_size
+    base = a + d[0] * size
+    try:
+        words = [load(io, base + off, 8, big) for off in range(0, size, 8)]
+    except MemoryAccessError as err:
+        raise _ddt_fault(err) from None
+    if size == F.DC_BASE_SIZE:
+        words += (0, 0, 0, 0)
+    dc: DC = tuple(words)  # type: ignore[assignment]
+    if not dc[0] & _V:  # step 9
+        raise Fault(Cause.DDT_ENTRY_NOT_VALID)
+    if dc_misconfigured(io, dc):  # step 10
+        raise Fault(Cause.DDT_ENTRY_MISCONFIGURED)
+    return dc  # step 11
+
+
+def dc_misconfigured(io: "Iommu", dc: DC) -> int:
+    """§DC_MISCONFIG: the number of the first rule a valid DC breaks, or 0."""
+    tc, iohgatp, ta, fsc, msiptp, mask, pattern, rsvd = dc
+    pdtv = tc & _PDTV
+    sxl = 1 if tc & _SXL else 0
+    gmode = iohgatp >> _MODE_SHIFT
+    smode = fsc >> _MODE_SHIFT
+    # 1. reserved bits (GSCID/PSCID bits beyond the implemented widths included)
+    if (
+        tc & io.tc_reserved
+        or ta & io.ta_reserved
+        or fsc & F.IOSATP.reserved
+        or _GSCID.get(iohgatp) >> io.params.gscid_width
+        or (not pdtv and _PSCID.get(ta) >> io.params.pscid_width)
+        or msiptp & F.MSIPTP.reserved
+        or mask & io.msi_mask_reserved
+        or pattern & io.msi_mask_reserved
+        or rsvd
+    ):
+        return 1
+    caps = io.caps
+    if not caps.ats and tc & (_EN_ATS | _EN_PRI | _PRPR):  # 2
+        return 2
+    if not tc & _EN_ATS and tc & _T2GPA:  # 3
+        return 3
+    if not tc & _EN_ATS and tc & _EN_PRI:  # 4
+        return 4
+    if not tc & _EN_PRI and tc & _PRPR:  # 5
+        return 5
+    if not caps.t2gpa and tc & _T2GPA:  # 6
+        return 6
+    if tc & _T2GPA and gmode == 0:  # 7
+        return 7
+    if pdtv and smode not in io.pd_modes:  # 8 (reserved encodings are unsupported too)
+        return 8
+    if not pdtv:
+        if smode not in S_VALID[sxl]:  # 9
+            return 9
+        if smode not in io.s_modes[sxl]:  # 10 / 11
+            return 11 if sxl else 10
+        if tc & _DPE:  # 12
+            return 12
+    if gmode not in G_VALID[io.gxl]:  # 13
+        return 13
+    if gmode not in io.g_modes:  # 14 / 15
+        return 15 if io.gxl else 14
+    if io.msi_flat and msiptp >> _MODE_SHIFT > 1:  # 16
+        return 16
+    if gmode and iohgatp & 3:  # 17: root is 16 KiB aligned
+        return 17
+    if not caps.amo_hwad and tc & (_SADE | _GADE):  # 18
+        return 18
+    sbe = 1 if tc & _SBE else 0
+    if not caps.end and sbe != io.be:  # 19
+        return 19
+    if (io.gxl and not sxl) or (not io.gxl and not io.params.gxl_writable and sxl):  # 20
+        return 20
+    if not io.be_writable and sbe != io.be:  # 21
+        return 21
+    if caps.qosid and (
+        _RCID.get(ta) >> io.params.rcid_width or _MCID.get(ta) >> io.params.mcid_width
+    ):  # 22
+        return 22
+    if gmode == 0 and msiptp >> _MODE_SHIFT:  # recommended: msiptp.MODE Off when Bare
+        return 23
+    if io.gipc_tc and tc & io.gipc_tc:  # [GIPC] decisions #3 and #4
+        if not pdtv:
+            return 24
+        if tc & _T2GPA:
+            return 25
+    return 0

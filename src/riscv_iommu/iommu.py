@@ -1,0 +1,498 @@
+"""The IOMMU: state, register file and the request entry points."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple, Union
+
+from . import formats as F
+from ._fault import Fault
+from .capabilities import IGS, Capabilities, IommuParams
+from .ddt import DC, locate_dc
+from .memory import MemoryAccessError, MemoryFault, SparseMemory
+from .pdt import PC, locate_pc
+from .translate import PERM_R, PERM_W, PERM_X, translate_iova
+from .types import (
+    Access,
+    Cause,
+    FaultRecord,
+    Request,
+    RequestKind,
+    Response,
+    Status,
+    Ttyp,
+)
+
+__all__ = ["Iommu", "REG"]
+
+
+class REG:
+    """Register offsets (spec "Register layout")."""
+
+    CAPABILITIES = 0
+    FCTL = 8
+    DDTP = 16
+
+
+_TC = F.DC_TC
+_PTE = F.PTE
+_MODE_SHIFT = 60
+
+# Causes answered with Unsupported Request; all other faults are Completer Abort.
+_UR_CAUSES = frozenset(
+    {
+        Cause.ALL_INBOUND_TRANSACTIONS_DISALLOWED,
+        Cause.DDT_ENTRY_LOAD_ACCESS_FAULT,
+        Cause.DDT_ENTRY_NOT_VALID,
+        Cause.DDT_ENTRY_MISCONFIGURED,
+        Cause.TRANSACTION_TYPE_DISALLOWED,
+    }
+)
+# §ATS_FAULTS: ATS translation requests answered "Success, R=W=0", not reported.
+_ATS_NO_ACCESS_CAUSES = frozenset(
+    {
+        Cause.INSTRUCTION_PAGE_FAULT,
+        Cause.READ_PAGE_FAULT,
+        Cause.WRITE_PAGE_FAULT,
+        Cause.INSTRUCTION_GUEST_PAGE_FAULT,
+        Cause.READ_GUEST_PAGE_FAULT,
+        Cause.WRITE_GUEST_PAGE_FAULT,
+        Cause.PDT_ENTRY_NOT_VALID,
+        Cause.MSI_PTE_NOT_VALID,
+    }
+)
+_DTF_REPORTED = frozenset(c for c in Cause if c.reported_if_dtf)
+
+_TTYP = {
+    (RequestKind.UNTRANSLATED, Access.EXECUTE): Ttyp.UNTRANSLATED_EXECUTE,
+    (RequestKind.UNTRANSLATED, Access.READ): Ttyp.UNTRANSLATED_READ,
+    (RequestKind.UNTRANSLATED, Access.WRITE): Ttyp.UNTRANSLATED_WRITE,
+    (RequestKind.TRANSLATED, Access.EXECUTE): Ttyp.TRANSLATED_EXECUTE,
+    (RequestKind.TRANSLATED, Access.READ): Ttyp.TRANSLATED_READ,
+    (RequestKind.TRANSLATED, Access.WRITE): Ttyp.TRANSLATED_WRITE,
+    (RequestKind.ATS_TRANSLATION, Access.EXECUTE): Ttyp.ATS_TRANSLATION,
+    (RequestKind.ATS_TRANSLATION, Access.READ): Ttyp.ATS_TRANSLATION,
+    (RequestKind.ATS_TRANSLATION, Access.WRITE): Ttyp.ATS_TRANSLATION,
+}
+_ACCESSES = frozenset(Access)
+_KINDS = frozenset(RequestKind)
+
+
+def _check_int(name: str, value: Any, bits: int) -> int:
+    """API-edge check: an int (not a bool) that fits ``bits`` unsigned bits."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    v = int(value)
+    if v < 0 or v >> bits:
+        raise ValueError(f"{name} {v:#x} does not fit in {bits} bits")
+    return v
+
+
+class Iommu:
+    """A RISC-V IOMMU.
+
+    ``mem`` is the memory port (see :mod:`riscv_iommu.memory`);
+    ``capabilities`` a :class:`Capabilities` or a raw register value;
+    ``fctl`` the reset value of ``fctl``; ``params`` the implementation
+    choices.
+    """
+
+    def __init__(
+        self,
+        mem: Any,
+        capabilities: Union[Capabilities, int, None] = None,
+        fctl: int = 0,
+        params: Optional[IommuParams] = None,
+    ) -> None:
+        if not callable(getattr(mem, "read", None)) or not callable(getattr(mem, "write", None)):
+            raise TypeError("mem must have read(addr, size) and write(addr, data) methods")
+        if capabilities is None:
+            capabilities = Capabilities.full()
+        elif isinstance(capabilities, int) and not isinstance(capabilities, bool):
+            capabilities = Capabilities.from_raw(capabilities)
+        elif not isinstance(capabilities, Capabilities):
+            raise TypeError("capabilities must be a Capabilities or an int")
+        if params is None:
+            params = IommuParams()
+        elif not isinstance(params, IommuParams):
+            raise TypeError("params must be an IommuParams")
+        fctl = _check_int("fctl", fctl, 32)
+        self.mem = mem
+        self.caps: Capabilities = capabilities
+        self.params: IommuParams = params
+        caps = capabilities
+        #: Implicit accesses at or beyond 2**PAS are access faults (PMA check).
+        self.pa_limit = 1 << caps.pas
+        self.msi_flat = caps.msi_flat
+        self.dc_size = F.DC_EXT_SIZE if caps.msi_flat else F.DC_BASE_SIZE
+        self.be_writable = bool(caps.end and params.be_writable)
+        # [GIPC] DC.tc.GIPC exists only with capabilities.GIPC; else it is reserved
+        self.gipc_tc = (1 << params.gipc_tc_bit) if caps.gipc else 0
+        self.tc_reserved = _TC.reserved & ~self.gipc_tc
+        self.ta_reserved = F.DC_TA.reserved | (0 if caps.qosid else F.DC_TA.mask_of("RCID", "MCID"))
+        mgpaw = (
+            59
+            if caps.sv57x4
+            else 50
+            if caps.sv48x4
+            else 41
+            if caps.sv39x4
+            else 34
+            if caps.sv32x4
+            else caps.pas
+        )
+        self.msi_mask_reserved = ((1 << 64) - 1) & ~((1 << min(52, mgpaw - 12)) - 1)
+        self.pd_modes: FrozenSet[int] = frozenset(
+            {0} | {m for m, ok in ((1, caps.pd8), (2, caps.pd17), (3, caps.pd20)) if ok}
+        )
+        self.s_modes: Tuple[FrozenSet[int], FrozenSet[int]] = (
+            frozenset(
+                {0} | {m for m, ok in ((8, caps.sv39), (9, caps.sv48), (10, caps.sv57)) if ok}
+            ),
+            frozenset({0} | ({8} if caps.sv32 else set())),
+        )
+        self._g_modes = (
+            frozenset(
+                {0} | {m for m, ok in ((8, caps.sv39x4), (9, caps.sv48x4), (10, caps.sv57x4)) if ok}
+            ),
+            frozenset({0} | ({8} if caps.sv32x4 else set())),
+        )
+        rsv = (0x1F << 54) | (0 if caps.svrsw60t59b else F.PTE.RSW60_59.mask)
+        if not caps.svpbmt:
+            rsv |= F.PTE.PBMT.mask
+        self.pte_rsv = rsv
+        self.pte_nl_rsv = _PTE.mask_of("D", "A", "U", "N", "PBMT")
+        self.pte32_nl_rsv = F.PTE32.mask_of("D", "A", "U")
+        #: rd(addr, size, big) -> int: one implicit read through the memory port
+        self.rd: Callable[[int, int, bool], int] = self._make_reader()
+        # directory caches (DDT cache tagged by device_id, PDT cache by
+        # device_id and process_id); capacity 0 = no caching
+        self.ddt_cache: Dict[int, DC] = {}
+        self.pdt_cache: Dict[Tuple[int, int], PC] = {}
+        # registers
+        self._fctl = 0
+        self.be = False
+        self.gxl = 0
+        self.g_modes: FrozenSet[int] = self._g_modes[0]
+        self._set_fctl(fctl, reset=True)
+        self.ddtp_mode = int(params.reset_iommu_mode)
+        self.ddtp_ppn = 0
+        #: (RCID, MCID) of the IOMMU's own requests (iommu_qosid)
+        self.iommu_qosid = (0, 0)
+        # per-request scratch state written by the translation process
+        self.dtf = False
+        self.qos = (0, 0)
+        self._datapath_errors = 0
+        #: Outbound ports (ATS messages, wired interrupts).
+        self.on_ats_message: Optional[Callable[[Any], None]] = None
+        self.on_wired_interrupt: Optional[Callable[[int, bool], None]] = None
+
+    def _make_reader(self) -> Callable[[int, int, bool], int]:
+        mem = self.mem
+        limit = self.pa_limit
+        port_read = mem.read
+
+        def slow(addr: int, size: int, big: bool) -> int:
+            if addr + size > limit:  # beyond capabilities.PAS: a PMA violation
+                raise MemoryAccessError(MemoryFault.ACCESS_FAULT, addr, size)
+            return int.from_bytes(port_read(addr, size), "big" if big else "little")
+
+        if type(mem) is not SparseMemory:
+            return slow
+        # SparseMemory fast path: read the page dict directly (same package)
+        pages = mem._pages
+        injections = mem._injections
+        unpack = {
+            (8, False): struct.Struct("<Q").unpack_from,
+            (8, True): struct.Struct(">Q").unpack_from,
+            (4, False): struct.Struct("<I").unpack_from,
+            (4, True): struct.Struct(">I").unpack_from,
+        }
+        u64le = unpack[8, False]
+        get = pages.get
+
+        def rd(addr: int, size: int, big: bool) -> int:
+            off = addr & 0xFFF
+            if injections or addr + size > limit or off > 4096 - size:
+                return slow(addr, size, big)
+            page = get(addr >> 12)
+            if page is None:
+                return 0
+            if size == 8 and not big:
+                return u64le(page, off)[0]  # type: ignore[no-any-return]
+            return unpack[size, big](page, off)[0]  # type: ignore[no-any-return]
+
+        return rd
+
+    # ------------------------------------------------------------------
+    # fctl / ddtp
+    # ------------------------------------------------------------------
+    def _set_fctl(self, value: int, reset: bool = False) -> None:
+        caps = self.caps
+        old = self._fctl
+        be = value & 1
+        wsi = (value >> 1) & 1
+        gxl = (value >> 2) & 1
+        if not reset:
+            if not self.be_writable:
+                be = old & 1
+            if caps.igs != IGS.BOTH:
+                wsi = (old >> 1) & 1
+            if not self.params.gxl_writable:
+                gxl = (old >> 2) & 1
+        else:
+            if caps.igs == IGS.MSI:
+                wsi = 0
+            elif caps.igs == IGS.WSI:
+                wsi = 1
+        self._fctl = be | (wsi << 1) | (gxl << 2)
+        self.be = bool(be)
+        self.gxl = gxl
+        self.g_modes = self._g_modes[gxl]
+
+    def _set_ddtp(self, value: int) -> None:
+        mode = F.DDTP.iommu_mode.get(value)
+        # WARL: an unsupported mode leaves iommu_mode unchanged
+        if mode <= self.params.max_iommu_mode:
+            self.ddtp_mode = mode
+        self.ddtp_ppn = F.DDTP.PPN.get(value) & ((1 << (self.caps.pas - 12)) - 1)
+
+    @property
+    def ddtp(self) -> int:
+        """Current value of the ``ddtp`` register."""
+        return (self.ddtp_ppn << F.DDTP.PPN.lsb) | self.ddtp_mode
+
+    @property
+    def fctl(self) -> int:
+        """Current value of the ``fctl`` register."""
+        return self._fctl
+
+    # ------------------------------------------------------------------
+    # register file
+    # ------------------------------------------------------------------
+    def mmio_read(self, offset: int, size: int = 8) -> int:
+        """Read a register as software sees it (little-endian, 4- or 8-byte)."""
+        offset = _check_int("offset", offset, 12)
+        if size not in (4, 8):
+            raise ValueError("size must be 4 or 8")
+        value = 0
+        for off in range(offset & ~3, offset + size, 4):
+            value |= self._read32(off) << ((off - offset) * 8)
+        return value & ((1 << (size * 8)) - 1)
+
+    def _read32(self, off: int) -> int:
+        base = off & ~7
+        if base == REG.CAPABILITIES:
+            v = self.caps.raw
+        elif off == REG.FCTL:
+            return self._fctl
+        elif base == REG.DDTP:
+            v = self.ddtp
+        else:
+            return 0
+        return (v >> ((off - base) * 8)) & 0xFFFFFFFF
+
+    def mmio_write(self, offset: int, value: int, size: int = 8) -> None:
+        """Write a register as software does (little-endian, 4- or 8-byte)."""
+        offset = _check_int("offset", offset, 12)
+        if size not in (4, 8):
+            raise ValueError("size must be 4 or 8")
+        value = _check_int("value", value, size * 8)
+        if offset == REG.FCTL and size == 4:
+            self._set_fctl(value)
+        elif offset == REG.DDTP:
+            if size == 8:
+                self._set_ddtp(value)
+            else:
+                self._set_ddtp((self.ddtp & ~0xFFFFFFFF) | value)
+        elif offset == REG.DDTP + 4 and size == 4:
+            self._set_ddtp((self.ddtp & 0xFFFFFFFF) | (value << 32))
+
+    # ------------------------------------------------------------------
+    # directory lookups (the caching layer overrides these)
+    # ------------------------------------------------------------------
+    def get_dc(self, device_id: int) -> DC:
+        """The device context of ``device_id`` (§GET_DC), through the DDT cache."""
+        dc = self.ddt_cache.get(device_id)
+        if dc is None:
+            dc = locate_dc(self, device_id)
+            cap = self.params.ddt_cache_size
+            if cap:
+                cache = self.ddt_cache
+                if len(cache) >= cap:
+                    del cache[next(iter(cache))]  # replace the oldest entry
+                cache[device_id] = dc
+        return dc
+
+    def get_pc(self, device_id: int, process_id: int, dc: DC, access: int) -> PC:
+        """The process context of ``process_id`` under ``dc`` (§GET_PC), through the PDT cache."""
+        key = (device_id, process_id)
+        pc = self.pdt_cache.get(key)
+        if pc is None:
+            pc = self._locate_pc(process_id, dc, access)
+            cap = self.params.pdt_cache_size
+            if cap:
+                cache = self.pdt_cache
+                if len(cache) >= cap:
+                    del cache[next(iter(cache))]
+                cache[key] = pc
+        return pc
+
+    def _locate_pc(self, process_id: int, dc: DC, access: int) -> PC:
+        tc = dc[0]
+        return locate_pc(
+            self,
+            dc[3],
+            process_id,
+            dc[1],
+            bool(tc & _TC.SBE.mask),
+            1 if tc & _TC.SXL.mask else 0,
+            access,
+            (1 if tc & _TC.GADE.mask else 0) | (2 if tc & _TC.SXL.mask else 0),
+        )
+
+    def invalidate_ddt(self, device_id: Optional[int] = None) -> None:
+        """Drop cached DCs (all, or one device's) and the PCs cached under them.
+
+        This is what ``IODIR.INVAL_DDT`` does; the command queue calls it.
+        """
+        if device_id is None:
+            self.ddt_cache.clear()
+            self.pdt_cache.clear()
+            return
+        self.ddt_cache.pop(device_id, None)
+        for key in [k for k in self.pdt_cache if k[0] == device_id]:
+            del self.pdt_cache[key]
+
+    def invalidate_pdt(self, device_id: int, process_id: int) -> None:
+        """Drop the cached PC of (device_id, process_id): ``IODIR.INVAL_PDT``."""
+        self.pdt_cache.pop((device_id, process_id), None)
+
+    # ------------------------------------------------------------------
+    # error injection
+    # ------------------------------------------------------------------
+    def inject_datapath_error(self, count: int = 1) -> None:
+        """Make the next ``count`` requests fail with "Internal data path error" (272)."""
+        self._datapath_errors += _check_int("count", count, 32)
+
+    # ------------------------------------------------------------------
+    # requests
+    # ------------------------------------------------------------------
+    def translate(self, req: Request) -> Response:
+        """Translate one device request (§P2IOVA) and return the response."""
+        if not isinstance(req, Request):
+            raise TypeError("translate() takes a Request")
+        did = req.device_id
+        addr = req.addr
+        pid = req.process_id
+        length = req.length
+        data = req.data
+        # API edge: the common case costs four type tests; anything else is checked fully
+        if not (
+            type(did) is int
+            and type(addr) is int
+            and type(length) is int
+            and 0 <= did < 1 << 24
+            and 0 <= addr < 1 << 64
+            and 0 <= length < 1 << 64
+            and (pid is None or (type(pid) is int and 0 <= pid < 1 << 20))
+            and (data is None or (type(data) is int and 0 <= data < 1 << 32))
+        ):
+            did = _check_int("device_id", did, 24)
+            addr = _check_int("addr", addr, 64)
+            length = _check_int("length", length, 64)
+            if pid is not None:
+                pid = _check_int("process_id", pid, 20)
+            if data is not None:
+                data = _check_int("data", data, 32)
+        access = req.access
+        if access not in _ACCESSES:
+            raise ValueError(f"access must be an Access, not {access!r}")
+        kind = req.kind
+        if kind not in _KINDS:
+            raise ValueError(f"kind must be a RequestKind, not {kind!r}")
+        priv = bool(req.priv) and pid is not None
+        self.dtf = False
+        self.qos = self.iommu_qosid
+        try:
+            if self._datapath_errors:
+                self._datapath_errors -= 1
+                raise Fault(Cause.INTERNAL_DATAPATH_ERROR)
+            if (
+                kind != RequestKind.ATS_TRANSLATION
+                and self.params.fault_page_crossing
+                and (addr & 0xFFF) + length > 4096
+            ):
+                raise Fault(
+                    Cause.WRITE_ADDRESS_MISALIGNED
+                    if access == Access.WRITE
+                    else Cause.READ_ADDRESS_MISALIGNED
+                )
+            spa, perms, g, pbmt, size, msi = translate_iova(
+                self, did, addr, access, pid, priv, kind, data
+            )
+        except Fault as f:
+            return self._fault_response(f, did, addr, access, pid, priv, kind)
+        rcid, mcid = self.qos
+        if msi is None:
+            return Response(
+                Status.SUCCESS,
+                spa,
+                r=bool(perms & PERM_R),
+                w=bool(perms & PERM_W),
+                x=bool(perms & PERM_X),
+                g=g and pid is not None,
+                priv=priv,
+                pbmt=pbmt,
+                size=size,
+                s=size > 4096,
+                rcid=rcid,
+                mcid=mcid,
+            )
+        return Response(
+            Status.SUCCESS,
+            spa,
+            r=bool(perms & PERM_R),
+            w=bool(perms & PERM_W),
+            u=msi[1],
+            priv=priv,
+            size=4096,
+            is_msi=True,
+            is_mrif=msi[1],
+            mrif_addr=msi[2],
+            notice_addr=msi[3],
+            nid=msi[4],
+            rcid=rcid,
+            mcid=mcid,
+        )
+
+    def _fault_response(
+        self,
+        f: Fault,
+        did: int,
+        addr: int,
+        access: int,
+        pid: Optional[int],
+        priv: bool,
+        kind: int,
+    ) -> Response:
+        cause = f.cause
+        rec = FaultRecord(
+            cause=cause,
+            ttyp=_TTYP[(kind, access)],  # type: ignore[index]
+            iotval=addr,
+            iotval2=f.iotval2,
+            device_id=did,
+            process_id=pid if pid is not None else 0,
+            pv=pid is not None,
+            priv=priv,
+        )
+        reported = not self.dtf or cause in _DTF_REPORTED
+        if cause in _UR_CAUSES:
+            status = Status.UNSUPPORTED_REQUEST
+        elif kind == RequestKind.ATS_TRANSLATION and cause in _ATS_NO_ACCESS_CAUSES:
+            # §ATS_FAULTS: Success with R = W = 0, nothing logged
+            return Response(Status.SUCCESS, 0, fault=rec, reported=False, priv=priv)
+        else:
+            status = Status.COMPLETER_ABORT
+        return Response(status, 0, fault=rec, reported=reported)

@@ -1,0 +1,128 @@
+"""§MSI_TRANS "Process to translate addresses of MSIs" (and MRIF recording).
+
+MSI page-table entries are 16 bytes read in the byte order of ``fctl.BE``
+(spec table "Endianness of memory access to data structures").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional, Tuple
+
+from . import formats as F
+from ._fault import Fault
+from .memory import MemoryAccessError, MemoryFault
+from .paging import load, store_cas
+from .types import Access, Cause
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .iommu import Iommu
+
+__all__ = ["extract", "is_msi_address", "msi_translate", "record_mrif", "MsiResult"]
+
+#: (translated address, is_mrif, MRIF address, notice MSI address, NID)
+MsiResult = Tuple[int, bool, int, int, int]
+
+_MODE_SHIFT = F.MSIPTP.MODE.lsb
+_MASK = F.MSI_ADDR_MASK.mask.mask
+_PTE_V = F.MSIPTE0.V.mask
+_PTE_C = F.MSIPTE0.C.mask
+_PTE_M = F.MSIPTE0.M
+
+
+def extract(x: int, y: int) -> int:
+    """The spec's bit extract: pack the bits of ``x`` selected by the ones of ``y``."""
+    r = 0
+    k = 0
+    while y:
+        low = y & -y
+        if x & low:
+            r |= 1 << k
+        k += 1
+        y ^= low
+    return r
+
+
+def is_msi_address(gpa: int, mask: int, pattern: int) -> bool:
+    """§MSI_ID: ``(A >> 12) & ~msi_addr_mask == msi_addr_pattern & ~msi_addr_mask``."""
+    mask &= _MASK
+    return (gpa >> 12) & ~mask == pattern & _MASK & ~mask
+
+
+def _msipt_fault(err: MemoryAccessError) -> Fault:
+    if err.fault is MemoryFault.DATA_CORRUPTION:
+        return Fault(Cause.MSI_PT_DATA_CORRUPTION)
+    return Fault(Cause.MSI_PTE_LOAD_ACCESS_FAULT)
+
+
+def msi_translate(
+    io: "Iommu", msiptp: int, mask: int, pattern: int, gpa: int, access: int
+) -> Optional[MsiResult]:
+    """Translate ``gpa`` through the MSI page table, or None if it is no MSI address."""
+    a = gpa  # step 1 (step 2: the DC was located by the caller)
+    if not is_msi_address(a, mask, pattern):  # step 3
+        return None  # step 4: use the regular translation
+    i = extract(a >> 12, mask & _MASK)  # step 5
+    m = F.MSIPTP.PPN.get(msiptp) << 12  # step 6
+    big = io.be
+    addr = m | (i * F.MSIPTE_SIZE)
+    try:  # steps 7 and 8
+        pte0 = load(io, addr, 8, big)
+        pte1 = load(io, addr + 8, 8, big)
+    except MemoryAccessError as err:
+        raise _msipt_fault(err) from None
+    if not pte0 & _PTE_V:  # step 9
+        raise Fault(Cause.MSI_PTE_NOT_VALID)
+    if pte0 & _PTE_C:  # step 10: custom PTEs; this model implements none
+        raise Fault(Cause.MSI_PTE_MISCONFIGURED)
+    mode = _PTE_M.get(pte0)  # step 11
+    if mode in (0, 2):  # step 12
+        raise Fault(Cause.MSI_PTE_MISCONFIGURED)
+    if mode == 3:  # step 13: basic translate mode
+        if pte0 & F.MSIPTE0.reserved:
+            raise Fault(Cause.MSI_PTE_MISCONFIGURED)
+        result: MsiResult = ((F.MSIPTE0.PPN.get(pte0) << 12) | (a & 0xFFF), False, 0, 0, 0)
+    else:  # step 14: MRIF mode
+        if not io.caps.msi_mrif:
+            raise Fault(Cause.MSI_PTE_MISCONFIGURED)
+        if pte0 & F.MSIPTE_MRIF0.reserved or pte1 & F.MSIPTE_MRIF1.reserved:
+            raise Fault(Cause.MSI_PTE_MISCONFIGURED)
+        mrif = F.MSIPTE_MRIF0.MRIF_Address.get(pte0) * 512
+        notice = F.MSIPTE_MRIF1.NPPN.get(pte1) << 12
+        nid = (F.MSIPTE_MRIF1.N10.get(pte1) << 10) | F.MSIPTE_MRIF1.N.get(pte1)
+        result = (mrif, True, mrif, notice, nid)
+    # step 15: permissions of a second-stage PTE with R=W=U=1, X=0
+    if access == Access.EXECUTE:
+        raise Fault(Cause.INSTRUCTION_ACCESS_FAULT)
+    return result  # step 16
+
+
+def _mrif_fault(err: MemoryAccessError) -> Fault:
+    if err.fault is MemoryFault.DATA_CORRUPTION:
+        return Fault(Cause.MSI_MRIF_DATA_CORRUPTION)
+    return Fault(Cause.MRIF_ACCESS_FAULT)
+
+
+def record_mrif(io: "Iommu", gpa: int, data: int, mrif: int, notice: int, nid: int) -> bool:
+    """Store an MSI into an MRIF and send the notice MSI (AIA "MSI PTE, MRIF mode").
+
+    Returns False when the write is accepted but discarded (``A[11:3]`` or
+    ``D[31:11]`` not zero, or a big-endian MSI: this model's IMSICs have no
+    ``seteipnum_be``).  An access fault on the MRIF or the notice write is
+    "MRIF access fault" (264); poisoned MRIF data is 271.  MRIF doublewords
+    are little-endian.
+    """
+    if gpa & 0xFF8 or data >> 11 or gpa & 4:
+        return False
+    word = mrif + (data // 64) * 16  # the interrupt-pending doubleword
+    bit = 1 << (data % 64)
+    try:
+        for _ in range(64):  # AMOOR (AMO_MRIF) or a read-modify-write: both via the port
+            old = load(io, word, 8, False)
+            if old & bit or store_cas(io, word, 8, False, old, old | bit):
+                break
+        if notice + 4 > io.pa_limit:
+            raise MemoryAccessError(MemoryFault.ACCESS_FAULT, notice, 4)
+        io.mem.write(notice, nid.to_bytes(4, "little"))
+    except MemoryAccessError as err:
+        raise _mrif_fault(err) from None
+    return True

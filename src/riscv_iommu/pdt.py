@@ -1,0 +1,111 @@
+"""Process directory: §"Process to locate the Process-context" and the PC checks.
+
+A process context travels as the tuple ``(ta, fsc)`` of two ints.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Tuple
+
+from . import formats as F
+from ._fault import Fault
+from .memory import MemoryAccessError, MemoryFault
+from .paging import S_VALID, load, second_stage
+from .types import Cause
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .iommu import Iommu
+
+__all__ = ["PC", "PDT_LEVELS", "PID_WIDTH", "pdi", "locate_pc", "pc_misconfigured", "PC_RULES"]
+
+PC = Tuple[int, int]
+
+#: pdtp.MODE -> number of PDT levels (PD8, PD17, PD20)
+PDT_LEVELS = {1: 1, 2: 2, 3: 3}
+#: pdtp.MODE -> widest process_id (bits); wider is "Transaction type disallowed"
+PID_WIDTH = {1: 8, 2: 17, 3: 20}
+
+_MODE_SHIFT = F.PC_FSC.MODE.lsb
+_V = F.PDTE.V.mask
+_PDTE_PPN = F.PDTE.PPN
+_PC_V = F.PC_TA.V.mask
+_PSCID = F.PC_TA.PSCID
+
+PC_RULES = {
+    1: "bits or encodings reserved for future standard use are set",
+    2: "PC.fsc.MODE is not a valid encoding",
+    3: "DC.tc.SXL is 0 and PC.fsc.MODE is not a supported mode",
+    4: "DC.tc.SXL is 1 and PC.fsc.MODE is not a supported mode",
+}
+
+
+def pdi(process_id: int) -> Tuple[int, int, int]:
+    """PDI[0] = process_id[7:0], PDI[1] = process_id[16:8], PDI[2] = process_id[19:17]."""
+    return process_id & 0xFF, (process_id >> 8) & 0x1FF, process_id >> 17
+
+
+def _pdt_fault(err: MemoryAccessError) -> Fault:
+    if err.fault is MemoryFault.DATA_CORRUPTION:
+        return Fault(Cause.PDT_DATA_CORRUPTION)
+    return Fault(Cause.PDT_ENTRY_LOAD_ACCESS_FAULT)
+
+
+def locate_pc(
+    io: "Iommu",
+    pdtp: int,
+    process_id: int,
+    iohgatp: int,
+    big: bool,
+    sxl: int,
+    access: int,
+    gctl: int,
+) -> PC:
+    """§GET_PC: walk the PDT of ``pdtp`` for ``process_id``.
+
+    When ``iohgatp`` is not Bare every PDT address is a GPA, translated as
+    an implicit access (guest-page faults keep the original access type).
+    """
+    mode = pdtp >> _MODE_SHIFT
+    p = pdi(process_id)
+    # step 1
+    a = F.PDTP.PPN.get(pdtp) << 12
+    i = PDT_LEVELS[mode] - 1
+    while True:
+        a = a + p[i] * 8 if i else a + p[0] * F.PC_SIZE  # step 2
+        if iohgatp >> _MODE_SHIFT:  # step 3
+            a = second_stage(io, a, iohgatp, access, True, False, gctl, True)[0]
+        if not i:  # step 4
+            break
+        try:  # steps 5 and 6
+            pdte = load(io, a, 8, big)
+        except MemoryAccessError as err:
+            raise _pdt_fault(err) from None
+        if not pdte & _V:  # step 7
+            raise Fault(Cause.PDT_ENTRY_NOT_VALID)
+        if pdte & F.PDTE.reserved:  # step 8
+            raise Fault(Cause.PDT_ENTRY_MISCONFIGURED)
+        i -= 1  # step 9
+        a = _PDTE_PPN.get(pdte) << 12
+    try:  # step 10
+        ta = load(io, a, 8, big)
+        fsc = load(io, a + 8, 8, big)
+    except MemoryAccessError as err:
+        raise _pdt_fault(err) from None
+    if not ta & _PC_V:  # step 11
+        raise Fault(Cause.PDT_ENTRY_NOT_VALID)
+    if pc_misconfigured(io, ta, fsc, sxl):  # step 12
+        raise Fault(Cause.PDT_ENTRY_MISCONFIGURED)
+    return ta, fsc  # step 13
+
+
+def pc_misconfigured(io: "Iommu", ta: int, fsc: int, sxl: int) -> int:
+    """§PC_MISCONFIG: the number of the first rule a valid PC breaks, or 0."""
+    mode = fsc >> _MODE_SHIFT
+    # 1. reserved bits (PSCID bits beyond the implemented width included)
+    if ta & F.PC_TA.reserved or fsc & F.PC_FSC.reserved or _PSCID.get(ta) >> io.params.pscid_width:
+        return 1
+    if mode not in (S_VALID[sxl]):  # 2
+        return 2
+    if mode not in io.s_modes[sxl]:  # 3 / 4
+        return 4 if sxl else 3
+    return 0

@@ -1,0 +1,166 @@
+"""§P2IOVA "Process to translate an IOVA", steps 1 to 20.
+
+:func:`translate_iova` follows the spec's numbered steps in order; each
+step's number is in a comment.  It returns a :data:`Result` tuple or stops
+by raising :class:`~riscv_iommu._fault.Fault`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional, Tuple
+
+from . import formats as F
+from ._fault import Fault
+from .ddt import ddi
+from .msi import MsiResult, msi_translate, record_mrif
+from .paging import G_MODES, S_MODES, first_stage, second_stage
+from .pdt import PID_WIDTH
+from .types import Access, Cause, RequestKind
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .iommu import Iommu
+
+__all__ = ["translate_iova", "Result", "PERM_R", "PERM_W", "PERM_X", "PERM_ALL"]
+
+#: (address, R/W/X permission bits, G bit, PBMT, range size, MSI result or None)
+Result = Tuple[int, int, bool, int, int, Optional[MsiResult]]
+
+PERM_R = F.PTE.R.mask
+PERM_W = F.PTE.W.mask
+PERM_X = F.PTE.X.mask
+PERM_ALL = PERM_R | PERM_W | PERM_X
+
+_TC = F.DC_TC
+_EN_ATS = _TC.EN_ATS.mask
+_T2GPA = _TC.T2GPA.mask
+_DTF = _TC.DTF.mask
+_PDTV = _TC.PDTV.mask
+_GADE = _TC.GADE.mask
+_SADE = _TC.SADE.mask
+_DPE = _TC.DPE.mask
+_SBE = _TC.SBE.mask
+_SXL = _TC.SXL.mask
+_MODE_SHIFT = 60
+_ENS = F.PC_TA.ENS.mask
+_SUM = F.PC_TA.SUM.mask
+_G = F.PTE.G.mask
+_PBMT = F.PTE.PBMT
+_RCID = F.DC_TA.RCID
+_MCID = F.DC_TA.MCID
+
+_OFF, _BARE, _LVL1, _LVL2 = 0, 1, 2, 3
+
+
+def translate_iova(
+    io: "Iommu",
+    device_id: int,
+    iova: int,
+    access: int,
+    process_id: Optional[int],
+    priv: bool,
+    kind: int,
+    data: Optional[int],
+) -> Result:
+    """Run the translation process for one request.
+
+    Side effects on ``io``: ``io.dtf`` is set once the DC is located (it
+    decides whether a later fault is reported) and ``io.qos`` holds the
+    request's (RCID, MCID).
+    """
+    mode = io.ddtp_mode
+    # step 1
+    if mode == _OFF:
+        raise Fault(Cause.ALL_INBOUND_TRANSACTIONS_DISALLOWED)
+    # step 2
+    if mode == _BARE:
+        if kind != RequestKind.UNTRANSLATED:
+            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+        return iova, PERM_ALL, False, 0, io.params.bare_range_size, None  # step 20
+    # steps 3 and 4: DDI split for the base or extended DC format
+    _, d1, d2 = ddi(io, device_id)
+    # step 5: device_id wider than the IOMMU mode (or the implemented width)
+    if (
+        device_id >> io.params.device_id_width
+        or (mode == _LVL2 and d2)
+        or (mode == _LVL1 and (d2 or d1))
+    ):
+        raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+    # step 6
+    dc = io.get_dc(device_id)
+    tc, iohgatp, ta, fsc, msiptp, msi_mask, msi_pattern, _ = dc
+    io.dtf = bool(tc & _DTF)
+    if io.caps.qosid:
+        io.qos = (_RCID.get(ta), _MCID.get(ta))
+    # step 7
+    if kind != RequestKind.UNTRANSLATED and not tc & _EN_ATS:
+        raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+    if process_id is not None:
+        if not tc & _PDTV:
+            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+        width = PID_WIDTH.get(fsc >> _MODE_SHIFT)
+        if width is not None and process_id >> width:
+            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+    sxl = 1 if tc & _SXL else 0
+    gctl = (1 if tc & _GADE else 0) | (2 if sxl else 0)
+    big_s = bool(tc & _SBE)
+    iosatp = 0  # Bare unless a step below selects a first-stage table
+    sum_ = False
+    if kind == RequestKind.TRANSLATED:
+        # step 8
+        if not tc & _T2GPA:
+            return iova, PERM_ALL, False, 0, io.params.bare_range_size, None  # step 20
+        # step 9: the IOVA is a GPA; first stage Bare; DC.iohgatp
+    elif not tc & _PDTV:
+        # step 10: iosatp from DC.fsc, PSCID from DC.ta, DC.iohgatp
+        iosatp = fsc
+    else:
+        pid = process_id
+        if pid is None and tc & _DPE:  # step 11
+            pid = 0
+        if pid is None:  # step 12: first stage Bare
+            pass
+        elif not fsc >> _MODE_SHIFT:  # step 13: pdtp.MODE = Bare
+            pass
+        else:
+            # step 14
+            pc_ta, pc_fsc = io.get_pc(device_id, pid, dc, access)
+            # step 15: supervisor privilege needs PC.ta.ENS
+            if priv and not pc_ta & _ENS:
+                raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+            # step 16
+            iosatp = pc_fsc
+            sum_ = bool(pc_ta & _SUM)
+    # step 17: first stage
+    perms = PERM_ALL
+    g = False
+    pbmt = 0
+    size = io.params.bare_range_size
+    gmode = iohgatp >> _MODE_SHIFT
+    hg = iohgatp if gmode else 0
+    if iosatp >> _MODE_SHIFT:
+        geom = S_MODES[sxl][iosatp >> _MODE_SHIFT]
+        gpa, pte, size = first_stage(
+            io, iova, iosatp, geom, big_s, hg, access, priv, sum_, gctl, bool(tc & _SADE)
+        )
+        perms = pte & PERM_ALL
+        g = bool(pte & _G)
+        pbmt = _PBMT.get(pte) if geom[2] == 8 else 0
+    else:
+        gpa = iova
+    # step 18: MSI address translation
+    if msiptp >> _MODE_SHIFT:
+        msi = msi_translate(io, msiptp, msi_mask, msi_pattern, gpa, access)
+        if msi is not None:
+            if msi[1] and io.params.mrif_by_iommu and access == Access.WRITE and data is not None:
+                record_mrif(io, gpa, data, msi[2], msi[3], msi[4])
+            return msi[0], perms & (PERM_R | PERM_W), g, pbmt, min(size, 4096), msi  # step 20
+    # step 19: second stage
+    if hg:
+        spa, gpte, gsize = second_stage(io, gpa, hg, access, False, False, gctl)
+        perms &= gpte
+        if G_MODES[io.gxl][gmode][2] == 8:
+            pbmt = pbmt or _PBMT.get(gpte)  # a non-zero first-stage PBMT overrides
+        size = min(size, gsize)
+    else:
+        spa = gpa
+    return spa, perms, g, pbmt, size, None  # step 20
