@@ -7,6 +7,9 @@ the same request and reports the best of several rounds.
 
 Cases (``walk`` = every request walks: all caches have capacity 0):
 
+* ``sv39x4-2stage-iotlb-hit``: a repeated translation that needs no walk
+  (default caches: DDT, PDT and IOTLB hit);
+
 * ``sv39x4-2stage-walk``: Sv39 + Sv39x4 with a 3-level DDT and a PD20 PDT in
   guest memory -- the full process, 38 memory reads per request;
 * ``sv39x4-2stage-dirs-cached``: the same with the DDT and PDT caches on --
@@ -41,10 +44,14 @@ PASID = 0x12345
 IOVA = 0x1234_5678
 
 
-def _system(cached: bool) -> Tuple[rv.SparseMemory, rv.Iommu, PageAllocator, DeviceDirectory]:
+def _system(
+    cached: bool, iotlb: bool = False
+) -> Tuple[rv.SparseMemory, rv.Iommu, PageAllocator, DeviceDirectory]:
     mem = rv.SparseMemory()
     size = 64 if cached else 0
-    params = rv.IommuParams(ddt_cache_size=size, pdt_cache_size=size, iotlb_size=0)
+    params = rv.IommuParams(
+        ddt_cache_size=size, pdt_cache_size=size, iotlb_size=2048 if iotlb else 0
+    )
     iommu = rv.Iommu(mem, capabilities=rv.Capabilities.full(), params=params)
     alloc = PageAllocator(mem)
     ddt = DeviceDirectory(mem, alloc, levels=3, msi_flat=True)
@@ -52,9 +59,9 @@ def _system(cached: bool) -> Tuple[rv.SparseMemory, rv.Iommu, PageAllocator, Dev
     return mem, iommu, alloc, ddt
 
 
-def two_stage(mode: int, cached: bool) -> Callable[[], rv.Response]:
+def two_stage(mode: int, cached: bool, iotlb: bool = False) -> Callable[[], rv.Response]:
     """Sv39/48/57 + the matching x4 G-stage, PD20 PDT and tables in guest memory."""
-    mem, iommu, alloc, ddt = _system(cached)
+    mem, iommu, alloc, ddt = _system(cached, iotlb)
     g = PageTable(HostSpace(mem, alloc), mode, stage="g")
     guest = GuestSpace(g, alloc)
     s1 = PageTable(guest, mode, stage="s")
@@ -87,6 +94,7 @@ def single_stage() -> Callable[[], rv.Response]:
 
 
 CASES: Dict[str, Callable[[], Callable[[], rv.Response]]] = {
+    "sv39x4-2stage-iotlb-hit": lambda: two_stage(SV39, True, True),
     "sv39x4-2stage-walk": lambda: two_stage(SV39, False),
     "sv39x4-2stage-dirs-cached": lambda: two_stage(SV39, True),
     "sv57x4-2stage-walk": lambda: two_stage(SV57, False),

@@ -214,6 +214,8 @@ class IommuParams:
     ddt_cache_size: int = 64
     pdt_cache_size: int = 256
     iotlb_size: int = 2048
+    #: Replacement policy of the caches: "lru" or "fifo".
+    cache_policy: str = "lru"
     #: Whether ATS translation completions fill the IOTLB.
     ats_fills_iotlb: bool = True
     #: Translation range size reported when both stages are Bare (ATS / debug).
@@ -254,6 +256,8 @@ class IommuParams:
         for name in ("ddt_cache_size", "pdt_cache_size", "iotlb_size"):
             if getattr(self, name) < 0:
                 raise ValueError(f"IommuParams.{name} must be >= 0")
+        if self.cache_policy not in ("lru", "fifo"):
+            raise ValueError('IommuParams.cache_policy must be "lru" or "fifo"')
         if self.bare_range_size < 4096 or self.bare_range_size & (self.bare_range_size - 1):
             raise ValueError("IommuParams.bare_range_size must be a power of two >= 4096")
         if self.gipc_revision not in ("2024", "2025"):

@@ -101,7 +101,10 @@ def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout) -> int:
         ),
         ("DMA read, IOVA unmapped in first stage", Request(0x0102, 0x5000_0000, process_id=0x42)),
         ("DMA read, GPA not mapped by the VM", Request(0x0102, 0x4000_2000, process_id=0x42)),
-        ("supervisor request, PC.ta.ENS=0", Request(0x0102, 0x4000_0000, process_id=0x42, priv=True)),
+        (
+            "supervisor request, PC.ta.ENS=0",
+            Request(0x0102, 0x4000_0000, process_id=0x42, priv=True),
+        ),
         ("MSI write to guest IMSIC", Request(0x0102, 0x2800_0000, Access.WRITE, length=4)),
         ("DMA from an unknown device", Request(0x0999, 0x1000)),
     ]

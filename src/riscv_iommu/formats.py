@@ -299,6 +299,159 @@ FCTL = Layout("fctl", 32, {"BE": (0, 1), "WSI": (1, 1), "GXL": (2, 1), "custom":
 
 DDTP = Layout("ddtp", 64, {"iommu_mode": (0, 4), "busy": (4, 1), "PPN": (10, 44)})
 
+#: cqb / fqb / pqb: queue base registers.
+QUEUE_BASE = Layout("qb", 64, {"LOG2SZ_1": (0, 5), "PPN": (10, 44)})
+CQCSR = Layout(
+    "cqcsr",
+    32,
+    {
+        "cqen": (0, 1),
+        "cie": (1, 1),
+        "cqmf": (8, 1),
+        "cmd_to": (9, 1),
+        "cmd_ill": (10, 1),
+        "fence_w_ip": (11, 1),
+        "cqon": (16, 1),
+        "busy": (17, 1),
+        "custom": (28, 4),
+    },
+)
+FQCSR = Layout(
+    "fqcsr",
+    32,
+    {
+        "fqen": (0, 1),
+        "fie": (1, 1),
+        "fqmf": (8, 1),
+        "fqof": (9, 1),
+        "fqon": (16, 1),
+        "busy": (17, 1),
+        "custom": (28, 4),
+    },
+)
+PQCSR = Layout(
+    "pqcsr",
+    32,
+    {
+        "pqen": (0, 1),
+        "pie": (1, 1),
+        "pqmf": (8, 1),
+        "pqof": (9, 1),
+        "pqon": (16, 1),
+        "busy": (17, 1),
+        "custom": (28, 4),
+    },
+)
+IPSR = Layout(
+    "ipsr", 32, {"cip": (0, 1), "fip": (1, 1), "pmip": (2, 1), "pip": (3, 1), "custom": (8, 8)}
+)
+IOHPMCYCLES = Layout("iohpmcycles", 64, {"counter": (0, 63), "OF": (63, 1)})
+IOHPMEVT = Layout(
+    "iohpmevt",
+    64,
+    {
+        "eventID": (0, 15),
+        "DMASK": (15, 1),
+        "PID_PSCID": (16, 20),
+        "DID_GSCID": (36, 24),
+        "PV_PSCV": (60, 1),
+        "DV_GSCV": (61, 1),
+        "IDT": (62, 1),
+        "OF": (63, 1),
+    },
+)
+TR_REQ_IOVA = Layout("tr_req_iova", 64, {"vpn": (12, 52)})
+TR_REQ_CTL = Layout(
+    "tr_req_ctl",
+    64,
+    {
+        "Go_Busy": (0, 1),
+        "Priv": (1, 1),
+        "Exe": (2, 1),
+        "NW": (3, 1),
+        "PID": (12, 20),
+        "PV": (32, 1),
+        "custom": (36, 4),
+        "DID": (40, 24),
+    },
+)
+TR_RESPONSE = Layout(
+    "tr_response",
+    64,
+    {"fault": (0, 1), "PBMT": (7, 2), "S": (9, 1), "PPN": (10, 44), "custom": (60, 4)},
+)
+IOMMU_QOSID = Layout("iommu_qosid", 32, {"RCID": (0, 12), "MCID": (16, 12)})
+ICVEC = Layout("icvec", 64, {"civ": (0, 4), "fiv": (4, 4), "pmiv": (8, 4), "piv": (12, 4)})
+MSI_ADDR = Layout("msi_cfg_tbl.msi_addr", 64, {"ADDR": (2, 54)})
+MSI_VEC_CTL = Layout("msi_cfg_tbl.msi_vec_ctl", 32, {"M": (0, 1)})
+
+# --------------------------------------------------------------------------
+# Commands (two doublewords; opcode and func3 in the first)
+# --------------------------------------------------------------------------
+CMD = Layout("command", 64, {"opcode": (0, 7), "func3": (7, 3)})
+#: IOTINVAL.VMA / IOTINVAL.GVMA, first doubleword (NL: non-leaf extension)
+CMD_IOTINVAL0 = Layout(
+    "IOTINVAL",
+    64,
+    {
+        "opcode": (0, 7),
+        "func3": (7, 3),
+        "AV": (10, 1),
+        "PSCID": (12, 20),
+        "PSCV": (32, 1),
+        "GV": (33, 1),
+        "NL": (34, 1),
+        "GSCID": (44, 16),
+    },
+)
+#: second doubleword: S (address-range extension, command bit 73) and ADDR[63:12]
+CMD_IOTINVAL1 = Layout("IOTINVAL.1", 64, {"S": (9, 1), "ADDR": (10, 52)})
+CMD_IOFENCE0 = Layout(
+    "IOFENCE",
+    64,
+    {
+        "opcode": (0, 7),
+        "func3": (7, 3),
+        "AV": (10, 1),
+        "WSI": (11, 1),
+        "PR": (12, 1),
+        "PW": (13, 1),
+        "DATA": (32, 32),
+    },
+)
+CMD_IOFENCE1 = Layout("IOFENCE.1", 64, {"ADDR": (0, 62)})
+CMD_IODIR0 = Layout(
+    "IODIR",
+    64,
+    {"opcode": (0, 7), "func3": (7, 3), "PID": (12, 20), "DV": (33, 1), "DID": (40, 24)},
+)
+CMD_ATS0 = Layout(
+    "ATS",
+    64,
+    {
+        "opcode": (0, 7),
+        "func3": (7, 3),
+        "PID": (12, 20),
+        "PV": (32, 1),
+        "DSV": (33, 1),
+        "RID": (40, 16),
+        "DSEG": (56, 8),
+    },
+)
+ATS_INVAL_PAYLOAD = Layout("ATS.INVAL.payload", 64, {"G": (0, 1), "S": (11, 1), "ADDR": (12, 52)})
+ATS_PRGR_PAYLOAD = Layout("ATS.PRGR.payload", 64, {"PRGI": (32, 9), "ResponseCode": (44, 4)})
+#: Page-request queue record (16 bytes): first doubleword, then the payload.
+PQ_RECORD0 = Layout(
+    "pq_record",
+    64,
+    {"PID": (12, 20), "PV": (32, 1), "PRIV": (33, 1), "EXEC": (34, 1), "DID": (40, 24)},
+)
+
+#: Payload of a "Page Request" message (PQ record second doubleword).
+PQ_PAYLOAD = Layout(
+    "pq_payload", 64, {"R": (0, 1), "W": (1, 1), "L": (2, 1), "PRGI": (3, 9), "ADDR": (12, 52)}
+)
+
 ALL_LAYOUTS: Tuple[Layout, ...] = (
     DDTE,
     DC_TC,
@@ -321,4 +474,29 @@ ALL_LAYOUTS: Tuple[Layout, ...] = (
     CAPABILITIES,
     FCTL,
     DDTP,
+    QUEUE_BASE,
+    CQCSR,
+    FQCSR,
+    PQCSR,
+    IPSR,
+    IOHPMCYCLES,
+    IOHPMEVT,
+    TR_REQ_IOVA,
+    TR_REQ_CTL,
+    TR_RESPONSE,
+    IOMMU_QOSID,
+    ICVEC,
+    MSI_ADDR,
+    MSI_VEC_CTL,
+    CMD,
+    CMD_IOTINVAL0,
+    CMD_IOTINVAL1,
+    CMD_IOFENCE0,
+    CMD_IOFENCE1,
+    CMD_IODIR0,
+    CMD_ATS0,
+    ATS_INVAL_PAYLOAD,
+    ATS_PRGR_PAYLOAD,
+    PQ_RECORD0,
+    PQ_PAYLOAD,
 )

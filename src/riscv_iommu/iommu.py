@@ -5,12 +5,19 @@ from __future__ import annotations
 import struct
 from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple, Union
 
+from . import commands
 from . import formats as F
 from ._fault import Fault
 from .capabilities import IGS, Capabilities, IommuParams
-from .ddt import DC, locate_dc
+from .ddt import DC, ddi, locate_dc
+from .debug import DebugInterface
+from .hpm import Event, Hpm
+from .interrupts import Interrupts
+from .ioatc import Iotlb
 from .memory import MemoryAccessError, MemoryFault, SparseMemory
-from .pdt import PC, locate_pc
+from .pdt import PC, PID_WIDTH, locate_pc
+from .queues import CommandQueue, FaultQueue, PageRequestQueue
+from .registers import REG, build_register_map
 from .translate import PERM_R, PERM_W, PERM_X, translate_iova
 from .types import (
     Access,
@@ -24,14 +31,6 @@ from .types import (
 )
 
 __all__ = ["Iommu", "REG"]
-
-
-class REG:
-    """Register offsets (spec "Register layout")."""
-
-    CAPABILITIES = 0
-    FCTL = 8
-    DDTP = 16
 
 
 _TC = F.DC_TC
@@ -76,6 +75,11 @@ _TTYP = {
 }
 _ACCESSES = frozenset(Access)
 _KINDS = frozenset(RequestKind)
+_REQUEST_EVENT = (
+    Event.UNTRANSLATED_REQUEST,
+    Event.TRANSLATED_REQUEST,
+    Event.ATS_TRANSLATION_REQUEST,
+)
 
 
 def _check_int(name: str, value: Any, bits: int) -> int:
@@ -183,9 +187,31 @@ class Iommu:
         self.dtf = False
         self.qos = (0, 0)
         self._datapath_errors = 0
-        #: Outbound ports (ATS messages, wired interrupts).
+        #: widest process_id of the supported PDT modes
+        self.max_pid_width = max([PID_WIDTH[m] for m in (1, 2, 3) if m in self.pd_modes] or [0])
+        # components
+        self.intr = Interrupts(self)
+        self.fq = FaultQueue(self)
+        self.pq = PageRequestQueue(self)
+        self.cq = CommandQueue(self)
+        self.hpm = Hpm(self)
+        self.dbg = DebugInterface(self)
+        self.iotlb = Iotlb(params.iotlb_size, lru=params.cache_policy == "lru")
+        # the "front" cache: whole responses by request, flushed by every
+        # invalidation; only with every other cache on (so it never hides a
+        # structure the strict, capacity-0 modes must walk)
+        self._front: Dict[Tuple[int, int, int, int, int], Tuple[int, int, bool, int, int]] = {}
+        self._front_on = bool(params.iotlb_size and params.ddt_cache_size and params.pdt_cache_size)
+        #: QoS IDs last seen per device (for front-cache hits)
+        self.qos_of: Dict[int, Tuple[int, int]] = {}
+        self._itag = 0
+        self._qos_port = hasattr(mem, "qos")
+        self._regs = build_register_map(self)
+        #: Outbound ports: ATS messages, wired interrupts (vector, level),
+        #: and IOFENCE.C's global-observability request (PR, PW).
         self.on_ats_message: Optional[Callable[[Any], None]] = None
         self.on_wired_interrupt: Optional[Callable[[int, bool], None]] = None
+        self.on_fence: Optional[Callable[[bool, bool], None]] = None
 
     def _make_reader(self) -> Callable[[int, int, bool], int]:
         mem = self.mem
@@ -259,7 +285,7 @@ class Iommu:
 
     @property
     def ddtp(self) -> int:
-        """Current value of the ``ddtp`` register."""
+        """Current value of the ``ddtp`` register (``busy`` is always 0)."""
         return (self.ddtp_ppn << F.DDTP.PPN.lsb) | self.ddtp_mode
 
     @property
@@ -267,46 +293,140 @@ class Iommu:
         """Current value of the ``fctl`` register."""
         return self._fctl
 
+    def write_fctl(self, value: int) -> None:
+        """fctl: BE, WSI, GXL where writable (WARL)."""
+        self._set_fctl(value)
+        self.flush_front_cache()
+        self.intr.refresh()
+
+    def write_ddtp(self, value: int) -> None:
+        """ddtp: iommu_mode (WARL) and PPN."""
+        self._set_ddtp(value)
+        self.flush_front_cache()
+
+    def write_cqt(self, value: int) -> None:
+        """cqt: the command-queue doorbell."""
+        self.cq.write_tail(value)
+        if self.params.auto_process:
+            self.process_commands()
+
+    def write_cqcsr(self, value: int) -> None:
+        """cqcsr: enabling the queue (or clearing an error) resumes processing."""
+        self.cq.write_csr(value)
+        if self.params.auto_process:
+            self.process_commands()
+
+    def read_iommu_qosid(self) -> int:
+        """iommu_qosid."""
+        r, m = self.iommu_qosid
+        return F.IOMMU_QOSID.encode(RCID=r, MCID=m)
+
+    def write_iommu_qosid(self, value: int) -> None:
+        """iommu_qosid: RCID and MCID are WARL to the implemented widths."""
+        r = F.IOMMU_QOSID.RCID.get(value) & ((1 << self.params.rcid_width) - 1)
+        m = F.IOMMU_QOSID.MCID.get(value) & ((1 << self.params.mcid_width) - 1)
+        self.iommu_qosid = (r, m)
+
+    def reevaluate_interrupts(self) -> None:
+        """After ipsr bits are cleared: set them again where the conditions persist."""
+        self.cq.reevaluate()
+        self.fq.reevaluate()
+        self.pq.reevaluate()
+
     # ------------------------------------------------------------------
     # register file
     # ------------------------------------------------------------------
     def mmio_read(self, offset: int, size: int = 8) -> int:
-        """Read a register as software sees it (little-endian, 4- or 8-byte)."""
-        offset = _check_int("offset", offset, 12)
-        if size not in (4, 8):
-            raise ValueError("size must be 4 or 8")
-        value = 0
-        for off in range(offset & ~3, offset + size, 4):
-            value |= self._read32(off) << ((off - offset) * 8)
-        return value & ((1 << (size * 8)) - 1)
+        """Read a register as software sees it (little-endian, 4- or 8-byte).
 
-    def _read32(self, off: int) -> int:
-        base = off & ~7
-        if base == REG.CAPABILITIES:
-            v = self.caps.raw
-        elif off == REG.FCTL:
-            return self._fctl
-        elif base == REG.DDTP:
-            v = self.ddtp
-        else:
+        Sizes other than 4 and 8 and misaligned accesses are UNSPECIFIED by
+        the spec: they read 0.
+        """
+        offset = _check_int("offset", offset, 12)
+        size = _check_int("size", size, 4)
+        if size not in (4, 8) or offset % size:
             return 0
-        return (v >> ((off - base) * 8)) & 0xFFFFFFFF
+        regs = self._regs
+        value = 0
+        for k in range(0, size, 4):
+            word = regs.get(offset + k)
+            if word is not None:
+                value |= (word[0]() & 0xFFFFFFFF) << (8 * k)
+        return value
 
     def mmio_write(self, offset: int, value: int, size: int = 8) -> None:
-        """Write a register as software does (little-endian, 4- or 8-byte)."""
+        """Write a register as software does (little-endian, 4- or 8-byte).
+
+        An 8-byte write is two 4-byte writes, high half first.  Sizes other
+        than 4 and 8 and misaligned accesses are UNSPECIFIED: ignored.
+        """
         offset = _check_int("offset", offset, 12)
-        if size not in (4, 8):
-            raise ValueError("size must be 4 or 8")
-        value = _check_int("value", value, size * 8)
-        if offset == REG.FCTL and size == 4:
-            self._set_fctl(value)
-        elif offset == REG.DDTP:
-            if size == 8:
-                self._set_ddtp(value)
-            else:
-                self._set_ddtp((self.ddtp & ~0xFFFFFFFF) | value)
-        elif offset == REG.DDTP + 4 and size == 4:
-            self._set_ddtp((self.ddtp & 0xFFFFFFFF) | (value << 32))
+        size = _check_int("size", size, 4)
+        value = _check_int("value", value, 64)
+        if size not in (4, 8) or offset % size:
+            return
+        regs = self._regs
+        for k in range(size - 4, -1, -4):
+            word = regs.get(offset + k)
+            if word is not None:
+                word[1]((value >> (8 * k)) & 0xFFFFFFFF)
+
+    # ------------------------------------------------------------------
+    # queues and commands
+    # ------------------------------------------------------------------
+    def process_commands(self, limit: Optional[int] = None) -> int:
+        """Run queued commands; returns how many completed."""
+        if limit is not None:
+            limit = _check_int("limit", limit, 32)
+        done: int = commands.process(self, limit)
+        return done
+
+    def fence_ready(self) -> bool:
+        """Whether every earlier command has completed (an IOFENCE.C may complete)."""
+        return True
+
+    def device_id_fits(self, device_id: int) -> bool:
+        """Whether ``device_id`` is not wider than ddtp.iommu_mode and the implementation allow."""
+        if device_id >> self.params.device_id_width:
+            return False
+        _, d1, d2 = ddi(self, device_id)
+        mode = self.ddtp_mode
+        return not ((mode == 3 and d2) or (mode == 2 and (d1 or d2)))
+
+    def next_itag(self) -> int:
+        """The ITAG of the next ATS Invalidation Request (0..31, round robin)."""
+        itag = self._itag
+        self._itag = (itag + 1) % 32
+        return itag
+
+    def send_ats_message(self, msg: Any) -> None:
+        """Deliver an outbound ATS message through ``on_ats_message``."""
+        if self.on_ats_message is not None:
+            self.on_ats_message(msg)
+
+    def port_write(self, addr: int, data: bytes, qos: Tuple[int, int]) -> None:
+        """An IOMMU-initiated write through the memory port, with its QoS IDs."""
+        if self._qos_port:
+            self.mem.qos = qos
+        self.mem.write(addr, data)
+
+    def rd_iommu(self, addr: int, big: bool) -> int:
+        """An IOMMU-initiated 8-byte read (queues) with the iommu_qosid QoS IDs."""
+        if self._qos_port:
+            self.mem.qos = self.iommu_qosid
+        return self.rd(addr, 8, big)
+
+    def flush_front_cache(self) -> None:
+        """Forget whole-response shortcuts (done by every invalidation)."""
+        self._front.clear()
+
+    def tick(self, cycles: int = 1) -> None:
+        """Advance time: iohpmcycles counts ``cycles`` clock cycles."""
+        self.hpm.tick(_check_int("cycles", cycles, 64))
+
+    def count_event(self, event: int, did: int, pid: Optional[int], gscid: int, pscid: int) -> None:
+        """Count an HPM event for a transaction (-1 = no valid ID)."""
+        self.hpm.count(event, did, -1 if pid is None else pid, gscid, pscid)
 
     # ------------------------------------------------------------------
     # directory lookups (the caching layer overrides these)
@@ -315,6 +435,10 @@ class Iommu:
         """The device context of ``device_id`` (§GET_DC), through the DDT cache."""
         dc = self.ddt_cache.get(device_id)
         if dc is None:
+            if self.hpm.active:
+                self.count_event(Event.DDT_WALK, device_id, None, -1, -1)
+            if self._qos_port:
+                self.mem.qos = self.iommu_qosid
             dc = locate_dc(self, device_id)
             cap = self.params.ddt_cache_size
             if cap:
@@ -329,6 +453,8 @@ class Iommu:
         key = (device_id, process_id)
         pc = self.pdt_cache.get(key)
         if pc is None:
+            if self.hpm.active:
+                self.count_event(Event.PDT_WALK, device_id, process_id, -1, -1)
             pc = self._locate_pc(process_id, dc, access)
             cap = self.params.pdt_cache_size
             if cap:
@@ -356,6 +482,7 @@ class Iommu:
 
         This is what ``IODIR.INVAL_DDT`` does; the command queue calls it.
         """
+        self.flush_front_cache()
         if device_id is None:
             self.ddt_cache.clear()
             self.pdt_cache.clear()
@@ -366,6 +493,7 @@ class Iommu:
 
     def invalidate_pdt(self, device_id: int, process_id: int) -> None:
         """Drop the cached PC of (device_id, process_id): ``IODIR.INVAL_PDT``."""
+        self.flush_front_cache()
         self.pdt_cache.pop((device_id, process_id), None)
 
     # ------------------------------------------------------------------
@@ -378,8 +506,12 @@ class Iommu:
     # ------------------------------------------------------------------
     # requests
     # ------------------------------------------------------------------
-    def translate(self, req: Request) -> Response:
-        """Translate one device request (§P2IOVA) and return the response."""
+    def translate(self, req: Request, debug: bool = False) -> Response:
+        """Translate one device request (§P2IOVA) and return the response.
+
+        A fault the spec asks to report is written to the fault queue.
+        ``debug`` marks a request of the debug translation interface.
+        """
         if not isinstance(req, Request):
             raise TypeError("translate() takes a Request")
         did = req.device_id
@@ -412,6 +544,36 @@ class Iommu:
         if kind not in _KINDS:
             raise ValueError(f"kind must be a RequestKind, not {kind!r}")
         priv = bool(req.priv) and pid is not None
+        if self.hpm.active:
+            self.count_event(_REQUEST_EVENT[kind], did, pid, -1, -1)
+        front = self._front
+        if self._front_on and kind != RequestKind.ATS_TRANSLATION and data is None:
+            key = (did, -1 if pid is None else pid, priv, access | (kind << 2), addr >> 12)
+            hit = front.get(key)
+            if hit is not None and (addr & 0xFFF) + length <= 4096:
+                base, perms, g, pbmt, size = hit
+                rcid, mcid = self.qos_of.get(did, self.iommu_qosid)
+                return Response(
+                    Status.SUCCESS,
+                    base | (addr & 0xFFF),
+                    None,
+                    False,
+                    bool(perms & PERM_R),
+                    bool(perms & PERM_W),
+                    bool(perms & PERM_X),
+                    False,
+                    g,
+                    priv,
+                    False,
+                    pbmt,
+                    size > 4096,
+                    0,
+                    size,
+                    rcid=rcid,
+                    mcid=mcid,
+                )
+        else:
+            key = None
         self.dtf = False
         self.qos = self.iommu_qosid
         try:
@@ -429,19 +591,25 @@ class Iommu:
                     else Cause.READ_ADDRESS_MISALIGNED
                 )
             spa, perms, g, pbmt, size, msi = translate_iova(
-                self, did, addr, access, pid, priv, kind, data
+                self, did, addr, access, pid, priv, kind, data, debug
             )
         except Fault as f:
             return self._fault_response(f, did, addr, access, pid, priv, kind)
         rcid, mcid = self.qos
         if msi is None:
+            g = g and pid is not None
+            if key is not None and (perms or size):
+                if len(front) >= self.params.iotlb_size:
+                    front.clear()
+                front[key] = (spa & ~0xFFF, perms, g, pbmt, size)
+                self.qos_of[did] = (rcid, mcid)
             return Response(
                 Status.SUCCESS,
                 spa,
                 r=bool(perms & PERM_R),
                 w=bool(perms & PERM_W),
                 x=bool(perms & PERM_X),
-                g=g and pid is not None,
+                g=g,
                 priv=priv,
                 pbmt=pbmt,
                 size=size,
@@ -488,11 +656,13 @@ class Iommu:
             priv=priv,
         )
         reported = not self.dtf or cause in _DTF_REPORTED
-        if cause in _UR_CAUSES:
-            status = Status.UNSUPPORTED_REQUEST
-        elif kind == RequestKind.ATS_TRANSLATION and cause in _ATS_NO_ACCESS_CAUSES:
+        if kind == RequestKind.ATS_TRANSLATION and cause in _ATS_NO_ACCESS_CAUSES:
             # §ATS_FAULTS: Success with R = W = 0, nothing logged
             return Response(Status.SUCCESS, 0, fault=rec, reported=False, priv=priv)
+        if reported:
+            self.fq.report(rec)
+        if cause in _UR_CAUSES:
+            status = Status.UNSUPPORTED_REQUEST
         else:
             status = Status.COMPLETER_ABORT
         return Response(status, 0, fault=rec, reported=reported)

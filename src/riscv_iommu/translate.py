@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Optional, Tuple
 from . import formats as F
 from ._fault import Fault
 from .ddt import ddi
+from .hpm import Event
+from .ioatc import GLOBAL, HOST, NONE, Entry
 from .msi import MsiResult, msi_translate, record_mrif
 from .paging import G_MODES, S_MODES, first_stage, second_stage
 from .pdt import PID_WIDTH
@@ -46,6 +48,13 @@ _SUM = F.PC_TA.SUM.mask
 _G = F.PTE.G.mask
 _PBMT = F.PTE.PBMT
 _RCID = F.DC_TA.RCID
+_DC_PSCID = F.DC_TA.PSCID
+_PC_PSCID = F.PC_TA.PSCID
+_GSCID = F.IOHGATP.GSCID
+_U = F.PTE.U.mask
+_A = F.PTE.A.mask
+_D = F.PTE.D.mask
+_PERM = (PERM_R, PERM_W, PERM_X)
 _MCID = F.DC_TA.MCID
 
 _OFF, _BARE, _LVL1, _LVL2 = 0, 1, 2, 3
@@ -60,6 +69,7 @@ def translate_iova(
     priv: bool,
     kind: int,
     data: Optional[int],
+    debug: bool = False,
 ) -> Result:
     """Run the translation process for one request.
 
@@ -105,6 +115,8 @@ def translate_iova(
     big_s = bool(tc & _SBE)
     iosatp = 0  # Bare unless a step below selects a first-stage table
     sum_ = False
+    pscid_ = 0
+    ats = kind == RequestKind.ATS_TRANSLATION
     if kind == RequestKind.TRANSLATED:
         # step 8
         if not tc & _T2GPA:
@@ -113,6 +125,7 @@ def translate_iova(
     elif not tc & _PDTV:
         # step 10: iosatp from DC.fsc, PSCID from DC.ta, DC.iohgatp
         iosatp = fsc
+        pscid_ = _DC_PSCID.get(ta)
     else:
         pid = process_id
         if pid is None and tc & _DPE:  # step 11
@@ -129,33 +142,58 @@ def translate_iova(
                 raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
             # step 16
             iosatp = pc_fsc
+            pscid_ = _PC_PSCID.get(pc_ta)
             sum_ = bool(pc_ta & _SUM)
+    gmode = iohgatp >> _MODE_SHIFT
+    smode = iosatp >> _MODE_SHIFT
+    hg = iohgatp if gmode else 0
+    tlb = io.iotlb
+    hpm = io.hpm.active
+    gscid = _GSCID.get(iohgatp) if gmode else HOST
+    pscid = pscid_ if smode else NONE
+    # The IOTLB caches the result of steps 17-19 (never MSI translations)
+    if (gmode or smode) and tlb.capacity and not ats:
+        e = tlb.lookup(gscid, pscid, iova)
+        if e is not None:
+            hit = _check_cached(e, access, priv, sum_)
+            if hit is not None:
+                return hit
+        if hpm:
+            io.count_event(Event.TLB_MISS, device_id, process_id, gscid, pscid)
     # step 17: first stage
     perms = PERM_ALL
     g = False
     pbmt = 0
     size = io.params.bare_range_size
-    gmode = iohgatp >> _MODE_SHIFT
-    hg = iohgatp if gmode else 0
-    if iosatp >> _MODE_SHIFT:
-        geom = S_MODES[sxl][iosatp >> _MODE_SHIFT]
-        gpa, pte, size = first_stage(
+    s1pte = -1
+    if smode:
+        if hpm:
+            io.count_event(Event.S_STAGE_WALK, device_id, process_id, gscid, pscid)
+        geom = S_MODES[sxl][smode]
+        gpa, s1pte, size = first_stage(
             io, iova, iosatp, geom, big_s, hg, access, priv, sum_, gctl, bool(tc & _SADE)
         )
-        perms = pte & PERM_ALL
-        g = bool(pte & _G)
-        pbmt = _PBMT.get(pte) if geom[2] == 8 else 0
+        perms = s1pte & PERM_ALL
+        g = bool(s1pte & _G)
+        pbmt = _PBMT.get(s1pte) if geom[2] == 8 else 0
     else:
         gpa = iova
     # step 18: MSI address translation
     if msiptp >> _MODE_SHIFT:
         msi = msi_translate(io, msiptp, msi_mask, msi_pattern, gpa, access)
         if msi is not None:
-            if msi[1] and io.params.mrif_by_iommu and access == Access.WRITE and data is not None:
-                record_mrif(io, gpa, data, msi[2], msi[3], msi[4])
+            if msi[1]:
+                if debug:  # §Debug: an MRIF-mode MSI PTE stops the debug translation
+                    raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+                if io.params.mrif_by_iommu and access == Access.WRITE and data is not None:
+                    record_mrif(io, gpa, data, msi[2], msi[3], msi[4])
             return msi[0], perms & (PERM_R | PERM_W), g, pbmt, min(size, 4096), msi  # step 20
     # step 19: second stage
+    gpte = -1
+    gsize = 1 << 64
     if hg:
+        if hpm:
+            io.count_event(Event.G_STAGE_WALK, device_id, process_id, gscid, pscid)
         spa, gpte, gsize = second_stage(io, gpa, hg, access, False, False, gctl)
         perms &= gpte
         if G_MODES[io.gxl][gmode][2] == 8:
@@ -163,4 +201,43 @@ def translate_iova(
         size = min(size, gsize)
     else:
         spa = gpa
+    if not ats and (gmode or smode):
+        tlb.insert(
+            gscid,
+            GLOBAL if g else pscid,
+            iova,
+            (spa & ~(size - 1), size, s1pte, gpte, gpa & ~(min(gsize, size) - 1), min(gsize, size)),
+        )
     return spa, perms, g, pbmt, size, None  # step 20
+
+
+def _check_cached(e: Entry, access: int, priv: bool, sum_: bool) -> Optional[Result]:
+    """PTW steps 5 and 7 on a cached entry: the result, or None to walk again.
+
+    A cached translation is used only when it grants the access with A (and,
+    for a write, D) already set in each stage; anything else walks, which
+    updates A/D or reports the fault from the tables in memory.
+    """
+    spa_base, size, s1, gp, _, _ = e
+    need = _PERM[access]
+    ad = _A | _D if access == Access.WRITE else _A
+    perms = PERM_ALL
+    g = False
+    pbmt = 0
+    if s1 >= 0:
+        if s1 & _U:
+            if priv and (not sum_ or access == Access.EXECUTE):
+                return None
+        elif not priv:
+            return None
+        if not s1 & need or s1 & ad != ad:
+            return None
+        perms = s1 & PERM_ALL
+        g = bool(s1 & _G)
+        pbmt = _PBMT.get(s1)
+    if gp >= 0:
+        if gp & (_U | need | ad) != _U | need | ad:
+            return None
+        perms &= gp
+        pbmt = pbmt or _PBMT.get(gp)
+    return spa_base, perms, g, pbmt, size, None

@@ -22,6 +22,8 @@ __all__ = [
     "Response",
     "FaultRecord",
     "PageRequest",
+    "InvalidationRequest",
+    "PageRequestGroupResponse",
 ]
 
 
@@ -338,4 +340,53 @@ class PageRequest:
             f"prg_index={self.prg_index:#x}, last={self.last}, read={self.read}, "
             f"write={self.write}, process_id={_hex(self.process_id)}, priv={self.priv}, "
             f"exec_req={self.exec_req})"
+        )
+
+
+@dataclass(slots=True)
+class InvalidationRequest:
+    """An outbound PCIe ATS "Invalidation Request" message (from ``ATS.INVAL``).
+
+    ``device_id`` is the destination Requester ID, ``segment`` the
+    destination segment (None without DSV), ``pasid`` the PASID prefix (None
+    without one), ``global_`` the Global Invalidate bit, ``addr`` the
+    untranslated address and ``s`` the size bit of the PCIe range encoding,
+    ``itag`` the invalidation tag.
+    """
+
+    device_id: int
+    addr: int
+    s: bool = False
+    global_: bool = False
+    pasid: Optional[int] = None
+    segment: Optional[int] = None
+    itag: int = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"InvalidationRequest(device_id={self.device_id:#x}, addr={self.addr:#x}, s={self.s}, "
+            f"global_={self.global_}, pasid={_hex(self.pasid)}, segment={_hex(self.segment)}, "
+            f"itag={self.itag})"
+        )
+
+
+@dataclass(slots=True)
+class PageRequestGroupResponse:
+    """An outbound PCIe "Page Request Group Response" message.
+
+    ``response_code``: 0 Success, 1 Invalid Request, 0xF Response Failure.
+    """
+
+    device_id: int
+    prg_index: int
+    response_code: int
+    pasid: Optional[int] = None
+    segment: Optional[int] = None
+
+    def __repr__(self) -> str:
+        return (
+            f"PageRequestGroupResponse(device_id={self.device_id:#x}, "
+            f"prg_index={self.prg_index:#x}, "
+            f"response_code={self.response_code:#x}, pasid={_hex(self.pasid)}, "
+            f"segment={_hex(self.segment)})"
         )
