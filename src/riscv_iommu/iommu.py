@@ -326,6 +326,7 @@ class Iommu:
         r = F.IOMMU_QOSID.RCID.get(value) & ((1 << self.params.rcid_width) - 1)
         m = F.IOMMU_QOSID.MCID.get(value) & ((1 << self.params.mcid_width) - 1)
         self.iommu_qosid = (r, m)
+        self.flush_front_cache()
 
     def reevaluate_interrupts(self) -> None:
         """After ipsr bits are cleared: set them again where the conditions persist."""
