@@ -218,6 +218,9 @@ class IommuParams:
     cache_policy: str = "lru"
     #: Whether ATS translation completions fill the IOTLB.
     ats_fills_iotlb: bool = True
+    #: Cycles (see Iommu.tick) after which an ATS Invalidation Request times
+    #: out; 0 = only when the testbench calls Iommu.ats_timeout().
+    ats_inval_timeout: int = 0
     #: Translation range size reported when both stages are Bare (ATS / debug).
     bare_range_size: int = 1 << 21
     #: A request whose [addr, addr+length) crosses a 4 KiB boundary faults
@@ -256,6 +259,8 @@ class IommuParams:
         for name in ("ddt_cache_size", "pdt_cache_size", "iotlb_size"):
             if getattr(self, name) < 0:
                 raise ValueError(f"IommuParams.{name} must be >= 0")
+        if self.ats_inval_timeout < 0:
+            raise ValueError("IommuParams.ats_inval_timeout must be >= 0")
         if self.cache_policy not in ("lru", "fifo"):
             raise ValueError('IommuParams.cache_policy must be "lru" or "fifo"')
         if self.bare_range_size < 4096 or self.bare_range_size & (self.bare_range_size - 1):

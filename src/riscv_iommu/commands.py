@@ -102,7 +102,11 @@ def iofence_c(io: "Iommu", func3: int, d0: int, d1: int) -> int:
         rsv0 |= C0.WSI.mask
     if d0 & rsv0 or d1 & F.CMD_IOFENCE1.reserved:
         return _ILLEGAL
-    if not io.fence_ready():
+    state = io.fence_state()
+    if state == "wait":  # earlier ATS.INVAL commands have not completed yet
+        return _STALL
+    if state == "timeout":  # one of them timed out: cmd_to, cqh stays on this fence
+        io.cq.error(io.cq.TO)
         return _STALL
     pr, pw = bool(C0.PR.get(d0)), bool(C0.PW.get(d0))
     if (pr or pw) and io.on_fence is not None:
@@ -153,6 +157,10 @@ def ats(io: "Iommu", func3: int, d0: int, d1: int) -> int:
     seg = C0.DSEG.get(d0) if C0.DSV.get(d0) else None
     pasid = C0.PID.get(d0) if C0.PV.get(d0) else None
     if func3 == 0:
+        itag = io.invalidations.free_itag()
+        if itag is None:  # all 32 ITAGs in flight: wait for a completion
+            return _STALL
+        io.invalidations.issue(itag, rid)
         P = F.ATS_INVAL_PAYLOAD
         msg: object = InvalidationRequest(
             device_id=rid,
@@ -161,7 +169,7 @@ def ats(io: "Iommu", func3: int, d0: int, d1: int) -> int:
             global_=bool(P.G.get(d1)),
             s=bool(P.S.get(d1)),
             addr=P.ADDR.get(d1) << 12,
-            itag=io.next_itag(),
+            itag=itag,
         )
     else:
         R = F.ATS_PRGR_PAYLOAD

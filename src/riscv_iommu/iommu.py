@@ -8,6 +8,7 @@ from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple, Union
 from . import commands
 from . import formats as F
 from ._fault import Fault
+from .ats import InvalidationTracker, MessageCode, encode_range, page_request
 from .capabilities import IGS, Capabilities, IommuParams
 from .ddt import DC, ddi, locate_dc
 from .debug import DebugInterface
@@ -23,6 +24,8 @@ from .types import (
     Access,
     Cause,
     FaultRecord,
+    PageRequest,
+    PageRequestGroupResponse,
     Request,
     RequestKind,
     Response,
@@ -204,7 +207,7 @@ class Iommu:
         self._front_on = bool(params.iotlb_size and params.ddt_cache_size and params.pdt_cache_size)
         #: QoS IDs last seen per device (for front-cache hits)
         self.qos_of: Dict[int, Tuple[int, int]] = {}
-        self._itag = 0
+        self.invalidations = InvalidationTracker(params.ats_inval_timeout)
         self._qos_port = hasattr(mem, "qos")
         self._regs = build_register_map(self)
         #: Outbound ports: ATS messages, wired interrupts (vector, level),
@@ -382,9 +385,15 @@ class Iommu:
         done: int = commands.process(self, limit)
         return done
 
-    def fence_ready(self) -> bool:
-        """Whether every earlier command has completed (an IOFENCE.C may complete)."""
-        return True
+    def fence_state(self) -> str:
+        """For IOFENCE.C: "wait" (invalidations outstanding), "timeout" or "ready"."""
+        inv = self.invalidations
+        if inv.outstanding:
+            return "wait"
+        if inv.timed_out:
+            inv.timed_out.clear()  # reported once, by this fence's cmd_to
+            return "timeout"
+        return "ready"
 
     def device_id_fits(self, device_id: int) -> bool:
         """Whether ``device_id`` is not wider than ddtp.iommu_mode and the implementation allow."""
@@ -393,12 +402,6 @@ class Iommu:
         _, d1, d2 = ddi(self, device_id)
         mode = self.ddtp_mode
         return not ((mode == 3 and d2) or (mode == 2 and (d1 or d2)))
-
-    def next_itag(self) -> int:
-        """The ITAG of the next ATS Invalidation Request (0..31, round robin)."""
-        itag = self._itag
-        self._itag = (itag + 1) % 32
-        return itag
 
     def send_ats_message(self, msg: Any) -> None:
         """Deliver an outbound ATS message through ``on_ats_message``."""
@@ -422,8 +425,88 @@ class Iommu:
         self._front.clear()
 
     def tick(self, cycles: int = 1) -> None:
-        """Advance time: iohpmcycles counts ``cycles`` clock cycles."""
-        self.hpm.tick(_check_int("cycles", cycles, 64))
+        """Advance time by ``cycles`` clock cycles: iohpmcycles counts them and
+        ATS invalidations older than ``IommuParams.ats_inval_timeout`` time out."""
+        cycles = _check_int("cycles", cycles, 64)
+        self.hpm.tick(cycles)
+        before = len(self.invalidations.timed_out)
+        self.invalidations.advance(cycles)
+        if len(self.invalidations.timed_out) != before and self.params.auto_process:
+            self.process_commands()
+
+    def ats_timeout(self) -> int:
+        """Declare every outstanding ATS Invalidation Request timed out; returns how many."""
+        inv = self.invalidations
+        n = len(inv.outstanding)
+        for itag in list(inv.outstanding):
+            inv.expire(itag)
+        if n and self.params.auto_process:
+            self.process_commands()
+        return n
+
+    def report_fault(self, rec: FaultRecord) -> None:
+        """Report a fault record unless DC.tc.DTF suppresses its cause."""
+        if not self.dtf or rec.cause in _DTF_REPORTED:
+            self.fq.report(rec)
+
+    # ------------------------------------------------------------------
+    # PCIe messages from devices
+    # ------------------------------------------------------------------
+    def page_request(self, msg: PageRequest) -> Optional[PageRequestGroupResponse]:
+        """A PCIe "Page Request" (or "Stop Marker") message from a device (§ATS_PRI).
+
+        Queued in the page-request queue, or answered by the IOMMU itself:
+        the generated "Page Request Group Response" is sent through
+        ``on_ats_message`` and returned.
+        """
+        if not isinstance(msg, PageRequest):
+            raise TypeError("page_request() takes a PageRequest")
+        _check_int("device_id", msg.device_id, 24)
+        _check_int("addr", msg.addr, 64)
+        if msg.addr & 0xFFF:
+            raise ValueError("addr of a Page Request is a page address (bits 11:0 zero)")
+        _check_int("prg_index", msg.prg_index, 9)
+        if msg.process_id is not None:
+            _check_int("process_id", msg.process_id, 20)
+        return page_request(self, msg)
+
+    def invalidation_completion(self, device_id: int, itag_vector: int, cc: int = 1) -> int:
+        """A PCIe ATS "Invalidation Completion" message from ``device_id``.
+
+        ``itag_vector`` has a bit per completed ITAG; ``cc`` is the Completion
+        Count (the number of completion messages the device sends for each
+        request; 0 means 8).  Returns how many outstanding requests it
+        completed; completions for unknown ITAGs are discarded.  With
+        ``DC.tc.EN_ATS`` = 0 (or no valid DC) the message is an unsupported
+        request: a fault is recorded (TTYP 9, iotval = message code 0x02).
+        """
+        device_id = _check_int("device_id", device_id, 24)
+        itag_vector = _check_int("itag_vector", itag_vector, 32)
+        cc = _check_int("cc", cc, 3)
+        self.dtf = False
+        try:
+            if self.ddtp_mode == 0:
+                raise Fault(Cause.ALL_INBOUND_TRANSACTIONS_DISALLOWED)
+            if self.ddtp_mode == 1 or not self.device_id_fits(device_id):
+                raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+            tc = self.get_dc(device_id)[0]
+            self.dtf = bool(tc & _TC.DTF.mask)
+            if not tc & _TC.EN_ATS.mask:
+                raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+        except Fault as f:
+            self.report_fault(
+                FaultRecord(
+                    cause=f.cause,
+                    ttyp=Ttyp.PCIE_MESSAGE,
+                    iotval=MessageCode.INVALIDATE_COMPLETION,
+                    device_id=device_id,
+                )
+            )
+            return 0
+        done = self.invalidations.complete(device_id, itag_vector, cc)
+        if done and self.params.auto_process:
+            self.process_commands()
+        return done
 
     def count_event(self, event: int, did: int, pid: Optional[int], gscid: int, pscid: int) -> None:
         """Count an HPM event for a transaction (-1 = no valid ID)."""
@@ -592,11 +675,35 @@ class Iommu:
                     else Cause.READ_ADDRESS_MISALIGNED
                 )
             spa, perms, g, pbmt, size, msi = translate_iova(
-                self, did, addr, access, pid, priv, kind, data, debug
+                self, did, addr, access, pid, priv, kind, data, debug, bool(req.no_write)
             )
         except Fault as f:
             return self._fault_response(f, did, addr, access, pid, priv, kind)
         rcid, mcid = self.qos
+        if kind == RequestKind.ATS_TRANSLATION:
+            # the completion: address with the S bit / NAPOT size, R, W, Exe,
+            # U (untranslated only: MRIF), Priv, Global, N = 0, AMA = 0
+            caddr, s = encode_range(spa, size)
+            return Response(
+                Status.SUCCESS,
+                caddr,
+                r=bool(perms & PERM_R),
+                w=bool(perms & PERM_W),
+                x=bool(perms & PERM_X),
+                u=msi is not None and msi[1],
+                g=g and pid is not None and msi is None,
+                priv=priv,
+                pbmt=pbmt,
+                s=s,
+                size=size,
+                is_msi=msi is not None,
+                is_mrif=msi is not None and msi[1],
+                mrif_addr=msi[2] if msi else 0,
+                notice_addr=msi[3] if msi else 0,
+                nid=msi[4] if msi else 0,
+                rcid=rcid,
+                mcid=mcid,
+            )
         if msi is None:
             g = g and pid is not None
             if key is not None and (perms or size):

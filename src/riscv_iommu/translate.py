@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Optional, Tuple
 
 from . import formats as F
 from ._fault import Fault
+from .ats import ats_translate
 from .ddt import ddi
 from .hpm import Event
 from .ioatc import GLOBAL, HOST, NONE, Entry
@@ -70,6 +71,7 @@ def translate_iova(
     kind: int,
     data: Optional[int],
     debug: bool = False,
+    no_write: bool = False,
 ) -> Result:
     """Run the translation process for one request.
 
@@ -151,8 +153,12 @@ def translate_iova(
     hpm = io.hpm.active
     gscid = _GSCID.get(iohgatp) if gmode else HOST
     pscid = pscid_ if smode else NONE
+    if ats:  # §ATS_FAULTS: a PCIe ATS Translation Request computes permissions
+        return ats_translate(
+            io, iova, iosatp, hg, dc, priv, sum_, gctl, no_write, access, gscid, pscid
+        )
     # The IOTLB caches the result of steps 17-19 (never MSI translations)
-    if (gmode or smode) and tlb.capacity and not ats:
+    if (gmode or smode) and tlb.capacity:
         e = tlb.lookup(gscid, pscid, iova)
         if e is not None:
             hit = _check_cached(e, access, priv, sum_)
@@ -201,7 +207,7 @@ def translate_iova(
         size = min(size, gsize)
     else:
         spa = gpa
-    if not ats and (gmode or smode):
+    if gmode or smode:
         tlb.insert(
             gscid,
             GLOBAL if g else pscid,

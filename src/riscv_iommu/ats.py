@@ -1,0 +1,290 @@
+"""PCIe ATS and PRI: translation requests, page requests, invalidation completions.
+
+Spec sections "PCIe ATS translation request handling" (ATS_FAULTS), "PCIe ATS
+Page Request handling" (ATS_PRI), the ``ATS.INVAL`` / ``ATS.PRGR`` commands
+and the page-request queue.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Dict, List, Literal, Optional, Tuple
+
+from . import formats as F
+from ._fault import Fault, page_fault
+from .ddt import DC
+from .ioatc import GLOBAL
+from .msi import msi_translate
+from .paging import S_MODES, first_stage, second_stage
+from .types import (
+    Access,
+    Cause,
+    FaultRecord,
+    PageRequest,
+    PageRequestGroupResponse,
+    Ttyp,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .iommu import Iommu
+    from .translate import Result
+
+__all__ = [
+    "ats_translate",
+    "encode_range",
+    "PrgResponseCode",
+    "MessageCode",
+    "page_request",
+    "InvalidationTracker",
+]
+
+_TC = F.DC_TC
+_R = F.PTE.R.mask
+_W = F.PTE.W.mask
+_X = F.PTE.X.mask
+_U = F.PTE.U.mask
+_G = F.PTE.G.mask
+_RWX = _R | _W | _X
+_PBMT = F.PTE.PBMT
+_MODE_SHIFT = 60
+
+
+class PrgResponseCode:
+    """ "Page Request Group Response" response codes (PCIe)."""
+
+    SUCCESS = 0x0
+    INVALID_REQUEST = 0x1
+    RESPONSE_FAILURE = 0xF
+
+
+class MessageCode:
+    """PCIe message codes reported in ``iotval`` for TTYP 9 (PCIe Message Request)."""
+
+    INVALIDATE_REQUEST = 0x01
+    INVALIDATE_COMPLETION = 0x02
+    PAGE_REQUEST = 0x04
+    PRG_RESPONSE = 0x05
+
+
+def encode_range(addr: int, size: int) -> Tuple[int, bool]:
+    """PCIe translation-completion address with the S bit and NAPOT size encoding."""
+    if size <= 4096:
+        return addr & ~0xFFF, False
+    return (addr & ~(size - 1)) | (((size >> 1) - 1) & ~0xFFF), True
+
+
+def ats_translate(
+    io: "Iommu",
+    iova: int,
+    iosatp: int,
+    hg: int,
+    dc: DC,
+    priv: bool,
+    sum_: bool,
+    gctl: int,
+    no_write: bool,
+    access: int,
+    gscid: int,
+    pscid: int,
+) -> "Result":
+    """Steps 17-19 for a PCIe ATS Translation Request (§ATS_FAULTS).
+
+    The walk runs as a read; page and guest-page faults end in "Success with
+    R = W = 0" (by the caller).  Permissions are those of both stages: R;
+    W if requested (``no_write`` = 0), granted by both stages and A/D can be
+    set (or already are); X if requested (``access`` = EXECUTE) and R is
+    granted.  The U-bit rules of §ATS_FAULTS apply.  With ``DC.tc.T2GPA``
+    the completion carries the GPA.  A successful, non-MSI translation is
+    cached in the IOTLB when ``IommuParams.ats_fills_iotlb``.
+    """
+    tc, _, _, _, msiptp, msi_mask, msi_pattern, _ = dc
+    sxl = 1 if tc & _TC.SXL.mask else 0
+    big_s = bool(tc & _TC.SBE.mask)
+    sade = bool(tc & _TC.SADE.mask)
+    smode = iosatp >> _MODE_SHIFT
+    size = io.params.bare_range_size
+    perms = _RWX
+    g = False
+    pbmt = 0
+    s1 = -1
+    geom = S_MODES[sxl].get(smode)
+    if geom is not None:
+        gpa, s1, size = first_stage(
+            io, iova, iosatp, geom, big_s, hg, Access.READ, priv, sum_, gctl, sade, check=False
+        )
+        if s1 & _U:
+            if priv and not sum_:  # a supervisor request to a user page needs SUM
+                raise page_fault(Access.READ)
+        elif not priv:  # a request without privilege needs U = 1
+            raise page_fault(Access.READ)
+        perms = s1 & _RWX
+        if priv and s1 & _U:
+            perms &= ~_X  # supervisor execute of a user page: never, whatever SUM
+        g = bool(s1 & _G)
+        pbmt = _PBMT.get(s1) if geom[2] == 8 else 0
+    else:
+        gpa = iova
+    t2gpa = bool(tc & _TC.T2GPA.mask)
+    # step 18: MSI addresses (MRIF pages answer with U = 1, "untranslated only")
+    if msiptp >> _MODE_SHIFT:
+        msi = msi_translate(io, msiptp, msi_mask, msi_pattern, gpa, Access.READ)
+        if msi is not None:
+            perms &= _R | _W
+            if no_write:
+                perms &= ~_W
+            addr = gpa if t2gpa else msi[0]
+            return addr, perms, False, 0, 4096, msi
+    gp = -1
+    if hg:
+        spa, gp, gsize = second_stage(io, gpa, hg, Access.READ, False, False, gctl)
+        perms &= gp
+        pbmt = pbmt or _PBMT.get(gp)
+        size = min(size, gsize)
+    else:
+        spa = gpa
+    if not perms & _R:
+        perms = 0  # X is granted only with R; W never appears without R
+    if no_write:
+        perms &= ~_W
+    if access != Access.EXECUTE:
+        perms &= ~_X
+    if perms & _W:
+        # a device may write with the translated address: D must be set now
+        try:
+            if geom is not None:
+                first_stage(
+                    io, iova, iosatp, geom, big_s, hg, Access.WRITE, priv, sum_, gctl, sade, False
+                )
+            if hg:
+                second_stage(io, gpa, hg, Access.WRITE, False, False, gctl)
+        except Fault:
+            perms &= ~_W
+    if io.params.ats_fills_iotlb and (geom is not None or hg):
+        io.iotlb.insert(
+            gscid,
+            GLOBAL if g else pscid,
+            iova,
+            (spa & ~(size - 1), size, s1, gp, gpa & ~(size - 1), size),
+        )
+    return (gpa if t2gpa else spa), perms, g, pbmt, size, None
+
+
+class InvalidationTracker:
+    """Outstanding ATS Invalidation Requests (ITAGs), completions and timeouts."""
+
+    def __init__(self, timeout: int) -> None:
+        self.timeout = timeout
+        self.now = 0
+        #: itag -> [device_id, issue time, completions expected (0 = unknown), received]
+        self.outstanding: Dict[int, List[int]] = {}
+        self.timed_out: List[int] = []
+
+    def free_itag(self) -> Optional[int]:
+        """A free ITAG, or None when all 32 are in use."""
+        for itag in range(32):
+            if itag not in self.outstanding:
+                return itag
+        return None
+
+    def issue(self, itag: int, device_id: int) -> None:
+        """An Invalidation Request went out with ``itag``."""
+        self.outstanding[itag] = [device_id, self.now, 0, 0]
+
+    def complete(self, device_id: int, itag_vector: int, cc: int) -> int:
+        """An Invalidation Completion; returns how many requests it completed."""
+        done = 0
+        for itag in range(32):
+            if not itag_vector >> itag & 1:
+                continue
+            entry = self.outstanding.get(itag)
+            if entry is None or entry[0] != device_id:
+                continue  # unknown or stale ITAG: the completion is discarded
+            entry[2] = entry[2] or (cc or 8)  # CC = 0 means 8 completions
+            entry[3] += 1
+            if entry[3] >= entry[2]:
+                del self.outstanding[itag]
+                done += 1
+        return done
+
+    def advance(self, cycles: int) -> None:
+        """Advance time; requests older than the timeout time out."""
+        self.now += cycles
+        if self.timeout:
+            for itag, entry in list(self.outstanding.items()):
+                if self.now - entry[1] >= self.timeout:
+                    self.expire(itag)
+
+    def expire(self, itag: int) -> None:
+        """Declare ``itag`` timed out."""
+        del self.outstanding[itag]
+        self.timed_out.append(itag)
+
+
+def page_request(io: "Iommu", msg: PageRequest) -> Optional[PageRequestGroupResponse]:
+    """§ATS_PRI: queue a "Page Request" / "Stop Marker" or answer it.
+
+    Returns the "Page Request Group Response" the IOMMU generated itself (also
+    sent through ``on_ats_message``), or None.
+    """
+    stop_marker = msg.last and not msg.read and not msg.write and msg.process_id is not None
+    needs_response = msg.last and not stop_marker
+    pid = msg.process_id
+    rec_pid = pid if pid is not None else 0
+    prpr = False
+
+    def respond(code: int, with_pasid: bool) -> Optional[PageRequestGroupResponse]:
+        if not needs_response:
+            return None  # L = 0 and Stop Markers are silently discarded
+        rsp = PageRequestGroupResponse(
+            device_id=msg.device_id,
+            prg_index=msg.prg_index,
+            response_code=code,
+            pasid=pid if with_pasid else None,
+        )
+        io.send_ats_message(rsp)
+        return rsp
+
+    io.dtf = False
+    try:
+        mode = io.ddtp_mode
+        if mode == 0:
+            raise Fault(Cause.ALL_INBOUND_TRANSACTIONS_DISALLOWED)
+        if mode == 1 or not io.device_id_fits(msg.device_id):  # Bare, or device_id too wide
+            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+        dc = io.get_dc(msg.device_id)
+        tc = dc[0]
+        io.dtf = bool(tc & _TC.DTF.mask)
+        prpr = bool(tc & _TC.PRPR.mask)
+        if not tc & _TC.EN_ATS.mask or not tc & _TC.EN_PRI.mask:
+            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+    except Fault as f:
+        rec = FaultRecord(
+            cause=f.cause,
+            ttyp=Ttyp.PCIE_MESSAGE,
+            iotval=MessageCode.PAGE_REQUEST,
+            device_id=msg.device_id,
+            process_id=rec_pid,
+            pv=pid is not None,
+            priv=bool(msg.priv) and pid is not None,
+        )
+        io.report_fault(rec)
+        if f.cause == Cause.TRANSACTION_TYPE_DISALLOWED:
+            return respond(PrgResponseCode.INVALID_REQUEST, prpr and pid is not None)
+        return respond(PrgResponseCode.RESPONSE_FAILURE, pid is not None)
+    pq = io.pq
+    if not pq.on or pq.csr & pq.MF:  # PQ off, or pqmf: Response Failure, nothing logged
+        return respond(PrgResponseCode.RESPONSE_FAILURE, pid is not None)
+    R = F.PQ_RECORD0
+    d0 = R.DID.put(0, msg.device_id)
+    if pid is not None:
+        d0 |= (pid << R.PID.lsb) | R.PV.mask
+        d0 |= (R.PRIV.mask if msg.priv else 0) | (R.EXEC.mask if msg.exec_req else 0)
+    d1 = F.PQ_PAYLOAD.encode(
+        R=int(msg.read), W=int(msg.write), L=int(msg.last), PRGI=msg.prg_index, ADDR=msg.addr >> 12
+    )
+    order: Literal["little", "big"] = "big" if io.be else "little"
+    queued = pq.push(d0.to_bytes(8, order) + d1.to_bytes(8, order))
+    if queued is None:  # full (pqof now set) or pqof already set: Success, nothing logged
+        return respond(PrgResponseCode.SUCCESS, prpr and pid is not None)
+    if queued is False:  # the record's write faulted: pqmf, Response Failure
+        return respond(PrgResponseCode.RESPONSE_FAILURE, pid is not None)
+    return None
