@@ -85,6 +85,8 @@ def ats_translate(
     access: int,
     gscid: int,
     pscid: int,
+    s1_at_spa: bool = False,
+    msi_fields: Tuple[int, int, int] = (0, 0, 0),
 ) -> "Result":
     """Steps 17-19 for a PCIe ATS Translation Request (§ATS_FAULTS).
 
@@ -96,7 +98,9 @@ def ats_translate(
     the completion carries the GPA.  A successful, non-MSI translation is
     cached in the IOTLB when ``IommuParams.ats_fills_iotlb``.
     """
-    tc, _, _, _, msiptp, msi_mask, msi_pattern, _ = dc
+    tc = dc[0]
+    msiptp, msi_mask, msi_pattern = msi_fields  # the DC's, or [GIPC] the PC's
+    hg_s1 = 0 if s1_at_spa else hg  # [GIPC] 2024: first-stage tables at SPAs
     sxl = 1 if tc & _TC.SXL.mask else 0
     big_s = bool(tc & _TC.SBE.mask)
     sade = bool(tc & _TC.SADE.mask)
@@ -109,7 +113,7 @@ def ats_translate(
     geom = S_MODES[sxl].get(smode)
     if geom is not None:
         gpa, s1, size = first_stage(
-            io, iova, iosatp, geom, big_s, hg, Access.READ, priv, sum_, gctl, sade, check=False
+            io, iova, iosatp, geom, big_s, hg_s1, Access.READ, priv, sum_, gctl, sade, check=False
         )
         if s1 & _U:
             if priv and not sum_:  # a supervisor request to a user page needs SUM
@@ -152,7 +156,18 @@ def ats_translate(
         try:
             if geom is not None:
                 first_stage(
-                    io, iova, iosatp, geom, big_s, hg, Access.WRITE, priv, sum_, gctl, sade, False
+                    io,
+                    iova,
+                    iosatp,
+                    geom,
+                    big_s,
+                    hg_s1,
+                    Access.WRITE,
+                    priv,
+                    sum_,
+                    gctl,
+                    sade,
+                    False,
                 )
             if hg:
                 second_stage(io, gpa, hg, Access.WRITE, False, False, gctl)

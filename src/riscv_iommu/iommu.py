@@ -12,6 +12,7 @@ from .ats import InvalidationTracker, MessageCode, encode_range, page_request
 from .capabilities import IGS, Capabilities, IommuParams
 from .ddt import DC, ddi, locate_dc
 from .debug import DebugInterface
+from .gipc import pc_format
 from .hpm import Event, Hpm
 from .interrupts import Interrupts
 from .ioatc import Iotlb
@@ -190,6 +191,8 @@ class Iommu:
         self.dtf = False
         self.qos = (0, 0)
         self._datapath_errors = 0
+        #: [GIPC] the PC format of the configured revision (None without capabilities.GIPC)
+        self.pc_fmt = pc_format(self)
         #: widest process_id of the supported PDT modes
         self.max_pid_width = max([PID_WIDTH[m] for m in (1, 2, 3) if m in self.pd_modes] or [0])
         # components
@@ -550,6 +553,7 @@ class Iommu:
 
     def _locate_pc(self, process_id: int, dc: DC, access: int) -> PC:
         tc = dc[0]
+        fmt = self.pc_fmt if tc & self.gipc_tc else None  # [GIPC] the 32/64-byte PC
         return locate_pc(
             self,
             dc[3],
@@ -559,6 +563,7 @@ class Iommu:
             1 if tc & _TC.SXL.mask else 0,
             access,
             (1 if tc & _TC.GADE.mask else 0) | (2 if tc & _TC.SXL.mask else 0),
+            fmt,
         )
 
     def invalidate_ddt(self, device_id: Optional[int] = None) -> None:

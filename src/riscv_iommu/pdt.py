@@ -1,14 +1,18 @@
 """Process directory: §"Process to locate the Process-context" and the PC checks.
 
-A process context travels as the tuple ``(ta, fsc)`` of two ints.
+A process context travels as the tuple
+``(ta, fsc, iohgatp, msiptp, msi_addr_mask, msi_addr_pattern)``; the last
+four are -1 when the PC does not hold them (base format; [GIPC] formats
+hold ``iohgatp``, and the 2024 64-byte form the MSI fields too).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
 from . import formats as F
 from ._fault import Fault
+from .gipc import PcFormat, gipc_pc_misconfigured
 from .memory import MemoryAccessError, MemoryFault
 from .paging import S_VALID, load, second_stage
 from .types import Cause
@@ -18,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["PC", "PDT_LEVELS", "PID_WIDTH", "pdi", "locate_pc", "pc_misconfigured", "PC_RULES"]
 
-PC = Tuple[int, int]
+PC = Tuple[int, int, int, int, int, int]
 
 #: pdtp.MODE -> number of PDT levels (PD8, PD17, PD20)
 PDT_LEVELS = {1: 1, 2: 2, 3: 3}
@@ -59,19 +63,28 @@ def locate_pc(
     sxl: int,
     access: int,
     gctl: int,
+    fmt: Optional[PcFormat] = None,
 ) -> PC:
     """§GET_PC: walk the PDT of ``pdtp`` for ``process_id``.
 
     When ``iohgatp`` is not Bare every PDT address is a GPA, translated as
     an implicit access (guest-page faults keep the original access type).
+    [GIPC] With a GIPC format ``fmt`` the PDT is at SPAs (decision #6) and
+    the PC has ``fmt.size`` bytes.
     """
     mode = pdtp >> _MODE_SHIFT
-    p = pdi(process_id)
+    if fmt is None:
+        p = pdi(process_id)
+        pc_size = F.PC_SIZE
+    else:  # [GIPC] the process_id partitioning of the larger PC
+        p = fmt.pdi(process_id)
+        pc_size = fmt.size
+        iohgatp = 0  # [GIPC] decision #6: pdtp.PPN and pdte.PPN are SPAs
     # step 1
     a = F.PDTP.PPN.get(pdtp) << 12
     i = PDT_LEVELS[mode] - 1
     while True:
-        a = a + p[i] * 8 if i else a + p[0] * F.PC_SIZE  # step 2
+        a = a + p[i] * 8 if i else a + p[0] * pc_size  # step 2
         if iohgatp >> _MODE_SHIFT:  # step 3
             a = second_stage(io, a, iohgatp, access, True, False, gctl, True)[0]
         if not i:  # step 4
@@ -87,15 +100,32 @@ def locate_pc(
         i -= 1  # step 9
         a = _PDTE_PPN.get(pdte) << 12
     try:  # step 10
-        ta = load(io, a, 8, big)
-        fsc = load(io, a + 8, 8, big)
+        words = [load(io, a + off, 8, big) for off in range(0, pc_size, 8)]
     except MemoryAccessError as err:
         raise _pdt_fault(err) from None
+    if fmt is None:
+        ta, fsc = words
+        if not ta & _PC_V:  # step 11
+            raise Fault(Cause.PDT_ENTRY_NOT_VALID)
+        if pc_misconfigured(io, ta, fsc, sxl):  # step 12
+            raise Fault(Cause.PDT_ENTRY_MISCONFIGURED)
+        return ta, fsc, -1, -1, -1, -1  # step 13
+    # [GIPC] the doublewords of the 32/64-byte PC (decision #11: SBE byte order)
+    named = {name: words[off // 8] for name, off in fmt.offsets.items()}
+    ta, fsc = named["ta"], named["fsc"]
     if not ta & _PC_V:  # step 11
         raise Fault(Cause.PDT_ENTRY_NOT_VALID)
-    if pc_misconfigured(io, ta, fsc, sxl):  # step 12
-        raise Fault(Cause.PDT_ENTRY_MISCONFIGURED)
-    return ta, fsc  # step 13
+    reserved = tuple(words[off // 8] for off in fmt.reserved)
+    if pc_misconfigured(io, ta, fsc, sxl) or gipc_pc_misconfigured(io, fmt, named, reserved):
+        raise Fault(Cause.PDT_ENTRY_MISCONFIGURED)  # step 12 and decision #7
+    return (  # step 13
+        ta,
+        fsc,
+        named["iohgatp"],
+        named.get("msiptp", -1),
+        named.get("msi_addr_mask", -1),
+        named.get("msi_addr_pattern", -1),
+    )
 
 
 def pc_misconfigured(io: "Iommu", ta: int, fsc: int, sxl: int) -> int:

@@ -106,15 +106,18 @@ def translate_iova(
     # step 7
     if kind != RequestKind.UNTRANSLATED and not tc & _EN_ATS:
         raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+    gipc = tc & io.gipc_tc  # [GIPC] DC.tc.GIPC
     if process_id is not None:
         if not tc & _PDTV:
             raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
-        width = PID_WIDTH.get(fsc >> _MODE_SHIFT)
+        # [GIPC] a larger PC narrows the process_id of PD8 and PD17
+        width = (io.pc_fmt.pid_width if gipc and io.pc_fmt else PID_WIDTH).get(fsc >> _MODE_SHIFT)
         if width is not None and process_id >> width:
             raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
     sxl = 1 if tc & _SXL else 0
     gctl = (1 if tc & _GADE else 0) | (2 if sxl else 0)
     big_s = bool(tc & _SBE)
+    s1_at_spa = False  # [GIPC] 2024: first-stage tables at SPAs
     iosatp = 0  # Bare unless a step below selects a first-stage table
     sum_ = False
     pscid_ = 0
@@ -138,7 +141,9 @@ def translate_iova(
             pass
         else:
             # step 14
-            pc_ta, pc_fsc = io.get_pc(device_id, pid, dc, access)
+            pc_ta, pc_fsc, pc_iohgatp, pc_msiptp, pc_mask, pc_pattern = io.get_pc(
+                device_id, pid, dc, access
+            )
             # step 15: supervisor privilege needs PC.ta.ENS
             if priv and not pc_ta & _ENS:
                 raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
@@ -146,6 +151,12 @@ def translate_iova(
             iosatp = pc_fsc
             pscid_ = _PC_PSCID.get(pc_ta)
             sum_ = bool(pc_ta & _SUM)
+            if gipc:
+                # [GIPC] decision #5: a request that selected a PC uses PC.iohgatp
+                iohgatp = pc_iohgatp
+                s1_at_spa = io.pc_fmt is not None and io.pc_fmt.s1_at_spa
+                if pc_msiptp >= 0:  # [GIPC] 2024 64-byte PC: its MSI fields
+                    msiptp, msi_mask, msi_pattern = pc_msiptp, pc_mask, pc_pattern
     gmode = iohgatp >> _MODE_SHIFT
     smode = iosatp >> _MODE_SHIFT
     hg = iohgatp if gmode else 0
@@ -155,7 +166,20 @@ def translate_iova(
     pscid = pscid_ if smode else NONE
     if ats:  # §ATS_FAULTS: a PCIe ATS Translation Request computes permissions
         return ats_translate(
-            io, iova, iosatp, hg, dc, priv, sum_, gctl, no_write, access, gscid, pscid
+            io,
+            iova,
+            iosatp,
+            hg,
+            dc,
+            priv,
+            sum_,
+            gctl,
+            no_write,
+            access,
+            gscid,
+            pscid,
+            s1_at_spa,
+            (msiptp, msi_mask, msi_pattern),
         )
     # The IOTLB caches the result of steps 17-19 (never MSI translations)
     if (gmode or smode) and tlb.capacity:
@@ -177,7 +201,17 @@ def translate_iova(
             io.count_event(Event.S_STAGE_WALK, device_id, process_id, gscid, pscid)
         geom = S_MODES[sxl][smode]
         gpa, s1pte, size = first_stage(
-            io, iova, iosatp, geom, big_s, hg, access, priv, sum_, gctl, bool(tc & _SADE)
+            io,
+            iova,
+            iosatp,
+            geom,
+            big_s,
+            0 if s1_at_spa else hg,
+            access,
+            priv,
+            sum_,
+            gctl,
+            bool(tc & _SADE),
         )
         perms = s1pte & PERM_ALL
         g = bool(s1pte & _G)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any, Dict, Literal, Optional, Tuple
 
 from .. import formats as F
+from ..gipc import PcFormat
 from ..paging import G_MODES, S_MODES
 
 __all__ = [
@@ -346,21 +347,39 @@ class DeviceDirectory:
 
 
 class ProcessDirectory:
-    """A PDT (``mode`` 1=PD8, 2=PD17, 3=PD20) of 16-byte PCs in ``space``."""
+    """A PDT (``mode`` 1=PD8, 2=PD17, 3=PD20) in ``space``.
 
-    def __init__(self, space: HostSpace, mode: int = 3, big: bool = False) -> None:
+    ``fmt`` is a [GIPC] process-context format (``riscv_iommu.gipc.PC_2024_32``,
+    ``PC_2024_64``, ``PC_2025``, or ``gipc.pc_format(iommu)``); None builds
+    the base format's 16-byte PCs.
+    """
+
+    def __init__(
+        self, space: HostSpace, mode: int = 3, big: bool = False, fmt: Optional[PcFormat] = None
+    ) -> None:
         self.space = space
         self.mode = mode
         self.big = big
+        self.fmt = fmt
         self.root = space.alloc()
 
     def pdtp(self) -> int:
         """The DC.fsc value (pdtp) for this PDT."""
         return F.PDTP.encode(PPN=self.root >> 12, MODE=self.mode)
 
+    def _pdi(self, process_id: int) -> Tuple[int, int, int]:
+        if self.fmt is not None:
+            return self.fmt.pdi(process_id)
+        return process_id & 0xFF, (process_id >> 8) & 0x1FF, process_id >> 17
+
+    @property
+    def pc_size(self) -> int:
+        """Bytes per process context."""
+        return self.fmt.size if self.fmt is not None else 16
+
     def pc_addr(self, process_id: int) -> int:
         """Address (in the PDT's space) of the PC of ``process_id``."""
-        p = (process_id & 0xFF, (process_id >> 8) & 0x1FF, process_id >> 17)
+        p = self._pdi(process_id)
         a = self.root
         for i in range(self.mode - 1, 0, -1):
             slot = a + p[i] * 8
@@ -371,12 +390,12 @@ class ProcessDirectory:
             nxt = self.space.alloc()
             self.space.write_u64(slot, F.PDTE.encode(V=1, PPN=nxt >> 12), self.big)
             a = nxt
-        return a + p[0] * 16
+        return a + p[0] * self.pc_size
 
     def nonleaf_addr(self, process_id: int, level: int) -> int:
         """Address of the non-leaf PDT entry of ``process_id`` at ``level``."""
         self.pc_addr(process_id)
-        p = (process_id & 0xFF, (process_id >> 8) & 0x1FF, process_id >> 17)
+        p = self._pdi(process_id)
         a = self.root
         for i in range(self.mode - 1, level, -1):
             a = F.PDTE.PPN.get(self.space.read_u64(a + p[i] * 8, self.big)) << 12
@@ -390,14 +409,41 @@ class ProcessDirectory:
         ens: bool = False,
         sum_: bool = False,
         ta: Optional[int] = None,
+        iohgatp: int = 0,
+        msiptp: int = 0,
+        msi_addr_mask: int = 0,
+        msi_addr_pattern: int = 0,
     ) -> int:
-        """Write a valid PC (or the exact ``ta``); returns its address in the PDT's space."""
+        """Write a valid PC (or the exact ``ta``); returns its address in the PDT's space.
+
+        ``iohgatp`` and the MSI fields go where the [GIPC] format puts them.
+        """
         addr = self.pc_addr(process_id)
         if ta is None:
             ta = F.PC_TA.encode(V=1, ENS=int(ens), SUM=int(sum_), PSCID=pscid)
-        self.space.write_u64(addr, ta, self.big)
-        self.space.write_u64(addr + 8, fsc, self.big)
+        if self.fmt is None:
+            words = {"ta": 0, "fsc": 8}
+        else:
+            words = dict(self.fmt.offsets)
+        values = {
+            "ta": ta,
+            "fsc": fsc,
+            "iohgatp": iohgatp,
+            "msiptp": msiptp,
+            "msi_addr_mask": msi_addr_mask,
+            "msi_addr_pattern": msi_addr_pattern,
+        }
+        for off in range(0, self.pc_size, 8):
+            self.space.write_u64(addr + off, 0, self.big)
+        for name, off in words.items():
+            self.space.write_u64(addr + off, values[name], self.big)
         return addr
+
+    def clear_pc(self, process_id: int) -> None:
+        """Invalidate the PC of ``process_id`` (all its bytes zero)."""
+        addr = self.pc_addr(process_id)
+        for off in range(0, self.pc_size, 8):
+            self.space.write_u64(addr + off, 0, self.big)
 
 
 class MsiPageTable:
