@@ -185,7 +185,7 @@ def translate_iova(
     if (gmode or smode) and tlb.capacity:
         e = tlb.lookup(gscid, pscid, iova)
         if e is not None:
-            hit = _check_cached(e, access, priv, sum_)
+            hit = _check_cached(e, iova, access, priv, sum_)
             if hit is not None:
                 return hit
         if hpm:
@@ -251,7 +251,7 @@ def translate_iova(
     return spa, perms, g, pbmt, size, None  # step 20
 
 
-def _check_cached(e: Entry, access: int, priv: bool, sum_: bool) -> Optional[Result]:
+def _check_cached(e: Entry, iova: int, access: int, priv: bool, sum_: bool) -> Optional[Result]:
     """PTW steps 5 and 7 on a cached entry: the result, or None to walk again.
 
     A cached translation is used only when it grants the access with A (and,
@@ -280,4 +280,4 @@ def _check_cached(e: Entry, access: int, priv: bool, sum_: bool) -> Optional[Res
             return None
         perms &= gp
         pbmt = pbmt or _PBMT.get(gp)
-    return spa_base, perms, g, pbmt, size, None
+    return spa_base | (iova & (size - 1)), perms, g, pbmt, size, None
