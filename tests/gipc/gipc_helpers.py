@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Tuple
 
 import riscv_iommu as rv
+from helpers import PD20, SV39, TC_PDTV, TC_V, System
 from riscv_iommu import formats as F
 from riscv_iommu import gipc
 from riscv_iommu.host.tables import PageTable, ProcessDirectory
-
-from helpers import PD20, SV39, TC_PDTV, TC_V, System
 
 GIPC_TC = 1 << 12
 IOVA = 0x1000

@@ -20,7 +20,6 @@ from riscv_iommu.registers import REG
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sw"))
 from gipc_helpers import GIPC_TC, GPA, IOVA, REVISIONS, GipcSystem, ids  # noqa: E402
-from helpers import PD8, PD17, PD20, SV39, TC_EN_ATS, TC_PDTV, TC_T2GPA, TC_V, System, fault  # noqa: E402
 from swhelpers import (  # noqa: E402
     iodir_inval_pdt,
     iofence_c,
@@ -30,6 +29,8 @@ from swhelpers import (  # noqa: E402
     setup_fq,
     submit,
 )
+
+from helpers import PD8, PD17, PD20, SV39, TC_EN_ATS, TC_PDTV, TC_T2GPA, TC_V, System, fault  # noqa: E402
 
 Rev = Tuple[str, bool]
 
@@ -50,7 +51,7 @@ def test_d01_capability_bit_is_44_by_default_and_a_parameter() -> None:
 
 
 def test_d02_tc_gipc_bit_12_reserved_without_capability() -> None:
-    """Decision #2: DC.tc.GIPC is bit 12 (a parameter); without the capability it is reserved (259)."""
+    """Decision #2: DC.tc.GIPC is bit 12 (a parameter); reserved (259) without the capability."""
     s = System()  # no capabilities.GIPC
     s.ddt.set_dc(1, tc=TC_V | GIPC_TC)
     assert fault(s.t(1, 0)).cause == rv.Cause.DDT_ENTRY_MISCONFIGURED
@@ -215,7 +216,8 @@ def test_d08_caching_pc_iohgatp_iotlb_tags_and_hpm_filter(rev: Rev) -> None:
 
 @pytest.mark.parametrize("rev", REVISIONS, ids=ids)
 def test_d09_rebinding_sequence(rev: Rev) -> None:
-    """Decision #9: after changing PC.iohgatp: IODIR.INVAL_PDT, IOTINVAL.VMA and .GVMA (GV=1, old GSCID)."""
+    """Decision #9: changing PC.iohgatp needs IODIR.INVAL_PDT, then IOTINVAL.VMA and .GVMA
+    with GV=1 for the old GSCID."""
     s = GipcSystem(*rev)
     spa_a = s.bind(7, gscid=1)
     spa_other = s.bind(8, gscid=2)
