@@ -50,6 +50,9 @@ class Iotlb:
         # page-size shifts in use -> number of entries
         self.shifts: Dict[int, int] = {}
         self._shift_list: List[int] = []
+        # (gscid, GPA shift, GPA page) -> keys: IOTINVAL.GVMA with an address
+        self.by_gpa: Dict[Tuple[int, int, int], Set[Key]] = {}
+        self.gpa_shifts: Dict[int, int] = {}
         self.hits = 0
         self.misses = 0
 
@@ -89,6 +92,9 @@ class Iotlb:
             self._remove(next(iter(entries)))
         entries[key] = entry
         self.by_tag.setdefault((gscid, pscid), set()).add(key)
+        gshift = entry[5].bit_length() - 1
+        self.by_gpa.setdefault((gscid, gshift, entry[4] >> gshift), set()).add(key)
+        self.gpa_shifts[gshift] = self.gpa_shifts.get(gshift, 0) + 1
         self.by_g.setdefault(gscid, set()).add(pscid)
         n = self.shifts.get(shift, 0)
         self.shifts[shift] = n + 1
@@ -96,8 +102,19 @@ class Iotlb:
             self._shift_list = sorted(self.shifts)
 
     def _remove(self, key: Key) -> None:
-        del self.entries[key]
+        e = self.entries.pop(key)
         gscid, pscid, shift, _ = key
+        gshift = e[5].bit_length() - 1
+        gkey = (gscid, gshift, e[4] >> gshift)
+        gkeys = self.by_gpa[gkey]
+        gkeys.discard(key)
+        if not gkeys:
+            del self.by_gpa[gkey]
+        n = self.gpa_shifts[gshift] - 1
+        if n:
+            self.gpa_shifts[gshift] = n
+        else:
+            del self.gpa_shifts[gshift]
         tag = (gscid, pscid)
         keys = self.by_tag[tag]
         keys.discard(key)
@@ -121,26 +138,56 @@ class Iotlb:
         self.by_g.clear()
         self.shifts.clear()
         self._shift_list = []
+        self.by_gpa.clear()
+        self.gpa_shifts.clear()
 
-    def _drop_tag(self, tag: Tuple[int, int], lo: int = 0, hi: int = -1, gpa: bool = False) -> int:
-        """Remove the entries of ``tag`` overlapping [lo, hi] (all when hi < 0)."""
+    def _drop_tag(self, tag: Tuple[int, int], lo: int = 0, hi: int = -1) -> int:
+        """Remove the entries of ``tag`` translating IOVAs in [lo, hi] (all when hi < 0).
+
+        Visits the candidate pages of the range when that is fewer than the
+        tag's entries, so a one-page invalidation costs one probe per page size.
+        """
         keys = self.by_tag.get(tag)
         if not keys:
             return 0
-        n = 0
-        for key in list(keys):
-            if hi >= 0:
-                e = self.entries[key]
-                if gpa:
-                    base, size = e[4], e[5]
-                else:
-                    size = 1 << key[2]
-                    base = key[3] << key[2]
-                if base > hi or base + size - 1 < lo:
-                    continue
+        if hi < 0:
+            victims = list(keys)
+        else:
+            victims = self._in_range(keys, tag, lo, hi, self._shift_list)
+        for key in victims:
             self._remove(key)
-            n += 1
-        return n
+        return len(victims)
+
+    def _in_range(
+        self, keys: Set[Key], tag: Tuple[int, int], lo: int, hi: int, shifts: List[int]
+    ) -> List[Key]:
+        g, p = tag
+        probes = sum(((hi >> sh) - (lo >> sh) + 1) for sh in shifts)
+        if probes <= len(keys):
+            found = []
+            for sh in shifts:
+                for vpn in range(lo >> sh, (hi >> sh) + 1):
+                    key = (g, p, sh, vpn)
+                    if key in keys:
+                        found.append(key)
+            return found
+        return [k for k in keys if k[3] << k[2] <= hi and ((k[3] + 1) << k[2]) - 1 >= lo]
+
+    def _drop_gpa(self, gscid: int, lo: int, hi: int) -> int:
+        """Remove the entries of ``gscid`` whose guest-physical page overlaps [lo, hi]."""
+        victims: Set[Key] = set()
+        for gshift in sorted(self.gpa_shifts):
+            first, last = lo >> gshift, hi >> gshift
+            if last - first + 1 <= len(self.by_gpa):
+                for gpn in range(first, last + 1):
+                    victims |= self.by_gpa.get((gscid, gshift, gpn), set())
+            else:
+                for (g, sh, gpn), keys in self.by_gpa.items():
+                    if g == gscid and sh == gshift and first <= gpn <= last:
+                        victims |= keys
+        for key in victims:
+            self._remove(key)
+        return len(victims)
 
     def inval_vma(
         self, gv: bool, gscid: int, pscv: bool, pscid: int, lo: int = 0, hi: int = -1
@@ -164,9 +211,11 @@ class Iotlb:
 
         With an address, only entries whose guest-physical page overlaps [lo, hi].
         """
+        if gv and hi >= 0:
+            return self._drop_gpa(gscid, lo, hi)
         n = 0
         gs = [gscid] if gv else [g for g in self.by_g if g != HOST]
         for g in gs:
             for p in list(self.by_g.get(g, ())):
-                n += self._drop_tag((g, p), lo, hi, gpa=True)
+                n += self._drop_tag((g, p))
         return n
