@@ -221,7 +221,9 @@ class IommuParams:
     #: Cycles (see Iommu.tick) after which an ATS Invalidation Request times
     #: out; 0 = only when the testbench calls Iommu.ats_timeout().
     ats_inval_timeout: int = 0
-    #: Translation range size reported when both stages are Bare (ATS / debug).
+    #: Translation range size a Bare stage contributes: the reported range
+    #: (ATS completions, tr_response, rsp.size) is the smallest of the
+    #: stages' page sizes, a Bare stage counting as this size.
     bare_range_size: int = 1 << 21
     #: A request whose [addr, addr+length) crosses a 4 KiB boundary faults
     #: with "address misaligned" (4 / 6): PCIe never issues such a request.
