@@ -46,6 +46,28 @@ _G = F.PTE.G.mask
 _RWX = _R | _W | _X
 _PBMT = F.PTE.PBMT
 _MODE_SHIFT = 60
+# faults that only deny a permission while setting D for a grantable W
+_DENIALS = frozenset(
+    {
+        Cause.WRITE_PAGE_FAULT,
+        Cause.WRITE_GUEST_PAGE_FAULT,
+        Cause.READ_PAGE_FAULT,
+        Cause.READ_GUEST_PAGE_FAULT,
+    }
+)
+# the walk runs as a read; faults are reported for the request's access type
+_AS_REQUESTED: Dict[int, Dict[Cause, Cause]] = {
+    Access.WRITE: {
+        Cause.READ_ACCESS_FAULT: Cause.WRITE_ACCESS_FAULT,
+        Cause.READ_PAGE_FAULT: Cause.WRITE_PAGE_FAULT,
+        Cause.READ_GUEST_PAGE_FAULT: Cause.WRITE_GUEST_PAGE_FAULT,
+    },
+    Access.EXECUTE: {
+        Cause.READ_ACCESS_FAULT: Cause.INSTRUCTION_ACCESS_FAULT,
+        Cause.READ_PAGE_FAULT: Cause.INSTRUCTION_PAGE_FAULT,
+        Cause.READ_GUEST_PAGE_FAULT: Cause.INSTRUCTION_GUEST_PAGE_FAULT,
+    },
+}
 
 
 class PrgResponseCode:
@@ -88,6 +110,57 @@ def ats_translate(
     s1_at_spa: bool = False,
     msi_fields: Tuple[int, int, int] = (0, 0, 0),
 ) -> "Result":
+    """Steps 17-19 for a PCIe ATS Translation Request; see :func:`_ats_walk`.
+
+    The walk reads; a fault it stops with is reported for the access the
+    request asked for: execute (Execute Requested), else write (no No Write),
+    else read.
+    """
+    try:
+        return _ats_walk(
+            io,
+            iova,
+            iosatp,
+            hg,
+            dc,
+            priv,
+            sum_,
+            gctl,
+            no_write,
+            access,
+            gscid,
+            pscid,
+            s1_at_spa,
+            msi_fields,
+        )
+    except Fault as f:
+        asked = (
+            Access.EXECUTE
+            if access == Access.EXECUTE
+            else (Access.READ if no_write else Access.WRITE)
+        )
+        remap = _AS_REQUESTED.get(asked)
+        if remap is not None:
+            f.cause = remap.get(Cause(f.cause), f.cause)
+        raise
+
+
+def _ats_walk(
+    io: "Iommu",
+    iova: int,
+    iosatp: int,
+    hg: int,
+    dc: DC,
+    priv: bool,
+    sum_: bool,
+    gctl: int,
+    no_write: bool,
+    access: int,
+    gscid: int,
+    pscid: int,
+    s1_at_spa: bool = False,
+    msi_fields: Tuple[int, int, int] = (0, 0, 0),
+) -> "Result":
     """Steps 17-19 for a PCIe ATS Translation Request (§ATS_FAULTS).
 
     The walk runs as a read; page and guest-page faults end in "Success with
@@ -110,6 +183,7 @@ def ats_translate(
     g = False
     pbmt = 0
     s1 = -1
+    s1size = size
     geom = S_MODES[sxl].get(smode)
     if geom is not None:
         gpa, s1, size = first_stage(
@@ -120,6 +194,7 @@ def ats_translate(
                 raise page_fault(Access.READ)
         elif not priv:  # a request without privilege needs U = 1
             raise page_fault(Access.READ)
+        s1size = size
         perms = s1 & _RWX
         if priv and s1 & _U:
             perms &= ~_X  # supervisor execute of a user page: never, whatever SUM
@@ -138,6 +213,7 @@ def ats_translate(
             addr = gpa if t2gpa else msi[0]
             return addr, perms, False, 0, 4096, msi
     gp = -1
+    gsize = size
     if hg:
         spa, gp, gsize = second_stage(io, gpa, hg, Access.READ, False, False, gctl)
         perms &= gp
@@ -171,14 +247,27 @@ def ats_translate(
                 )
             if hg:
                 second_stage(io, gpa, hg, Access.WRITE, False, False, gctl)
-        except Fault:
-            perms &= ~_W
+        except Fault as f:
+            if f.cause not in _DENIALS:
+                raise  # an access fault or poison while updating D: reported (CA)
+            perms &= ~_W  # D cannot be set (no hardware A/D, or no G-stage W): deny W
     if io.params.ats_fills_iotlb and (geom is not None or hg):
+        gleaf = gsize if hg else size
+        s1leaf = s1size if geom is not None else size
         io.iotlb.insert(
             gscid,
             GLOBAL if g else pscid,
             iova,
-            (spa & ~(size - 1), size, s1, gp, gpa & ~(size - 1), size),
+            (
+                spa & ~(size - 1),
+                size,
+                s1,
+                gp,
+                gpa & ~(gleaf - 1),
+                gleaf,
+                iova & ~(s1leaf - 1),
+                s1leaf,
+            ),
         )
     return (gpa if t2gpa else spa), perms, g, pbmt, size, None
 

@@ -9,7 +9,7 @@ sets ``cqcsr.cmd_ill`` and stops with ``cqh`` on it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
 from . import formats as F
 from .memory import MemoryAccessError, MemoryFault
@@ -154,13 +154,14 @@ def ats(io: "Iommu", func3: int, d0: int, d1: int) -> int:
     if not io.caps.ats or func3 > 1 or d0 & C0.reserved:
         return _ILLEGAL
     rid = C0.RID.get(d0)
-    seg = C0.DSEG.get(d0) if C0.DSV.get(d0) else None
+    seg: Optional[int] = C0.DSEG.get(d0) if C0.DSV.get(d0) else None
     pasid = C0.PID.get(d0) if C0.PV.get(d0) else None
     if func3 == 0:
         itag = io.invalidations.free_itag()
         if itag is None:  # all 32 ITAGs in flight: wait for a completion
             return _STALL
-        io.invalidations.issue(itag, rid)
+        # the destination device: the RID, qualified by the segment when DSV = 1
+        io.invalidations.issue(itag, (seg << 16) | rid if seg is not None else rid)
         P = F.ATS_INVAL_PAYLOAD
         msg: object = InvalidationRequest(
             device_id=rid,

@@ -96,6 +96,23 @@ def _check_int(name: str, value: Any, bits: int) -> int:
     return v
 
 
+def _touch(cache: Dict[Any, Any], key: Any) -> None:
+    """LRU: move ``key`` to the young end of ``cache``."""
+    v = cache.pop(key, None)
+    if v is not None:
+        cache[key] = v
+
+
+def _cache_insert(io: "Iommu", cache: Dict[Any, Any], capacity: int, key: Any, value: Any) -> None:
+    """Insert into a directory cache, evicting the oldest (FIFO) or least recently used entry."""
+    if not capacity:
+        return
+    while len(cache) >= capacity:
+        del cache[next(iter(cache))]
+        io.flush_front_cache()  # shortcuts may rest on the evicted entry
+    cache[key] = value
+
+
 class Iommu:
     """A RISC-V IOMMU.
 
@@ -202,11 +219,16 @@ class Iommu:
         self.cq = CommandQueue(self)
         self.hpm = Hpm(self)
         self.dbg = DebugInterface(self)
-        self.iotlb = Iotlb(params.iotlb_size, lru=params.cache_policy == "lru")
+        self.lru = params.cache_policy == "lru"
+        self.iotlb = Iotlb(params.iotlb_size, lru=self.lru)
+        self.iotlb.on_evict = self.flush_front_cache
+        #: the IOTLB key / PDT-cache key the last translation used (None: none)
+        self.last_tlb_key: Optional[Tuple[int, int, int, int]] = None
+        self.last_pc_key: Optional[Tuple[int, int]] = None
         # the "front" cache: whole responses by request, flushed by every
         # invalidation; only with every other cache on (so it never hides a
         # structure the strict, capacity-0 modes must walk)
-        self._front: Dict[Tuple[int, int, int, int, int], Tuple[int, int, bool, int, int]] = {}
+        self._front: Dict[Tuple[int, int, int, int, int], Tuple[Any, ...]] = {}
         self._front_on = bool(params.iotlb_size and params.ddt_cache_size and params.pdt_cache_size)
         #: QoS IDs last seen per device (for front-cache hits)
         self.qos_of: Dict[int, Tuple[int, int]] = {}
@@ -521,34 +543,31 @@ class Iommu:
     def get_dc(self, device_id: int) -> DC:
         """The device context of ``device_id`` (§GET_DC), through the DDT cache."""
         dc = self.ddt_cache.get(device_id)
-        if dc is None:
+        if dc is not None:
+            if self.lru:
+                _touch(self.ddt_cache, device_id)
+        else:
             if self.hpm.active:
                 self.count_event(Event.DDT_WALK, device_id, None, -1, -1)
             if self._qos_port:
                 self.mem.qos = self.iommu_qosid
             dc = locate_dc(self, device_id)
-            cap = self.params.ddt_cache_size
-            if cap:
-                cache = self.ddt_cache
-                if len(cache) >= cap:
-                    del cache[next(iter(cache))]  # replace the oldest entry
-                cache[device_id] = dc
+            _cache_insert(self, self.ddt_cache, self.params.ddt_cache_size, device_id, dc)
         return dc
 
     def get_pc(self, device_id: int, process_id: int, dc: DC, access: int) -> PC:
         """The process context of ``process_id`` under ``dc`` (§GET_PC), through the PDT cache."""
         key = (device_id, process_id)
+        self.last_pc_key = key
         pc = self.pdt_cache.get(key)
-        if pc is None:
+        if pc is not None:
+            if self.lru:
+                _touch(self.pdt_cache, key)
+        else:
             if self.hpm.active:
                 self.count_event(Event.PDT_WALK, device_id, process_id, -1, -1)
             pc = self._locate_pc(process_id, dc, access)
-            cap = self.params.pdt_cache_size
-            if cap:
-                cache = self.pdt_cache
-                if len(cache) >= cap:
-                    del cache[next(iter(cache))]
-                cache[key] = pc
+            _cache_insert(self, self.pdt_cache, self.params.pdt_cache_size, key, pc)
         return pc
 
     def _locate_pc(self, process_id: int, dc: DC, access: int) -> PC:
@@ -640,7 +659,13 @@ class Iommu:
             key = (did, -1 if pid is None else pid, priv, access | (kind << 2), addr >> 12)
             hit = front.get(key)
             if hit is not None and (addr & 0xFFF) + length <= 4096:
-                base, perms, g, pbmt, size = hit
+                base, perms, g, pbmt, size, tlb_key, pc_key = hit
+                if self.lru:  # the caches behind this shortcut were used: refresh them
+                    _touch(self.ddt_cache, did)
+                    if pc_key is not None:
+                        _touch(self.pdt_cache, pc_key)
+                    if tlb_key is not None:
+                        self.iotlb.touch(tlb_key)
                 rcid, mcid = self.qos_of.get(did, self.iommu_qosid)
                 return Response(
                     Status.SUCCESS,
@@ -665,6 +690,8 @@ class Iommu:
             key = None
         self.dtf = False
         self.qos = self.iommu_qosid
+        self.last_tlb_key = None
+        self.last_pc_key = None
         try:
             if self._datapath_errors:
                 self._datapath_errors -= 1
@@ -714,7 +741,15 @@ class Iommu:
             if key is not None and (perms or size):
                 if len(front) >= self.params.iotlb_size:
                     front.clear()
-                front[key] = (spa & ~0xFFF, perms, g, pbmt, size)
+                front[key] = (
+                    spa & ~0xFFF,
+                    perms,
+                    g,
+                    pbmt,
+                    size,
+                    self.last_tlb_key,
+                    self.last_pc_key,
+                )
                 self.qos_of[did] = (rcid, mcid)
             return Response(
                 Status.SUCCESS,

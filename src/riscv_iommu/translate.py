@@ -183,10 +183,11 @@ def translate_iova(
         )
     # The IOTLB caches the result of steps 17-19 (never MSI translations)
     if (gmode or smode) and tlb.capacity:
-        e = tlb.lookup(gscid, pscid, iova)
-        if e is not None:
-            hit = _check_cached(e, iova, access, priv, sum_)
+        found = tlb.lookup(gscid, pscid, iova)
+        if found is not None:
+            hit = _check_cached(found[1], iova, access, priv, sum_)
             if hit is not None:
+                io.last_tlb_key = found[0]
                 return hit
         if hpm:
             io.count_event(Event.TLB_MISS, device_id, process_id, gscid, pscid)
@@ -196,6 +197,7 @@ def translate_iova(
     pbmt = 0
     size = io.params.bare_range_size
     s1pte = -1
+    s1size = 0
     if smode:
         if hpm:
             io.count_event(Event.S_STAGE_WALK, device_id, process_id, gscid, pscid)
@@ -216,6 +218,7 @@ def translate_iova(
         perms = s1pte & PERM_ALL
         g = bool(s1pte & _G)
         pbmt = _PBMT.get(s1pte) if geom[2] == 8 else 0
+        s1size = size
     else:
         gpa = iova
     # step 18: MSI address translation
@@ -242,11 +245,23 @@ def translate_iova(
     else:
         spa = gpa
     if gmode or smode:
-        tlb.insert(
+        if s1pte < 0:
+            s1size = size
+        gleaf = gsize if hg else size
+        io.last_tlb_key = tlb.insert(
             gscid,
             GLOBAL if g else pscid,
             iova,
-            (spa & ~(size - 1), size, s1pte, gpte, gpa & ~(min(gsize, size) - 1), min(gsize, size)),
+            (
+                spa & ~(size - 1),
+                size,
+                s1pte,
+                gpte,
+                gpa & ~(gleaf - 1),
+                gleaf,
+                iova & ~(s1size - 1),
+                s1size,
+            ),
         )
     return spa, perms, g, pbmt, size, None  # step 20
 
@@ -258,7 +273,7 @@ def _check_cached(e: Entry, iova: int, access: int, priv: bool, sum_: bool) -> O
     for a write, D) already set in each stage; anything else walks, which
     updates A/D or reports the fault from the tables in memory.
     """
-    spa_base, size, s1, gp, _, _ = e
+    spa_base, size, s1, gp = e[0], e[1], e[2], e[3]
     need = _PERM[access]
     ad = _A | _D if access == Access.WRITE else _A
     perms = PERM_ALL

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Dict, List, Tuple
 
-from gipc_helpers import GPA, IOVA, GipcSystem
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import riscv_iommu as rv
+from gipc_helpers import GPA, IOVA, GipcSystem
 
 # a layout: revision, and a list of (pasid, vm) bindings with distinct PASIDs
 layouts = st.tuples(

@@ -279,3 +279,27 @@ def ipsr(s: Any) -> int:
 
 
 # --- helpers appended by other test writers go below this line ---
+
+
+def system_with_port(
+    mem: Any,
+    caps: Optional[rv.Capabilities] = None,
+    params: Optional[rv.IommuParams] = None,
+    fctl: int = 0,
+    levels: int = 3,
+) -> Any:
+    """A helpers.System built over a caller-supplied memory port ``mem`` (e.g. a SparseMemory
+    subclass with a ``qos`` attribute), otherwise identical to ``System(...)``."""
+    from helpers import System
+    from riscv_iommu.host.tables import DeviceDirectory, HostSpace, PageAllocator
+
+    s = System.__new__(System)
+    s.mem = mem
+    s.caps = caps if caps is not None else rv.Capabilities.full()
+    s.iommu = rv.Iommu(mem, capabilities=s.caps, fctl=fctl, params=params)
+    s.alloc = PageAllocator(mem)
+    s.host = HostSpace(mem, s.alloc)
+    s.be = bool(fctl & 1)
+    s.ddt = DeviceDirectory(mem, s.alloc, levels=levels, msi_flat=s.caps.msi_flat, big=s.be)
+    s.iommu.mmio_write(REG.DDTP, s.ddt.ddtp)
+    return s

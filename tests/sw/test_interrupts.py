@@ -13,6 +13,10 @@ from __future__ import annotations
 from typing import List, Tuple
 
 import pytest
+
+import riscv_iommu as rv
+from helpers import TC_EN_ATS, TC_EN_PRI, TC_V, System
+from riscv_iommu import formats as F
 from swhelpers import (
     fq_records,
     iofence_c,
@@ -22,10 +26,6 @@ from swhelpers import (
     submit,
     write_cmd,
 )
-
-import riscv_iommu as rv
-from helpers import TC_EN_ATS, TC_EN_PRI, TC_V, System
-from riscv_iommu import formats as F
 
 REG = rv.REG
 CIP, FIP, PMIP, PIP = (F.IPSR.fields[n].mask for n in ("cip", "fip", "pmip", "pip"))

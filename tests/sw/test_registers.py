@@ -15,6 +15,10 @@ from typing import Any, Callable, Dict, List, Tuple
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import riscv_iommu as rv
+from helpers import TC_EN_ATS, TC_EN_PRI, TC_V, System
+from riscv_iommu import formats as F
 from swhelpers import (
     iofence_c,
     queue_base,
@@ -24,10 +28,6 @@ from swhelpers import (
     submit,
     write_cmd,
 )
-
-import riscv_iommu as rv
-from helpers import TC_EN_ATS, TC_EN_PRI, TC_V, System
-from riscv_iommu import formats as F
 
 REG = rv.REG
 M32 = 0xFFFFFFFF
