@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Dict, List, Literal, Optional, Tuple
 from . import formats as F
 from ._fault import Fault, page_fault
 from .ddt import DC
+from .hpm import Event
 from .ioatc import GLOBAL
 from .msi import msi_translate
 from .paging import S_MODES, first_stage, second_stage
@@ -96,6 +97,8 @@ def encode_range(addr: int, size: int) -> Tuple[int, bool]:
 
 def ats_translate(
     io: "Iommu",
+    device_id: int,
+    process_id: Optional[int],
     iova: int,
     iosatp: int,
     hg: int,
@@ -116,6 +119,11 @@ def ats_translate(
     request asked for: execute (Execute Requested), else write (no No Write),
     else read.
     """
+    if io.hpm.active:  # the walks this request makes (events 7 and 8)
+        if iosatp >> _MODE_SHIFT:
+            io.count_event(Event.S_STAGE_WALK, device_id, process_id, gscid, pscid)
+        if hg:
+            io.count_event(Event.G_STAGE_WALK, device_id, process_id, gscid, pscid)
     try:
         return _ats_walk(
             io,

@@ -233,7 +233,7 @@ class Iommu:
         #: QoS IDs last seen per device (for front-cache hits)
         self.qos_of: Dict[int, Tuple[int, int]] = {}
         self.invalidations = InvalidationTracker(params.ats_inval_timeout)
-        self._qos_port = hasattr(mem, "qos")
+        self.qos_port = hasattr(mem, "qos")
         self._regs = build_register_map(self)
         #: Outbound ports: ATS messages, wired interrupts (vector, level),
         #: and IOFENCE.C's global-observability request (PR, PW).
@@ -435,13 +435,13 @@ class Iommu:
 
     def port_write(self, addr: int, data: bytes, qos: Tuple[int, int]) -> None:
         """An IOMMU-initiated write through the memory port, with its QoS IDs."""
-        if self._qos_port:
+        if self.qos_port:
             self.mem.qos = qos
         self.mem.write(addr, data)
 
     def rd_iommu(self, addr: int, big: bool) -> int:
         """An IOMMU-initiated 8-byte read (queues) with the iommu_qosid QoS IDs."""
-        if self._qos_port:
+        if self.qos_port:
             self.mem.qos = self.iommu_qosid
         return self.rd(addr, 8, big)
 
@@ -549,7 +549,7 @@ class Iommu:
         else:
             if self.hpm.active:
                 self.count_event(Event.DDT_WALK, device_id, None, -1, -1)
-            if self._qos_port:
+            if self.qos_port:
                 self.mem.qos = self.iommu_qosid
             dc = locate_dc(self, device_id)
             _cache_insert(self, self.ddt_cache, self.params.ddt_cache_size, device_id, dc)
@@ -696,18 +696,13 @@ class Iommu:
             if self._datapath_errors:
                 self._datapath_errors -= 1
                 raise Fault(Cause.INTERNAL_DATAPATH_ERROR)
-            if (
+            crossing = (
                 kind != RequestKind.ATS_TRANSLATION
                 and self.params.fault_page_crossing
                 and (addr & 0xFFF) + length > 4096
-            ):
-                raise Fault(
-                    Cause.WRITE_ADDRESS_MISALIGNED
-                    if access == Access.WRITE
-                    else Cause.READ_ADDRESS_MISALIGNED
-                )
+            )
             spa, perms, g, pbmt, size, msi = translate_iova(
-                self, did, addr, access, pid, priv, kind, data, debug, bool(req.no_write)
+                self, did, addr, access, pid, priv, kind, data, debug, bool(req.no_write), crossing
             )
         except Fault as f:
             return self._fault_response(f, did, addr, access, pid, priv, kind)

@@ -72,6 +72,7 @@ def translate_iova(
     data: Optional[int],
     debug: bool = False,
     no_write: bool = False,
+    crossing: bool = False,
 ) -> Result:
     """Run the translation process for one request.
 
@@ -87,6 +88,8 @@ def translate_iova(
     if mode == _BARE:
         if kind != RequestKind.UNTRANSLATED:
             raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+        if crossing:
+            raise _misaligned(access)
         return iova, PERM_ALL, False, 0, io.params.bare_range_size, None  # step 20
     # steps 3 and 4: DDI split for the base or extended DC format
     _, d1, d2 = ddi(io, device_id)
@@ -102,7 +105,15 @@ def translate_iova(
     tc, iohgatp, ta, fsc, msiptp, msi_mask, msi_pattern, _ = dc
     io.dtf = bool(tc & _DTF)
     if io.caps.qosid:
+        # DC.ta.RCID/MCID: the QoS IDs of the IOMMU's accesses for this device
+        # (PDT, page tables, MSI page table, MRIF) and of the translated request
         io.qos = (_RCID.get(ta), _MCID.get(ta))
+        if io.qos_port:
+            io.mem.qos = io.qos
+    # A request whose bytes cross a 4 KiB page is malformed (docs/translation.md);
+    # checked once the DC is known so that DC.tc.DTF applies to causes 4 / 6
+    if crossing:
+        raise _misaligned(access)
     # step 7
     if kind != RequestKind.UNTRANSLATED and not tc & _EN_ATS:
         raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
@@ -167,6 +178,8 @@ def translate_iova(
     if ats:  # §ATS_FAULTS: a PCIe ATS Translation Request computes permissions
         return ats_translate(
             io,
+            device_id,
+            process_id,
             iova,
             iosatp,
             hg,
@@ -264,6 +277,13 @@ def translate_iova(
             ),
         )
     return spa, perms, g, pbmt, size, None  # step 20
+
+
+def _misaligned(access: int) -> Fault:
+    """Read (4) or Write/AMO (6) address misaligned."""
+    if access == Access.WRITE:
+        return Fault(Cause.WRITE_ADDRESS_MISALIGNED)
+    return Fault(Cause.READ_ADDRESS_MISALIGNED)
 
 
 def _check_cached(e: Entry, iova: int, access: int, priv: bool, sum_: bool) -> Optional[Result]:
