@@ -26,6 +26,8 @@ _QB = F.QUEUE_BASE
 class Queue:
     """Base, head, tail and CSR of one in-memory queue of ``entry_size``-byte entries."""
 
+    #: whether the IOMMU produces into the queue (owns the tail) or consumes (owns the head)
+    OWNS_TAIL = True
     #: CSR bit masks, set by subclasses
     EN = 0
     IE = 0
@@ -78,6 +80,11 @@ class Queue:
         self.reevaluate()
 
     def _enable(self, csr: int) -> int:
+        """xqen 0 -> 1: the index the IOMMU owns restarts at 0 and the error bits clear."""
+        if self.OWNS_TAIL:
+            self.tail = 0
+        else:
+            self.head = 0
         return (csr & ~self.ERRORS) | self.ON
 
     def reevaluate(self) -> None:
@@ -95,10 +102,6 @@ class _ProducerQueue(Queue):
 
     MF = 0
     OF = 0
-
-    def _enable(self, csr: int) -> int:
-        self.tail = 0
-        return (csr & ~self.ERRORS) | self.ON
 
     def write_head(self, value: int) -> None:
         """xqh: only bits LOG2SZ-1:0 are writable."""
@@ -165,10 +168,6 @@ class PageRequestQueue(_ProducerQueue):
     def __init__(self, io: "Iommu") -> None:
         super().__init__(io, 16)
 
-    def full(self) -> bool:
-        """Whether a record would overflow the queue."""
-        return self.tail == (self.head - 1) % self.size
-
 
 class CommandQueue(Queue):
     """The command queue (16-byte commands); the IOMMU owns the head."""
@@ -183,13 +182,10 @@ class CommandQueue(Queue):
     STOP = MF | TO | ILL
     ERRORS = STOP | FENCE_W_IP
     IP = CIP
+    OWNS_TAIL = False
 
     def __init__(self, io: "Iommu") -> None:
         super().__init__(io, 16)
-
-    def _enable(self, csr: int) -> int:
-        self.head = 0
-        return (csr & ~self.ERRORS) | self.ON
 
     def write_tail(self, value: int) -> None:
         """cqt: only bits LOG2SZ-1:0 are writable; the doorbell."""
