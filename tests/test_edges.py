@@ -1,0 +1,210 @@
+"""Edge cases of several processes that the per-module files do not reach."""
+
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import pytest
+
+import riscv_iommu as rv
+from helpers import SV39, TC_EN_ATS, TC_GADE, TC_SADE, TC_V, System, fault
+from riscv_iommu import formats as F
+from riscv_iommu.host.tables import URW, URWX, A, D, PageAllocator
+from riscv_iommu.ioatc import Iotlb
+from riscv_iommu.paging import MAX_AD_RETRIES
+
+
+class _CasNeverLands(rv.SparseMemory):
+    """A port whose compare-and-swap on one address always finds other data."""
+
+    __slots__ = ("stuck", "tries")
+
+    def cas(self, addr: int, expected: bytes, desired: bytes) -> bytes:
+        if addr == self.stuck:
+            self.tries += 1
+            return bytes(b ^ 0xFF for b in expected)
+        return super().cas(addr, expected, desired)
+
+
+def _stuck_system(stage: str) -> Tuple[System, _CasNeverLands]:
+    s = System()
+    mem = _CasNeverLands()
+    mem.tries = 0
+    s.mem = mem
+    s.iommu = rv.Iommu(mem, capabilities=rv.Capabilities.full())
+    s.alloc = PageAllocator(mem)
+    s.host.mem = mem
+    s.host.allocator = s.alloc
+    from riscv_iommu.host.tables import DeviceDirectory
+
+    s.ddt = DeviceDirectory(mem, s.alloc, levels=3)
+    s.iommu.mmio_write(rv.REG.DDTP, s.ddt.ddtp)
+    if stage == "s":
+        s1 = s.stage1()
+        mem.stuck = s1.map(0x1000, 0x8000_0000, flags=URWX)  # A = 0: an update is needed
+        s.ddt.set_dc(1, tc=TC_V | TC_SADE, fsc=s1.satp())
+    else:
+        g = s.gstage(SV39)
+        mem.stuck = g.map(0x1000, 0x8000_0000, flags=URWX)
+        s.ddt.set_dc(1, tc=TC_V | TC_GADE, iohgatp=g.satp(1))
+    return s, mem
+
+
+@pytest.mark.parametrize("stage", ["s", "g"])
+def test_ptw_step7_restarts_when_the_pte_changed_and_gives_up_with_an_access_fault(
+    stage: str,
+) -> None:
+    """PTW step 7: a failed atomic A/D update restarts the walk; a port that never lets
+    it land ends, after MAX_AD_RETRIES, in an access fault on the PTE (docs/translation.md)."""
+    s, mem = _stuck_system(stage)
+    rsp = s.t(1, 0x1000, rv.Access.WRITE)
+    assert fault(rsp) == rv.FaultRecord(
+        cause=rv.Cause.WRITE_ACCESS_FAULT,
+        ttyp=rv.Ttyp.UNTRANSLATED_WRITE,
+        iotval=0x1000,
+        device_id=1,
+    )
+    assert mem.tries == MAX_AD_RETRIES + 1
+
+
+def test_page_crossing_request_in_bare_mode_is_misaligned() -> None:
+    """Bare mode (step 2) still rejects a request whose bytes cross a 4 KiB page (4 / 6)."""
+    s = System()
+    s.iommu.mmio_write(rv.REG.DDTP, rv.IommuMode.BARE)
+    rsp = s.t(1, 0xFFC, rv.Access.WRITE, length=8)
+    assert fault(rsp).cause == rv.Cause.WRITE_ADDRESS_MISALIGNED
+    assert s.t(1, 0xFF8, length=8).addr == 0xFF8
+
+
+def test_cached_g_stage_entry_without_the_permission_walks_again() -> None:
+    """A cached translation that the G-stage PTE would not grant is not used: the walk
+    reports the guest-page fault from memory."""
+    s = System()
+    g = s.gstage(SV39)
+    spa = s.page()
+    g.map(0x4000, spa, flags=URW | A | D)
+    s.ddt.set_dc(1, tc=TC_V, iohgatp=g.satp(3))
+    assert s.t(1, 0x4000).addr == spa  # cached (R/W)
+    rsp = s.t(1, 0x4000, rv.Access.EXECUTE)
+    assert fault(rsp).cause == rv.Cause.INSTRUCTION_GUEST_PAGE_FAULT
+    assert fault(rsp).iotval2 == 0x4000
+
+
+def test_front_cache_is_bounded_by_the_iotlb_capacity() -> None:
+    """The whole-response cache never holds more entries than iotlb_size."""
+    s = System(params=rv.IommuParams(iotlb_size=4))
+    s1 = s.stage1()
+    for k in range(8):
+        s1.map(k << 12, 0x8000_0000 + (k << 12))
+    s.ddt.set_dc(1, tc=TC_V, fsc=s1.satp())
+    for k in range(8):
+        assert s.t(1, k << 12).addr == 0x8000_0000 + (k << 12)
+    assert len(s.iommu._front) <= 4 and len(s.iommu.iotlb) <= 4
+
+
+def test_iodir_did_wider_than_the_implemented_device_id_is_illegal() -> None:
+    """IODIR: a DID wider than IommuParams.device_id_width is illegal (cmd_ill)."""
+    s = System(params=rv.IommuParams(device_id_width=8))
+    cq = s.page()
+    io = s.iommu
+    io.mmio_write(rv.REG.CQB, F.QUEUE_BASE.encode(LOG2SZ_1=1, PPN=cq >> 12))
+    io.mmio_write(rv.REG.CQCSR, 1, 4)
+    s.mem.write_u64(cq, F.CMD_IODIR0.encode(opcode=3, func3=0, DV=1, DID=0x100))
+    io.mmio_write(rv.REG.CQT, 1, 4)
+    assert io.mmio_read(rv.REG.CQCSR, 4) & F.CQCSR.cmd_ill.mask
+    assert io.mmio_read(rv.REG.CQH, 4) == 0
+
+
+def test_page_request_api_edge() -> None:
+    """page_request() takes a PageRequest."""
+    s = System()
+    with pytest.raises(TypeError, match="PageRequest"):
+        s.iommu.page_request(rv.Request(1, 0))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode,cause", [(0, 256), (1, 260)])
+def test_invalidation_completion_with_iommu_off_or_bare(mode: int, cause: int) -> None:
+    """An Invalidation Completion finds no DC in Off / Bare mode: a TTYP 9 record."""
+    s = System()
+    fq = s.page()
+    io = s.iommu
+    io.mmio_write(rv.REG.FQB, F.QUEUE_BASE.encode(LOG2SZ_1=3, PPN=fq >> 12))
+    io.mmio_write(rv.REG.FQCSR, 1, 4)
+    io.mmio_write(rv.REG.DDTP, mode)
+    assert io.invalidation_completion(5, 1) == 0
+    assert rv.FaultRecord.from_bytes(s.mem.read(fq, 32)) == rv.FaultRecord(
+        cause=cause, ttyp=rv.Ttyp.PCIE_MESSAGE, iotval=0x02, device_id=5
+    )
+
+
+def test_switching_from_wired_to_msi_releases_the_wires() -> None:
+    """fctl.WSI 1 -> 0: the wires an ipsr bit held high go low."""
+    levels: List[Tuple[int, bool]] = []
+    s = System(fctl=2, params=rv.IommuParams(be_writable=True))
+    io = s.iommu
+    io.on_wired_interrupt = lambda v, lvl: levels.append((v, lvl))
+    io.mmio_write(rv.REG.ICVEC, 0x0030)  # fiv = 3
+    fq = s.page()
+    io.mmio_write(rv.REG.FQB, F.QUEUE_BASE.encode(LOG2SZ_1=3, PPN=fq >> 12))
+    io.mmio_write(rv.REG.FQCSR, 3, 4)
+    s.t(9, 0)  # a fault record -> fip -> wire 3 high
+    assert levels == [(3, True)]
+    io.mmio_write(rv.REG.FCTL, 0, 4)  # IGS = BOTH: WSI is writable
+    assert levels == [(3, True), (3, False)]
+
+
+def test_message_reprs_are_hex() -> None:
+    """The outbound ATS messages print their fields in hex."""
+    assert repr(rv.InvalidationRequest(0x102, 0x4000, itag=3)) == (
+        "InvalidationRequest(device_id=0x102, addr=0x4000, s=False, global_=False, "
+        "pasid=None, segment=None, itag=3)"
+    )
+    assert repr(rv.PageRequestGroupResponse(0x102, 5, 0xF, pasid=7)) == (
+        "PageRequestGroupResponse(device_id=0x102, prg_index=0x5, response_code=0xf, "
+        "pasid=0x7, segment=None)"
+    )
+
+
+def test_params_reject_a_negative_ats_timeout() -> None:
+    """IommuParams.ats_inval_timeout must be >= 0."""
+    with pytest.raises(ValueError, match="ats_inval_timeout"):
+        rv.IommuParams(ats_inval_timeout=-1)
+
+
+def test_iotlb_clear_and_touch() -> None:
+    """Iotlb.clear() empties every index; touch() of a missing key is harmless."""
+    t = Iotlb(4, lru=True)
+    e = (0x8000_0000, 4096, -1, -1, 0x1000, 4096, 0x1000, 4096)
+    key = t.insert(1, 2, 0x1000, e)
+    assert key is not None and t.lookup(1, 2, 0x1234) == (key, e)
+    t.touch((9, 9, 12, 9))
+    t.touch(key)
+    fifo = Iotlb(4, lru=False)
+    fk = fifo.insert(1, 2, 0x1000, e)
+    assert fk is not None
+    fifo.touch(fk)  # no LRU: nothing moves
+    t.clear()
+    assert len(t) == 0 and t.lookup(1, 2, 0x1000) is None
+    assert not t.by_tag and not t.by_s1 and not t.by_gpa and not t.shifts
+
+
+def test_mrif_pending_bit_already_set_still_sends_the_notice() -> None:
+    """MRIF recording: an identity already pending is not written again; the notice goes out."""
+    s = System(params=rv.IommuParams(mrif_by_iommu=True))
+    g = s.gstage(SV39)
+    msipt = s.msipt(4)
+    mrif = s.alloc.alloc(512, 512)
+    notice = s.page()
+    msipt.set_mrif(0, mrif, notice, 0x7FF)
+    s.ddt.set_dc(
+        1,
+        tc=TC_V | TC_EN_ATS,
+        iohgatp=g.satp(1),
+        msiptp=msipt.msiptp(),
+        msi_addr_mask=0,
+        msi_addr_pattern=0x2800_0000 >> 12,
+    )
+    s.mem.write_u64(mrif, 1 << 5)
+    rsp = s.t(1, 0x2800_0000, rv.Access.WRITE, length=4, data=5)
+    assert rsp.is_mrif and s.mem.read_u64(mrif) == 1 << 5
+    assert s.mem.read_u32(notice) == 0x7FF
