@@ -208,3 +208,88 @@ def test_mrif_pending_bit_already_set_still_sends_the_notice() -> None:
     rsp = s.t(1, 0x2800_0000, rv.Access.WRITE, length=4, data=5)
     assert rsp.is_mrif and s.mem.read_u64(mrif) == 1 << 5
     assert s.mem.read_u32(notice) == 0x7FF
+
+
+def test_front_cache_of_bare_translations_is_bounded() -> None:
+    """Responses of a DC with both stages Bare (nothing in the IOTLB) stay bounded too."""
+    s = System(params=rv.IommuParams(iotlb_size=4))
+    s.ddt.set_dc(1, tc=TC_V)
+    for k in range(9):
+        assert s.t(1, k << 12).addr == k << 12
+    assert 0 < len(s.iommu._front) <= 4
+
+
+class _CasFaults(rv.SparseMemory):
+    """A port whose compare-and-swap at one address is an access fault."""
+
+    __slots__ = ("bad",)
+
+    def cas(self, addr: int, expected: bytes, desired: bytes) -> bytes:
+        if addr == self.bad:
+            raise rv.MemoryAccessError(rv.MemoryFault.ACCESS_FAULT, addr, len(expected))
+        return super().cas(addr, expected, desired)
+
+
+def test_g_stage_ad_update_access_fault_is_an_access_fault() -> None:
+    """PTW step 7 on a G-stage leaf: an access fault on the atomic update is cause 5/7."""
+    s = System()
+    mem = _CasFaults()
+    s.mem = mem
+    s.iommu = rv.Iommu(mem, capabilities=rv.Capabilities.full())
+    s.alloc = PageAllocator(mem)
+    s.host.mem = mem
+    s.host.allocator = s.alloc
+    from riscv_iommu.host.tables import DeviceDirectory
+
+    s.ddt = DeviceDirectory(mem, s.alloc, levels=3)
+    s.iommu.mmio_write(rv.REG.DDTP, s.ddt.ddtp)
+    g = s.gstage(SV39)
+    mem.bad = g.map(0x1000, 0x8000_0000, flags=URWX)  # A = 0
+    s.ddt.set_dc(1, tc=TC_V | TC_GADE, iohgatp=g.satp(1))
+    assert fault(s.t(1, 0x1000)).cause == rv.Cause.READ_ACCESS_FAULT
+
+
+def test_fault_record_beyond_pas_is_a_queue_memory_fault() -> None:
+    """A fault-queue slot at or beyond 2^PAS cannot be written: fqmf."""
+    s = System(caps=rv.Capabilities.full(pas=40))
+    io = s.iommu
+    top = (1 << 28) - 1  # the last page below 2^40
+    io.mmio_write(rv.REG.FQB, F.QUEUE_BASE.encode(LOG2SZ_1=8, PPN=top))
+    io.mmio_write(rv.REG.FQCSR, 1, 4)
+    for _ in range(128):  # 128 records fill the last page; the next slot is beyond PAS
+        s.t(9, 0)
+    assert io.mmio_read(rv.REG.FQT, 4) == 128
+    assert not io.mmio_read(rv.REG.FQCSR, 4) & F.FQCSR.fqmf.mask
+    s.t(9, 0)
+    assert io.mmio_read(rv.REG.FQCSR, 4) & F.FQCSR.fqmf.mask
+    assert io.mmio_read(rv.REG.FQT, 4) == 128
+
+
+def test_host_builders_reject_misuse() -> None:
+    """The host-side builders raise clear errors for impossible requests."""
+    s = System()
+    with pytest.raises(ValueError, match="power of two"):
+        s.alloc.alloc(4096, 3000)
+    small = PageAllocator(s.mem, base=0x1000, limit=0x3000)
+    small.alloc()
+    small.alloc()
+    with pytest.raises(MemoryError):
+        small.alloc()
+    g = s.gstage(SV39)
+    guest = s.guest(g)
+    with pytest.raises(ValueError, match="not backed"):
+        guest.to_spa(0x1234_5000)
+    with pytest.raises(ValueError, match="page size"):
+        s.stage1().map(0, 0, size=8192)
+
+
+def test_clear_pc_invalidates_a_process_context() -> None:
+    """ProcessDirectory.clear_pc() zeroes the PC: the next walk finds it not valid (266)."""
+    s = System()
+    pdt = s.pdt()
+    pdt.set_pc(7)
+    s.ddt.set_dc(1, tc=TC_V | F.DC_TC.PDTV.mask, fsc=pdt.pdtp())
+    assert s.t(1, 0x1000, process_id=7).status == rv.Status.SUCCESS
+    pdt.clear_pc(7)
+    s.iommu.invalidate_pdt(1, 7)
+    assert fault(s.t(1, 0x1000, process_id=7)).cause == rv.Cause.PDT_ENTRY_NOT_VALID
