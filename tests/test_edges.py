@@ -293,3 +293,18 @@ def test_clear_pc_invalidates_a_process_context() -> None:
     pdt.clear_pc(7)
     s.iommu.invalidate_pdt(1, 7)
     assert fault(s.t(1, 0x1000, process_id=7)).cause == rv.Cause.PDT_ENTRY_NOT_VALID
+
+
+def test_fctl_gxl_change_revalidates_cached_device_contexts() -> None:
+    """Changing fctl.GXL with cached DCs (UNSPECIFIED by the spec) never crashes: the
+    cached DC is dropped and re-checked, and an Sv39x4 iohgatp is invalid under GXL=1."""
+    s = System(params=rv.IommuParams(gxl_writable=True))
+    g = s.gstage(SV39)
+    spa = s.page()
+    g.map(0x1000, spa)
+    s.ddt.set_dc(1, tc=TC_V, iohgatp=g.satp(1))
+    assert s.t(1, 0x1000).addr == spa
+    s.iommu.mmio_write(rv.REG.FCTL, F.FCTL.GXL.mask, 4)
+    assert s.iommu.mmio_read(rv.REG.FCTL, 4) & F.FCTL.GXL.mask
+    assert fault(s.t(1, 0x1000)).cause == rv.Cause.DDT_ENTRY_MISCONFIGURED
+    assert len(s.iommu.iotlb) == 0

@@ -322,8 +322,17 @@ class Iommu:
         return self._fctl
 
     def write_fctl(self, value: int) -> None:
-        """fctl: BE, WSI, GXL where writable (WARL)."""
+        """fctl: BE, WSI, GXL where writable (WARL).
+
+        Changing a feature while the IOMMU is not Off is UNSPECIFIED by the
+        spec; the model drops every cached DC, PC and translation when BE or
+        GXL changes, because their checks and formats depend on them.
+        """
+        old = self._fctl
         self._set_fctl(value)
+        if (old ^ self._fctl) & (F.FCTL.BE.mask | F.FCTL.GXL.mask):
+            self.invalidate_ddt()
+            self.iotlb.clear()
         self.flush_front_cache()
         self.intr.refresh()
 
