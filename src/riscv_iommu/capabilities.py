@@ -132,6 +132,8 @@ class Capabilities:
             raise ValueError("Capabilities.gipc_bit must be a reserved or custom bit (44..63)")
         if self.gipc_bit == 41 and self.qosid:
             raise ValueError("Capabilities.gipc_bit 41 collides with QOSID")
+        if self.gipc_bit >= 56 and self.custom >> (self.gipc_bit - 56) & 1:
+            raise ValueError("Capabilities.custom sets the bit chosen for GIPC (gipc_bit)")
 
     @property
     def raw(self) -> int:
@@ -163,6 +165,8 @@ class Capabilities:
             custom &= ~(1 << (gipc_bit - 56))
         kw["custom"] = custom
         kw["gipc"] = bool((raw >> gipc_bit) & 1)
+        if gipc_bit == 41:  # the 2024 text's position: the bit is GIPC, not QOSID, here
+            kw["qosid"] = False
         kw["gipc_bit"] = gipc_bit
         return cls(**kw)
 

@@ -381,7 +381,9 @@ TR_RESPONSE = Layout(
     {"fault": (0, 1), "PBMT": (7, 2), "S": (9, 1), "PPN": (10, 44), "custom": (60, 4)},
 )
 IOMMU_QOSID = Layout("iommu_qosid", 32, {"RCID": (0, 12), "MCID": (16, 12)})
-ICVEC = Layout("icvec", 64, {"civ": (0, 4), "fiv": (4, 4), "pmiv": (8, 4), "piv": (12, 4)})
+ICVEC = Layout(
+    "icvec", 64, {"civ": (0, 4), "fiv": (4, 4), "pmiv": (8, 4), "piv": (12, 4), "custom": (32, 32)}
+)
 MSI_ADDR = Layout("msi_cfg_tbl.msi_addr", 64, {"ADDR": (2, 54)})
 MSI_VEC_CTL = Layout("msi_cfg_tbl.msi_vec_ctl", 32, {"M": (0, 1)})
 

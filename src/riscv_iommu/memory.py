@@ -110,6 +110,8 @@ class SparseMemory:
     # -- the port ----------------------------------------------------------
     def read(self, addr: int, size: int) -> bytes:
         """Read ``size`` bytes at ``addr``."""
+        if type(addr) is not int or type(size) is not int:
+            _check_range(addr, size)  # raises TypeError naming the argument
         off = addr & _PAGE_MASK
         if self._injections:
             _check_range(addr, size)
@@ -132,6 +134,8 @@ class SparseMemory:
 
     def write(self, addr: int, data: bytes) -> None:
         """Write ``data`` at ``addr``."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
         data = bytes(data)
         _check_range(addr, len(data))
         if self._injections:
