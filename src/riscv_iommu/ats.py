@@ -46,7 +46,7 @@ _U = F.PTE.U.mask
 _G = F.PTE.G.mask
 _RWX = _R | _W | _X
 _PBMT = F.PTE.PBMT
-_MODE_SHIFT = 60
+_MODE_SHIFT = F.IOHGATP.MODE.lsb  # MODE of iohgatp / iosatp / pdtp / msiptp
 # faults that only deny a permission while setting D for a grantable W
 _DENIALS = frozenset(
     {

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["PcFormat", "pc_format", "gipc_pc_misconfigured", "GIPC_PC_RULES"]
 
-_MODE_SHIFT = 60
+_MODE_SHIFT = F.IOHGATP.MODE.lsb  # MODE of iohgatp / iosatp / pdtp / msiptp
 
 
 class PcFormat:

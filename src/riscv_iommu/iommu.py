@@ -39,7 +39,6 @@ __all__ = ["Iommu", "REG"]
 
 _TC = F.DC_TC
 _PTE = F.PTE
-_MODE_SHIFT = 60
 
 # Causes answered with Unsupported Request; all other faults are Completer Abort.
 _UR_CAUSES = frozenset(
@@ -182,7 +181,8 @@ class Iommu:
             ),
             frozenset({0} | ({8} if caps.sv32x4 else set())),
         )
-        rsv = (0x1F << 54) | (0 if caps.svrsw60t59b else F.PTE.RSW60_59.mask)
+        # bits 58:54 (F.PTE.reserved); 60:59 without Svrsw60t59b; PBMT without Svpbmt
+        rsv = F.PTE.reserved | (0 if caps.svrsw60t59b else F.PTE.RSW60_59.mask)
         if not caps.svpbmt:
             rsv |= F.PTE.PBMT.mask
         self.pte_rsv = rsv

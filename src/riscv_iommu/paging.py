@@ -66,6 +66,7 @@ _PPN_SHIFT = F.PTE.PPN.lsb
 _PPN64 = F.PTE.PPN.max
 _PPN32 = F.PTE32.PPN.max
 _PPN_ROOT = F.IOSATP.PPN.max
+_G_MODE_SHIFT = F.IOHGATP.MODE.lsb
 _RX = _R | _X
 _RW = _R | _W
 _NAPOT_64K = 0b1000  # Svnapot: the only defined N encoding, ppn[3:0] = 1000 at level 0
@@ -249,7 +250,7 @@ def second_stage(
     of a first-stage PTE.  ``gctl`` bit 0 is ``DC.tc.GADE``, bit 1 is
     ``DC.tc.SXL``.  Returns ``(spa, leaf pte, page size)``.
     """
-    geom = G_MODES[io.gxl][hgatp >> 60]
+    geom = G_MODES[io.gxl][hgatp >> _G_MODE_SHIFT]
     gbits = 34 if gctl & 2 else geom[3]
     # GPA width check (x4 modes), and §DC.tc.SXL: GPA bits beyond 33 fault
     if gpa >> gbits:
