@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "ats_translate",
+    "reported_cause",
     "encode_range",
     "PrgResponseCode",
     "MessageCode",
@@ -95,6 +96,21 @@ def encode_range(addr: int, size: int) -> Tuple[int, bool]:
     return (addr & ~(size - 1)) | (((size >> 1) - 1) & ~0xFFF), True
 
 
+def reported_cause(cause: int, access: int, no_write: bool) -> int:
+    """The cause of an ATS walk's fault, for the access the request asked for.
+
+    The walk reads; a read access / page / guest-page fault is reported as
+    execute (Execute Requested), else write (No Write = 0), else read.
+    """
+    asked = (
+        Access.EXECUTE if access == Access.EXECUTE else (Access.READ if no_write else Access.WRITE)
+    )
+    remap = _AS_REQUESTED.get(asked)
+    if remap is None:
+        return cause
+    return remap.get(Cause(cause), cause)
+
+
 def ats_translate(
     io: "Iommu",
     device_id: int,
@@ -113,63 +129,10 @@ def ats_translate(
     s1_at_spa: bool = False,
     msi_fields: Tuple[int, int, int] = (0, 0, 0),
 ) -> "Result":
-    """Steps 17-19 for a PCIe ATS Translation Request; see :func:`_ats_walk`.
-
-    The walk reads; a fault it stops with is reported for the access the
-    request asked for: execute (Execute Requested), else write (no No Write),
-    else read.
-    """
-    if io.hpm.active:  # the walks this request makes (events 7 and 8)
-        if iosatp >> _MODE_SHIFT:
-            io.count_event(Event.S_STAGE_WALK, device_id, process_id, gscid, pscid)
-        if hg:
-            io.count_event(Event.G_STAGE_WALK, device_id, process_id, gscid, pscid)
-    try:
-        return _ats_walk(
-            io,
-            iova,
-            iosatp,
-            hg,
-            dc,
-            priv,
-            sum_,
-            gctl,
-            no_write,
-            access,
-            gscid,
-            pscid,
-            s1_at_spa,
-            msi_fields,
-        )
-    except Fault as f:
-        asked = (
-            Access.EXECUTE
-            if access == Access.EXECUTE
-            else (Access.READ if no_write else Access.WRITE)
-        )
-        remap = _AS_REQUESTED.get(asked)
-        if remap is not None:
-            f.cause = remap.get(Cause(f.cause), f.cause)
-        raise
-
-
-def _ats_walk(
-    io: "Iommu",
-    iova: int,
-    iosatp: int,
-    hg: int,
-    dc: DC,
-    priv: bool,
-    sum_: bool,
-    gctl: int,
-    no_write: bool,
-    access: int,
-    gscid: int,
-    pscid: int,
-    s1_at_spa: bool = False,
-    msi_fields: Tuple[int, int, int] = (0, 0, 0),
-) -> "Result":
     """Steps 17-19 for a PCIe ATS Translation Request (§ATS_FAULTS).
+
+    Faults are raised as the read walk finds them; the caller reports them
+    with :func:`reported_cause`.
 
     The walk runs as a read; page and guest-page faults end in "Success with
     R = W = 0" (by the caller).  Permissions are those of both stages: R;
@@ -179,6 +142,11 @@ def _ats_walk(
     the completion carries the GPA.  A successful, non-MSI translation is
     cached in the IOTLB when ``IommuParams.ats_fills_iotlb``.
     """
+    if io.hpm.active:  # the walks this request makes (events 7 and 8)
+        if iosatp >> _MODE_SHIFT:
+            io.count_event(Event.S_STAGE_WALK, device_id, process_id, gscid, pscid)
+        if hg:
+            io.count_event(Event.G_STAGE_WALK, device_id, process_id, gscid, pscid)
     tc = dc[0]
     msiptp, msi_mask, msi_pattern = msi_fields  # the DC's, or [GIPC] the PC's
     hg_s1 = 0 if s1_at_spa else hg  # [GIPC] 2024: first-stage tables at SPAs

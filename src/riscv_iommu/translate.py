@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Optional, Tuple
 
 from . import formats as F
 from ._fault import Fault
-from .ats import ats_translate
+from .ats import ats_translate, reported_cause
 from .ddt import ddi
 from .hpm import Event
 from .ioatc import GLOBAL, HOST, NONE, Entry
@@ -176,24 +176,28 @@ def translate_iova(
     gscid = _GSCID.get(iohgatp) if gmode else HOST
     pscid = pscid_ if smode else NONE
     if ats:  # §ATS_FAULTS: a PCIe ATS Translation Request computes permissions
-        return ats_translate(
-            io,
-            device_id,
-            process_id,
-            iova,
-            iosatp,
-            hg,
-            dc,
-            priv,
-            sum_,
-            gctl,
-            no_write,
-            access,
-            gscid,
-            pscid,
-            s1_at_spa,
-            (msiptp, msi_mask, msi_pattern),
-        )
+        try:
+            return ats_translate(
+                io,
+                device_id,
+                process_id,
+                iova,
+                iosatp,
+                hg,
+                dc,
+                priv,
+                sum_,
+                gctl,
+                no_write,
+                access,
+                gscid,
+                pscid,
+                s1_at_spa,
+                (msiptp, msi_mask, msi_pattern),
+            )
+        except Fault as f:
+            f.cause = reported_cause(f.cause, access, no_write)
+            raise
     # The IOTLB caches the result of steps 17-19 (never MSI translations)
     if (gmode or smode) and tlb.capacity:
         found = tlb.lookup(gscid, pscid, iova)
