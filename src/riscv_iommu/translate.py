@@ -47,11 +47,14 @@ _MODE_SHIFT = F.IOHGATP.MODE.lsb  # MODE of iohgatp / iosatp / pdtp / msiptp
 _ENS = F.PC_TA.ENS.mask
 _SUM = F.PC_TA.SUM.mask
 _G = F.PTE.G.mask
-_PBMT = F.PTE.PBMT
 _RCID = F.DC_TA.RCID
 _DC_PSCID = F.DC_TA.PSCID
 _PC_PSCID = F.PC_TA.PSCID
 _GSCID = F.IOHGATP.GSCID
+_GSCID_LSB = _GSCID.lsb
+_GSCID_MAX = _GSCID.max
+_PBMT_LSB = F.PTE.PBMT.lsb
+_PBMT_MAX = F.PTE.PBMT.max
 _U = F.PTE.U.mask
 _A = F.PTE.A.mask
 _D = F.PTE.D.mask
@@ -141,7 +144,7 @@ def translate_iova(
     elif not tc & _PDTV:
         # step 10: iosatp from DC.fsc, PSCID from DC.ta, DC.iohgatp
         iosatp = fsc
-        pscid_ = _DC_PSCID.get(ta)
+        pscid_ = (ta >> _DC_PSCID.lsb) & _DC_PSCID.max
     else:
         pid = process_id
         if pid is None and tc & _DPE:  # step 11
@@ -160,7 +163,7 @@ def translate_iova(
                 raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
             # step 16
             iosatp = pc_fsc
-            pscid_ = _PC_PSCID.get(pc_ta)
+            pscid_ = (pc_ta >> _PC_PSCID.lsb) & _PC_PSCID.max
             sum_ = bool(pc_ta & _SUM)
             if gipc:
                 # [GIPC] decision #5: a request that selected a PC uses PC.iohgatp
@@ -173,7 +176,7 @@ def translate_iova(
     hg = iohgatp if gmode else 0
     tlb = io.iotlb
     hpm = io.hpm.active
-    gscid = _GSCID.get(iohgatp) if gmode else HOST
+    gscid = (iohgatp >> _GSCID_LSB) & _GSCID_MAX if gmode else HOST
     pscid = pscid_ if smode else NONE
     if ats:  # §ATS_FAULTS: a PCIe ATS Translation Request computes permissions
         try:
@@ -234,7 +237,7 @@ def translate_iova(
         )
         perms = s1pte & PERM_ALL
         g = bool(s1pte & _G)
-        pbmt = _PBMT.get(s1pte) if geom[2] == 8 else 0
+        pbmt = (s1pte >> _PBMT_LSB) & _PBMT_MAX if geom[2] == 8 else 0
         s1size = size
     else:
         gpa = iova
@@ -257,7 +260,7 @@ def translate_iova(
         spa, gpte, gsize = second_stage(io, gpa, hg, access, False, False, gctl)
         perms &= gpte
         if G_MODES[io.gxl][gmode][2] == 8:
-            pbmt = pbmt or _PBMT.get(gpte)  # a non-zero first-stage PBMT overrides
+            pbmt = pbmt or (gpte >> _PBMT_LSB) & _PBMT_MAX  # a non-zero first-stage PBMT overrides
         size = min(size, gsize)
     else:
         spa = gpa
@@ -313,10 +316,10 @@ def _check_cached(e: Entry, iova: int, access: int, priv: bool, sum_: bool) -> O
             return None
         perms = s1 & PERM_ALL
         g = bool(s1 & _G)
-        pbmt = _PBMT.get(s1)
+        pbmt = (s1 >> _PBMT_LSB) & _PBMT_MAX
     if gp >= 0:
         if gp & (_U | need | ad) != _U | need | ad:
             return None
         perms &= gp
-        pbmt = pbmt or _PBMT.get(gp)
+        pbmt = pbmt or (gp >> _PBMT_LSB) & _PBMT_MAX
     return spa_base | (iova & (size - 1)), perms, g, pbmt, size, None
