@@ -72,6 +72,18 @@ DC_RULES = {
 }
 
 
+_DC_WORDS = (
+    ("tc", F.DC_TC),
+    ("iohgatp", F.IOHGATP),
+    ("ta", F.DC_TA),
+    ("fsc", F.IOSATP),
+    ("msiptp", F.MSIPTP),
+    ("msi_addr_mask", F.MSI_ADDR_MASK),
+    ("msi_addr_pattern", F.MSI_ADDR_PATTERN),
+    ("reserved", None),
+)
+
+
 def ddi(io: "Iommu", device_id: int) -> Tuple[int, int, int]:
     """§P2IOVA steps 3-4: split ``device_id`` into DDI[0], DDI[1], DDI[2]."""
     if io.msi_flat:  # extended format: 6 / 9 / 9 bits
@@ -88,6 +100,7 @@ def _ddt_fault(err: MemoryAccessError) -> Fault:
 def locate_dc(io: "Iommu", device_id: int) -> DC:
     """§GET_DC: walk the DDT for ``device_id`` and return the checked DC."""
     big = io.be
+    tr = io.tracer
     d = ddi(io, device_id)
     # step 1: a = ddtp.PPN x 2^12, i = LEVELS - 1
     a = io.ddtp_ppn << 12
@@ -97,6 +110,15 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
             ddte = load(io, a + d[i] * 8, 8, big)
         except MemoryAccessError as err:
             raise _ddt_fault(err) from None
+        if tr is not None:
+            tr(
+                "GET_DC",
+                "3",
+                f"non-leaf DDT entry, DDI[{i}] = {d[i]:#x}",
+                a + d[i] * 8,
+                ddte,
+                F.DDTE,
+            )
         if not ddte & _V:  # step 5
             raise Fault(Cause.DDT_ENTRY_NOT_VALID)
         if ddte & F.DDTE.reserved:  # step 6
@@ -110,13 +132,22 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
         words = [load(io, base + off, 8, big) for off in range(0, size, 8)]
     except MemoryAccessError as err:
         raise _ddt_fault(err) from None
+    if tr is not None:
+        for k, w in enumerate(words):
+            name, layout = _DC_WORDS[k]
+            tr("GET_DC", "8", f"DC.{name} (DDI[0] = {d[0]:#x})", base + 8 * k, w, layout)
     if size == F.DC_BASE_SIZE:
         words += (0, 0, 0, 0)
     dc: DC = tuple(words)  # type: ignore[assignment]
     if not dc[0] & _V:  # step 9
         raise Fault(Cause.DDT_ENTRY_NOT_VALID)
-    if dc_misconfigured(io, dc):  # step 10
+    rule = dc_misconfigured(io, dc)
+    if rule:  # step 10
+        if tr is not None:
+            tr("DC_MISCONFIG", str(rule), DC_RULES[rule])
         raise Fault(Cause.DDT_ENTRY_MISCONFIGURED)
+    if tr is not None:
+        tr("GET_DC", "11", "the device context passes every configuration check")
     return dc  # step 11
 
 

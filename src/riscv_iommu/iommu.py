@@ -240,6 +240,9 @@ class Iommu:
         self.on_ats_message: Optional[Callable[[Any], None]] = None
         self.on_wired_interrupt: Optional[Callable[[int, bool], None]] = None
         self.on_fence: Optional[Callable[[bool, bool], None]] = None
+        #: set to a riscv_iommu.trace.Tracer (or any callable of the same shape)
+        #: to record every step of each translation
+        self.tracer: Optional[Callable[..., None]] = None
 
     def _make_reader(self) -> Callable[[int, int, bool], int]:
         mem = self.mem
@@ -555,6 +558,8 @@ class Iommu:
         if dc is not None:
             if self.lru:
                 _touch(self.ddt_cache, device_id)
+            if self.tracer is not None:
+                self.tracer("GET_DC", "", f"DC of device {device_id:#x} from the DDT cache")
         else:
             if self.hpm.active:
                 self.count_event(Event.DDT_WALK, device_id, None, -1, -1)
@@ -572,6 +577,8 @@ class Iommu:
         if pc is not None:
             if self.lru:
                 _touch(self.pdt_cache, key)
+            if self.tracer is not None:
+                self.tracer("GET_PC", "", f"PC of process_id {process_id:#x} from the PDT cache")
         else:
             if self.hpm.active:
                 self.count_event(Event.PDT_WALK, device_id, process_id, -1, -1)
@@ -664,7 +671,12 @@ class Iommu:
         if self.hpm.active:
             self.count_event(_REQUEST_EVENT[kind], did, pid, -1, -1)
         front = self._front
-        if self._front_on and kind != RequestKind.ATS_TRANSLATION and data is None:
+        if (
+            self._front_on
+            and kind != RequestKind.ATS_TRANSLATION
+            and data is None
+            and self.tracer is None
+        ):
             key = (did, -1 if pid is None else pid, priv, access | (kind << 2), addr >> 12)
             hit = front.get(key)
             if hit is not None and (addr & 0xFFF) + length <= 4096:
@@ -797,6 +809,8 @@ class Iommu:
         kind: int,
     ) -> Response:
         cause = f.cause
+        if self.tracer is not None:
+            self.tracer("FAULT", "", f"stop and report cause {cause}: {Cause(cause).description}")
         rec = FaultRecord(
             cause=cause,
             ttyp=_TTYP[(kind, access)],  # type: ignore[index]

@@ -70,6 +70,8 @@ def msi_translate(
         pte1 = load(io, addr + 8, 8, big)
     except MemoryAccessError as err:
         raise _msipt_fault(err) from None
+    if io.tracer is not None:
+        io.tracer("MSI_TRANS", "7", f"MSI PTE, interrupt file {i:#x}", addr, pte0, F.MSIPTE0)
     if not pte0 & _PTE_V:  # step 9
         raise Fault(Cause.MSI_PTE_NOT_VALID)
     if pte0 & _PTE_C:  # step 10: custom PTEs; this model implements none

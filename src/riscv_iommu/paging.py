@@ -145,6 +145,7 @@ def _walk(
         nl_bad = _V | _W | io.pte32_nl_rsv
         ppn_max = _PPN32
     rd = io.rd
+    tr = io.tracer
     vmask = (1 << vbits) - 1
     i = levels - 1
     shift = 12 + i * vbits
@@ -162,6 +163,15 @@ def _walk(
             pte = rd(pte_addr, psize, big)
         except MemoryAccessError as err:
             raise _pte_fault(err, access, for_pdt) from None
+        if tr is not None:
+            tr(
+                "PTW",
+                "2",
+                f"PTE level {i} for {va:#x}",
+                pte_addr,
+                pte,
+                F.PTE if psize == 8 else F.PTE32,
+            )
         if pte & _RX:
             # PTW step 3 for a leaf: invalid, W without R, or reserved bits
             if not pte & _V or pte & rsv or (pte & _RW) == _W:
@@ -201,6 +211,7 @@ def _walk_g64(
     rsv = io.pte_rsv
     nl_bad = _V | _W | rsv | io.pte_nl_rsv
     rd = io.rd
+    tr = io.tracer
     i = levels - 1
     shift = 12 + 9 * i
     a = (root_ppn << 12) + (gpa >> shift) * 8  # x4 root: vpn[LEVELS-1] has 11 bits
@@ -209,6 +220,8 @@ def _walk_g64(
             pte = rd(a, 8, big)
         except MemoryAccessError as err:
             raise _pte_fault(err, access, for_pdt) from None
+        if tr is not None:
+            tr("PTW-G", "2", f"G-stage PTE level {i} for GPA {gpa:#x}", a, pte, F.PTE)
         if pte & _RX:
             if not pte & _V or pte & rsv or (pte & _RW) == _W:  # PTW step 3
                 raise _Invalid

@@ -35,6 +35,15 @@ _PDTE_PPN = F.PDTE.PPN
 _PC_V = F.PC_TA.V.mask
 _PSCID = F.PC_TA.PSCID
 
+_PC_LAYOUT = {
+    "ta": F.PC_TA,
+    "fsc": F.PC_FSC,
+    "iohgatp": F.IOHGATP,
+    "msiptp": F.MSIPTP,
+    "msi_addr_mask": F.MSI_ADDR_MASK,
+    "msi_addr_pattern": F.MSI_ADDR_PATTERN,
+}
+
 PC_RULES = {
     1: "bits or encodings reserved for future standard use are set",
     2: "PC.fsc.MODE is not a valid encoding",
@@ -73,6 +82,7 @@ def locate_pc(
     the PC has ``fmt.size`` bytes.
     """
     mode = pdtp >> _MODE_SHIFT
+    tr = io.tracer
     if fmt is None:
         p = pdi(process_id)
         pc_size = F.PC_SIZE
@@ -93,6 +103,8 @@ def locate_pc(
             pdte = load(io, a, 8, big)
         except MemoryAccessError as err:
             raise _pdt_fault(err) from None
+        if tr is not None:
+            tr("GET_PC", "5", f"non-leaf PDT entry, PDI[{i}] = {p[i]:#x}", a, pdte, F.PDTE)
         if not pdte & _V:  # step 7
             raise Fault(Cause.PDT_ENTRY_NOT_VALID)
         if pdte & F.PDTE.reserved:  # step 8
@@ -103,6 +115,18 @@ def locate_pc(
         words = [load(io, a + off, 8, big) for off in range(0, pc_size, 8)]
     except MemoryAccessError as err:
         raise _pdt_fault(err) from None
+    if tr is not None:
+        names = {off: n for n, off in (fmt.offsets if fmt else {"ta": 0, "fsc": 8}).items()}
+        for k, w in enumerate(words):
+            name = names.get(8 * k, "reserved")
+            tr(
+                "GET_PC",
+                "10",
+                f"PC.{name} (PDI[0] = {p[0]:#x})",
+                a + 8 * k,
+                w,
+                _PC_LAYOUT.get(name),
+            )
     if fmt is None:
         ta, fsc = words
         if not ta & _PC_V:  # step 11

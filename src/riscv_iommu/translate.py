@@ -84,6 +84,9 @@ def translate_iova(
     request's (RCID, MCID).
     """
     mode = io.ddtp_mode
+    tr = io.tracer
+    if tr is not None:
+        tr("P2IOVA", "1", f"ddtp.iommu_mode = {mode}", raw=io.ddtp, layout=F.DDTP)
     # step 1
     if mode == _OFF:
         raise Fault(Cause.ALL_INBOUND_TRANSACTIONS_DISALLOWED)
@@ -128,10 +131,13 @@ def translate_iova(
         width = (io.pc_fmt.pid_width if gipc and io.pc_fmt else PID_WIDTH).get(fsc >> _MODE_SHIFT)
         if width is not None and process_id >> width:
             raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+    if tr is not None:
+        tr("P2IOVA", "7", "the transaction type is allowed for this device context")
     sxl = 1 if tc & _SXL else 0
     gctl = (1 if tc & _GADE else 0) | (2 if sxl else 0)
     big_s = bool(tc & _SBE)
     s1_at_spa = False  # [GIPC] 2024: first-stage tables at SPAs
+    hg_from = "DC"
     iosatp = 0  # Bare unless a step below selects a first-stage table
     sum_ = False
     pscid_ = 0
@@ -168,11 +174,15 @@ def translate_iova(
             if gipc:
                 # [GIPC] decision #5: a request that selected a PC uses PC.iohgatp
                 iohgatp = pc_iohgatp
+                hg_from = "PC"
                 s1_at_spa = io.pc_fmt is not None and io.pc_fmt.s1_at_spa
                 if pc_msiptp >= 0:  # [GIPC] 2024 64-byte PC: its MSI fields
                     msiptp, msi_mask, msi_pattern = pc_msiptp, pc_mask, pc_pattern
     gmode = iohgatp >> _MODE_SHIFT
     smode = iosatp >> _MODE_SHIFT
+    if tr is not None:
+        tr("P2IOVA", "17", "first-stage context (iosatp)", raw=iosatp, layout=F.IOSATP)
+        tr("P2IOVA", "17", f"iohgatp (from the {hg_from})", raw=iohgatp, layout=F.IOHGATP)
     hg = iohgatp if gmode else 0
     tlb = io.iotlb
     hpm = io.hpm.active
@@ -208,6 +218,8 @@ def translate_iova(
             hit = _check_cached(found[1], iova, access, priv, sum_)
             if hit is not None:
                 io.last_tlb_key = found[0]
+                if tr is not None:
+                    tr("IOATC", "", f"IOTLB hit: {iova:#x} -> {hit[0]:#x}")
                 return hit
         if hpm:
             io.count_event(Event.TLB_MISS, device_id, process_id, gscid, pscid)
@@ -244,6 +256,8 @@ def translate_iova(
     # step 18: MSI address translation
     if msiptp >> _MODE_SHIFT:
         msi = msi_translate(io, msiptp, msi_mask, msi_pattern, gpa, access)
+        if tr is not None:
+            tr("P2IOVA", "18", "an MSI address" if msi else "not a virtual interrupt file")
         if msi is not None:
             if msi[1]:
                 if debug:  # §Debug: an MRIF-mode MSI PTE stops the debug translation
@@ -283,6 +297,8 @@ def translate_iova(
                 s1size,
             ),
         )
+    if tr is not None:
+        tr("P2IOVA", "20", f"translation complete: {iova:#x} -> GPA {gpa:#x} -> SPA {spa:#x}")
     return spa, perms, g, pbmt, size, None  # step 20
 
 
