@@ -135,7 +135,8 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
     if tr is not None:
         for k, w in enumerate(words):
             name, layout = _DC_WORDS[k]
-            tr("GET_DC", "8", f"DC.{name} (DDI[0] = {d[0]:#x})", base + 8 * k, w, layout)
+            note = f", DC.tc.GIPC is bit {io.params.gipc_tc_bit}" if k == 0 and io.gipc_tc else ""
+            tr("GET_DC", "8", f"DC.{name} (DDI[0] = {d[0]:#x}{note})", base + 8 * k, w, layout)
     if size == F.DC_BASE_SIZE:
         words += (0, 0, 0, 0)
     dc: DC = tuple(words)  # type: ignore[assignment]

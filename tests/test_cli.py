@@ -1,0 +1,263 @@
+"""The riscv-iommu command, run in a subprocess as a user would."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import List, Tuple
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "gipc.toml"
+
+
+def cli(*args: str) -> Tuple[int, str, str]:
+    """Run the command in this process (so coverage sees it); see also test_as_a_process."""
+    from riscv_iommu.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main(list(args), stream=out)
+        except SystemExit as e:  # --help and argparse errors
+            rc = int(e.code or 0)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def process(*args: str) -> Tuple[int, str, str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "riscv_iommu.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize("revision", ["2024", "2025"])
+def test_demo_shows_isolation_faults_and_rebinding(revision: str) -> None:
+    """`riscv-iommu demo`: each PASID reaches its VM; isolation attempts fault; rebinding works."""
+    rc, out, _ = cli("demo", "--revision", revision, "--no-color")
+    assert rc == 0
+    assert f"GIPC ({revision} revision)" in out
+    for vm in "ABC":
+        assert f"VM {vm} GPA 0x80000010  memory of VM {vm}" in out
+    assert "13 Read page fault" in out and "266 PDT entry not valid" in out
+    assert "12 Instruction page fault" in out
+    assert "VM A GPA 0x80001000  second page of VM A" in out
+    assert "\x1b[" not in out  # --no-color
+
+
+def test_demo_json() -> None:
+    """`riscv-iommu demo --json` prints the same facts as JSON."""
+    rc, out, _ = cli("demo", "--json")
+    assert rc == 0
+    data = json.loads(out)
+    first = data["steps"][0]["requests"]
+    assert [r["lands_in"] for r in first] == [f"VM {v} GPA 0x80000010" for v in "ABC"]
+    assert [f["cause"] for f in data["fault_queue"]] == [13, 266, 12]
+    assert data["fault_queue"][1]["pasid"] == 4
+
+
+def test_explain_lists_every_structure_read_with_spec_steps() -> None:
+    """`riscv-iommu explain`: DDT, DC, PDT, PC, G-stage and first-stage reads, then the result."""
+    rc, out, _ = cli("explain", "--no-color", "--pasid", "2")
+    assert rc == 0
+    lines = out.splitlines()
+    assert any(
+        line.strip().startswith("GET_DC 3") and "non-leaf DDT entry" in line for line in lines
+    )
+    assert any("DC.tc" in line and "DC.tc.GIPC is bit 12" in line for line in lines)
+    assert any(line.strip().startswith("GET_PC 10") and "PC.iohgatp" in line for line in lines)
+    assert any(line.strip().startswith("P2IOVA 17") and "from the PC" in line for line in lines)
+    assert any(line.strip().startswith("PTW 2") for line in lines)
+    assert any(line.strip().startswith("PTW-G 2") for line in lines)
+    assert any(line.strip().startswith("P2IOVA 20") for line in lines)
+    assert "response: Response(status=SUCCESS" in out
+
+
+def test_explain_a_fault_json() -> None:
+    """`explain --json` of a faulting request ends with the fault."""
+    rc, out, _ = cli("explain", "--json", "--pasid", "7")
+    assert rc == 0
+    data = json.loads(out)
+    assert data["response"]["fault"] == "266 PDT entry not valid"
+    assert data["steps"][-1]["section"] == "FAULT"
+    assert {s["section"] for s in data["steps"]} >= {"P2IOVA", "GET_DC", "GET_PC"}
+
+
+def test_explain_with_a_scenario_file() -> None:
+    """`explain --scenario FILE` builds that file's scene."""
+    rc, out, _ = cli(
+        "explain", "--scenario", str(EXAMPLE), "--device", "0x100", "--pasid", "2", "--no-color"
+    )
+    assert rc == 0 and "P2IOVA 20" in out
+
+
+def test_run_example_scenario_passes() -> None:
+    """`riscv-iommu run` on the shipped example: every expectation holds, exit status 0."""
+    rc, out, _ = cli("run", str(EXAMPLE))
+    assert rc == 0
+    assert out.strip().splitlines()[-1] == "4 passed, 0 failed"
+    assert "PASS request[0] (line 45)" in out
+
+
+def test_run_reports_a_failed_expectation(tmp_path: Path) -> None:
+    """A wrong expectation: FAIL with the reason, exit status 1, JSON too."""
+    text = EXAMPLE.read_text().replace("expect = { cause = 266 }", "expect = { cause = 13 }")
+    bad = tmp_path / "s.toml"
+    bad.write_text(text)
+    rc, out, _ = cli("run", str(bad))
+    assert rc == 1
+    assert "FAIL request[3]" in out and "cause 266 != 13" in out
+    assert out.strip().splitlines()[-1] == "3 passed, 1 failed"
+    rc, out, _ = cli("run", "--json", str(bad))
+    assert rc == 1 and json.loads(out)["failed"] == 1
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ('[[vm]\nname = "A"\n', ":1: syntax: "),
+        ('[[vm]]\nname = "A"\n\n[[device]]\nid = "x"\n', ":5: device[0].id: must be an integer"),
+        ("[[device]]\nid = 1\n", ":1: device[0].vm: missing"),
+        ('[[vm]]\nname = "A"\n[[device]]\nid = 1\nvm = "B"\n', ":5: device[0].vm: no VM 'B'"),
+        ('revision = "2026"\n', ":1: revision: must be"),
+        (
+            '[[vm]]\nname = "A"\n[[device]]\nid = 1\ngipc = true\n'
+            '[[map]]\ndevice = 1\npasid = 1\niova = 0\ngpa = 0\nsize = 4096\nperms = "q"\n',
+            ":12: map[0].perms: bad permission 'q'",
+        ),
+        (
+            '[[vm]]\nname = "A"\n[[device]]\nid = 1\ngipc = true\n'
+            '[[request]]\ndevice = 1\naddr = 0\naccess = "jump"\n',
+            ":9: request[0].access: read, write or execute",
+        ),
+        ("[[vm]]\nname = 7\n", ":2: vm[0].name: must be a string"),
+        ('[[vm]]\nname = "A"\nram = [{ gpa = 0 }]\n', ":3: vm[0].ram[0]: "),
+        (
+            '[[vm]]\nname = "A"\n[[bind]]\ndevice = 9\npasid = 1\nvm = "A"\n',
+            ":3: bind[0]: ",
+        ),
+        (
+            '[[vm]]\nname = "A"\n[[device]]\nid = 1\ngipc = true\n'
+            "[[request]]\ndevice = -1\naddr = 0\n",
+            ":7: request[0].device: must be an integer",
+        ),
+        (
+            '[[vm]]\nname = "A"\n[[device]]\nid = 1\ngipc = true\n'
+            '[[request]]\ndevice = 1\naddr = 0\nexpect = { vm = "Z" }\n',
+            ":9: request[0].expect.vm: no VM 'Z'",
+        ),
+    ],
+)
+def test_malformed_scenarios_name_file_line_and_field(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    """Malformed files: exit status 2 and an error naming the file, the line and the field."""
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    rc, _, err = cli("run", str(f))
+    assert rc == 2
+    assert err.startswith(f"riscv-iommu: {f}")
+    assert message in err
+
+
+def test_missing_scenario_file() -> None:
+    """A file that does not exist is reported, not a traceback."""
+    rc, _, err = cli("run", "/nonexistent/scenario.toml")
+    assert rc == 2 and "riscv-iommu: /nonexistent/scenario.toml:0: file:" in err
+
+
+def test_bench_one_case_json_and_progress() -> None:
+    """`riscv-iommu bench` runs the chosen cases (no timing asserted)."""
+    rc, out, err = cli("bench", "--seconds", "0.05", "--json", "sv39-single-walk")
+    assert rc == 0
+    data = json.loads(out)
+    assert list(data) == ["sv39-single-walk"] and data["sv39-single-walk"] > 0
+    rc, out, err = cli("bench", "--seconds", "0.05", "sv39-single-walk")
+    assert rc == 0 and "translations/s" in out and "1/1" in err
+    rc, _, err = cli("bench", "no-such-case")
+    assert rc == 2 and "unknown benchmark case" in err
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["explain"], ["run"], ["bench"]])
+def test_help_explains_each_option(command: List[str]) -> None:
+    """--help describes the command and its options."""
+    rc, out, _ = cli(*command, "--help")
+    assert rc == 0 and "usage: riscv-iommu" in out
+    if command == ["explain"]:
+        assert "--pasid" in out and "--scenario" in out and "spec" in out
+    if command == ["run"]:
+        assert "docs/scenarios.md" in out
+
+
+def test_as_a_process() -> None:
+    """The command runs as a process (``python -m riscv_iommu.cli``), exit status included."""
+    rc, out, _ = process("run", str(EXAMPLE))
+    assert rc == 0 and out.strip().endswith("4 passed, 0 failed")
+    rc, _, err = process("run", "/nonexistent.toml")
+    assert rc == 2 and "riscv-iommu:" in err
+    rc, out, _ = process("demo", "--no-color")
+    assert rc == 0 and "memory of VM B" in out
+
+
+def test_colour_when_asked() -> None:
+    """Colour codes appear only when the output is a terminal (forced here)."""
+    from riscv_iommu.cli import _Out
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = _Out(Tty())
+    assert out.color and out.paint("x", "1") == "\x1b[1mx\x1b[0m"
+    assert not _Out(io.StringIO()).color
+
+
+def test_run_reports_each_kind_of_mismatch(tmp_path: Path) -> None:
+    """Expectations on the landing VM/GPA, the SPA and success are each checked."""
+    text = EXAMPLE.read_text()
+    text = text.replace('expect = { vm = "A", gpa = 0x8000_0010 }', 'expect = { vm = "B" }')
+    text = text.replace('expect = { vm = "B", gpa = 0x8000_4010 }', "expect = { spa = 0x1234 }")
+    text = text.replace("expect = { cause = 15 }", "expect = {}")
+    f = tmp_path / "m.toml"
+    f.write_text(text)
+    rc, out, _ = cli("run", str(f))
+    assert rc == 1
+    assert "not VM B GPA 0x1010" in out
+    assert "spa 0x80028010 != 0x1234" in out
+    assert "fault 15 Write/AMO page fault" in out
+
+
+def test_explain_with_a_broken_scenario_file(tmp_path: Path) -> None:
+    """explain --scenario with a malformed file: exit status 2 and the error."""
+    f = tmp_path / "b.toml"
+    f.write_text("[[vm]\n")
+    rc, _, err = cli("explain", "--scenario", str(f))
+    assert rc == 2 and ":1: syntax:" in err
+
+
+def test_owner_of_an_address_outside_every_vm() -> None:
+    """The demo's "lands in" column says "-" for an SPA no VM owns."""
+    from riscv_iommu.cli import _owner, build_demo
+
+    assert _owner(build_demo(), 0x10) == "-"
+
+
+def test_locator_falls_back_to_the_table_line() -> None:
+    """Line lookup: a key a table lacks gives the table's own line; no such table gives 1."""
+    from riscv_iommu.cli import _Locator
+
+    loc = _Locator('[[vm]]\nname = "A"\n\n[[vm]]  # second\nname = "B"\n[[device]]\nid = 1\n')
+    assert loc.line_of("vm", 1, "name") == 5
+    assert loc.line_of("vm", 0, "ram") == 1
+    assert loc.line_of("vm", 1, "ram") == 4
+    assert loc.line_of("device", 0, "id") == 7
+    assert loc.line_of("bind", 0) == 1
