@@ -206,6 +206,10 @@ def test_as_a_process() -> None:
     assert rc == 2 and "riscv-iommu:" in err
     rc, out, _ = process("demo", "--no-color")
     assert rc == 0 and "memory of VM B" in out
+    rc, out, _ = process("explain", "--json", "--pasid", "3")
+    assert rc == 0 and json.loads(out)["steps"][-1]["step"] == "20"
+    rc, out, _ = process("bench", "--seconds", "0.02", "--json", "sv39-single-walk")
+    assert rc == 0 and json.loads(out)["sv39-single-walk"] > 0
 
 
 def test_colour_when_asked() -> None:
