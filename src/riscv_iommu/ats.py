@@ -13,7 +13,6 @@ from . import formats as F
 from ._fault import Fault, page_fault
 from .ddt import DC
 from .hpm import Event
-from .ioatc import GLOBAL
 from .msi import msi_translate
 from .paging import S_MODES, first_stage, second_stage
 from .types import (
@@ -228,22 +227,18 @@ def ats_translate(
                 raise  # an access fault or poison while updating D: reported (CA)
             perms &= ~_W  # D cannot be set (no hardware A/D, or no G-stage W): deny W
     if io.params.ats_fills_iotlb and (geom is not None or hg):
-        gleaf = gsize if hg else size
-        s1leaf = s1size if geom is not None else size
-        io.iotlb.insert(
+        io.iotlb.fill(
             gscid,
-            GLOBAL if g else pscid,
+            pscid,
+            g,
             iova,
-            (
-                spa & ~(size - 1),
-                size,
-                s1,
-                gp,
-                gpa & ~(gleaf - 1),
-                gleaf,
-                iova & ~(s1leaf - 1),
-                s1leaf,
-            ),
+            spa,
+            size,
+            s1,
+            s1size if geom is not None else size,
+            gp,
+            gpa,
+            gsize if hg else size,
         )
     return (gpa if t2gpa else spa), perms, g, pbmt, size, None
 

@@ -93,6 +93,39 @@ class Iotlb:
         self.misses += 1
         return None
 
+    def fill(
+        self,
+        gscid: int,
+        pscid: int,
+        g: bool,
+        iova: int,
+        spa: int,
+        size: int,
+        s1: int,
+        s1size: int,
+        gp: int,
+        gpa: int,
+        gsize: int,
+    ) -> Optional[Key]:
+        """Cache a translation just walked: ``size`` is the smaller stage's page,
+        ``s1``/``gp`` the leaf PTEs (-1 for a Bare stage), ``s1size``/``gsize``
+        their own page sizes (the entry's size for a Bare stage)."""
+        return self.insert(
+            gscid,
+            GLOBAL if g else pscid,
+            iova,
+            (
+                spa & ~(size - 1),
+                size,
+                s1,
+                gp,
+                gpa & ~(gsize - 1),
+                gsize,
+                iova & ~(s1size - 1),
+                s1size,
+            ),
+        )
+
     def touch(self, key: Key) -> None:
         """Mark ``key`` as just used (LRU)."""
         if self.lru:

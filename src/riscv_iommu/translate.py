@@ -14,7 +14,7 @@ from ._fault import Fault
 from .ats import ats_translate, reported_cause
 from .ddt import ddi
 from .hpm import Event
-from .ioatc import GLOBAL, HOST, NONE, Entry
+from .ioatc import HOST, NONE, Entry
 from .msi import MsiResult, msi_translate, record_mrif
 from .paging import G_MODES, S_MODES, first_stage, second_stage
 from .pdt import PID_WIDTH
@@ -279,23 +279,18 @@ def translate_iova(
     else:
         spa = gpa
     if gmode or smode:
-        if s1pte < 0:
-            s1size = size
-        gleaf = gsize if hg else size
-        io.last_tlb_key = tlb.insert(
+        io.last_tlb_key = tlb.fill(
             gscid,
-            GLOBAL if g else pscid,
+            pscid,
+            g,
             iova,
-            (
-                spa & ~(size - 1),
-                size,
-                s1pte,
-                gpte,
-                gpa & ~(gleaf - 1),
-                gleaf,
-                iova & ~(s1size - 1),
-                s1size,
-            ),
+            spa,
+            size,
+            s1pte,
+            s1size if s1pte >= 0 else size,
+            gpte,
+            gpa,
+            gsize if hg else size,
         )
     if tr is not None:
         tr("P2IOVA", "20", f"translation complete: {iova:#x} -> GPA {gpa:#x} -> SPA {spa:#x}")
