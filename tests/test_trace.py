@@ -97,3 +97,16 @@ def test_trace_event_formats() -> None:
         "fields": {"V": "0x1", "PPN": "0x1"},
     }
     assert str(TraceEvent("FAULT", "", "stop")) == "[FAULT] stop"
+
+
+def test_trace_names_a_pc_from_the_pdt_cache() -> None:
+    """A PC served by the PDT cache is named in the trace."""
+    s = System(params=rv.IommuParams(iotlb_size=0))
+    pdt = s.pdt()
+    pdt.set_pc(5)
+    s.ddt.set_dc(1, tc=TC_V | TC_PDTV, fsc=pdt.pdtp())
+    s.t(1, 0x1000, process_id=5)
+    t = Tracer()
+    s.iommu.tracer = t
+    s.t(1, 0x1000, process_id=5)
+    assert any(e.text == "PC of process_id 0x5 from the PDT cache" for e in t.events)

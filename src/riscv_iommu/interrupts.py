@@ -53,12 +53,19 @@ class Interrupts:
 
     # -- registers ---------------------------------------------------------
     def write_icvec(self, value: int) -> None:
-        """icvec: each 4-bit field is WARL, legal up to the number of vectors."""
+        """icvec: each 4-bit field is WARL with log2(vectors) writable low bits.
+
+        Software discovers the vector count by writing 0xF and reading back
+        (iommu_sw_guidelines: "only bit 0 ... could be writable" with two
+        vectors).  With a vector count that is not a power of two, a value
+        past the last vector keeps the old, legal value.
+        """
+        bits = (self.vectors - 1).bit_length()
         v = 0
         for f in _ICVEC_FIELD.values():
-            vec = f.get(value)
+            vec = f.get(value) & ((1 << bits) - 1)
             if vec >= self.vectors:
-                vec = f.get(self.icvec)  # WARL: keep the old, legal value
+                vec = f.get(self.icvec)
             v |= vec << f.lsb
         self.icvec = v
         self._update_wires()

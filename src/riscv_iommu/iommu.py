@@ -233,6 +233,8 @@ class Iommu:
         #: QoS IDs last seen per device (for front-cache hits)
         self.qos_of: Dict[int, Tuple[int, int]] = {}
         self.invalidations = InvalidationTracker(params.ats_inval_timeout)
+        self._in_commands = False
+        self._more_commands = False
         self.qos_port = hasattr(mem, "qos")
         self._regs = build_register_map(self)
         #: Outbound ports: ATS messages, wired interrupts (vector, level),
@@ -416,11 +418,28 @@ class Iommu:
     # queues and commands
     # ------------------------------------------------------------------
     def process_commands(self, limit: Optional[int] = None) -> int:
-        """Run queued commands; returns how many completed."""
+        """Run queued commands; returns how many completed.
+
+        Re-entrant calls (an ``on_ats_message`` handler that answers an
+        ATS.INVAL at once, say) do not run commands themselves: the running
+        call picks up whatever they made possible when the current command
+        is done.
+        """
         if limit is not None:
             limit = _check_int("limit", limit, 32)
-        done: int = commands.process(self, limit)
-        return done
+        if self._in_commands:
+            self._more_commands = True
+            return 0
+        self._in_commands = True
+        done = 0
+        try:
+            while True:
+                self._more_commands = False
+                done += commands.process(self, None if limit is None else limit - done)
+                if not self._more_commands or (limit is not None and done >= limit):
+                    return done
+        finally:
+            self._in_commands = False
 
     def fence_state(self) -> str:
         """For IOFENCE.C: "wait" (invalidations outstanding), "timeout" or "ready"."""

@@ -1472,3 +1472,24 @@ def test_ats_prgr_pid_ignored_without_pv() -> None:
     d0 = F.CMD_ATS0.encode(opcode=4, func3=1, PID=0x999, PV=0, RID=DID)
     submit(c.s, (d0, F.ATS_PRGR_PAYLOAD.encode(PRGI=5, ResponseCode=1)))
     assert c.msgs == [rv.PageRequestGroupResponse(device_id=DID, prg_index=5, response_code=1)]
+
+
+def test_completion_answered_from_the_message_handler_does_not_rerun_the_command() -> None:
+    """A device model that completes an ATS.INVAL inside on_ats_message: the command is sent
+    once, and the IOFENCE.C after it completes (no re-entrant processing)."""
+    s = System()
+    sent: List[Any] = []
+
+    def device(msg: Any) -> None:
+        sent.append(msg)
+        if isinstance(msg, rv.InvalidationRequest):
+            s.iommu.invalidation_completion(msg.device_id, 1 << msg.itag)
+
+    s.iommu.on_ats_message = device
+    s.ddt.set_dc(DID, tc=TC_ATS)
+    setup_cq(s)
+    flag = s.page()
+    submit(s, ats_inval(DID, addr=0x1000), iofence_c(addr=flag, data=7))
+    assert len(sent) == 1
+    assert s.mem.read_u32(flag) == 7
+    assert s.iommu.mmio_read(REG.CQH, 4) == 2

@@ -664,20 +664,32 @@ def test_fctl_warl(caps: rv.Capabilities, params: rv.IommuParams, writable: int)
 
 @pytest.mark.parametrize("n", [1, 2, 4, 5, 16])
 def test_icvec_warl(n: int):
-    """icvec fields (WARL): a vector number beyond the implemented interrupt vectors is not
-    accepted (the model keeps the old value); bits 63:16 read 0."""
+    """icvec fields (WARL): log2(vectors) low bits are writable, so writing 0xF discovers the
+    vector count (iommu_sw_guidelines initialization; "only bit 0 ... could be writable"
+    with two vectors); a value past the last vector (n not a power of two) keeps the old
+    value; bits 63:16 read 0."""
     io = bare_iommu(params=rv.IommuParams(interrupt_vectors=n))
+    bits = (n - 1).bit_length()
+
+    def legal(v: int, old: int) -> int:
+        v &= (1 << bits) - 1
+        return v if v < n else old
+
     fields = [F.ICVEC.civ, F.ICVEC.fiv, F.ICVEC.pmiv, F.ICVEC.piv]
     for f in fields:
         for v in range(16):
             io.mmio_write(REG.ICVEC, 0)
             io.mmio_write(REG.ICVEC, f.put(0, v) | (M64 & ~0xFFFF))
-            assert io.mmio_read(REG.ICVEC) == f.put(0, v if v < n else 0), (f, v)
+            assert io.mmio_read(REG.ICVEC) == f.put(0, legal(v, 0)), (f, v)
     io.mmio_write(REG.ICVEC, F.ICVEC.encode(civ=n - 1, fiv=0, pmiv=n - 1, piv=0))
     io.mmio_write(REG.ICVEC, F.ICVEC.encode(civ=15, fiv=n - 1, pmiv=0, piv=15))
-    want_civ = 15 if n == 16 else n - 1
-    want_piv = 15 if n == 16 else 0
-    assert io.mmio_read(REG.ICVEC) == F.ICVEC.encode(civ=want_civ, fiv=n - 1, pmiv=0, piv=want_piv)
+    assert io.mmio_read(REG.ICVEC) == F.ICVEC.encode(
+        civ=legal(15, n - 1), fiv=n - 1, pmiv=0, piv=legal(15, 0)
+    )
+    # discovery: 0xF in every field reads back 2**bits - 1 (n - 1 when n is a power of two)
+    io.mmio_write(REG.ICVEC, 0xFFFF)
+    if n & (n - 1) == 0:
+        assert io.mmio_read(REG.ICVEC) == (n - 1) * 0x1111
 
 
 @pytest.mark.parametrize("event", [9, 100, 16383, 16384, 0x7FFF])

@@ -1,5 +1,12 @@
-"""Host side: what software does to an IOMMU (table builders; driver and hypervisor to come)."""
+"""Host side: what software does to an IOMMU.
 
+Table builders (:mod:`.tables`), a driver following the spec's software
+guidelines (:mod:`.driver`) and a small hypervisor model (:mod:`.hypervisor`).
+They reach the model only through MMIO and memory.
+"""
+
+from .driver import Driver, DriverError
+from .hypervisor import Hypervisor, HypervisorError, Vm
 from .tables import (
     DeviceDirectory,
     GuestSpace,
@@ -13,6 +20,11 @@ from .tables import (
 
 __all__ = [
     "DeviceDirectory",
+    "Driver",
+    "DriverError",
+    "Hypervisor",
+    "HypervisorError",
+    "Vm",
     "GuestSpace",
     "HostSpace",
     "MsiPageTable",

@@ -674,8 +674,9 @@ class Driver:
         see :meth:`fence_done`).  Raises :class:`DriverError` if ``cqcsr``
         shows ``cmd_ill``, ``cqmf`` or ``cmd_to``.
         """
-        self._token = (self._token % 0xFFFF_FFFF) + 1
-        self.submit(iofence_c(self._flag, self._token, pr=pr, pw=pw))
+        token = (self._token % 0xFFFF_FFFF) + 1
+        self.submit(iofence_c(self._flag, token, pr=pr, pw=pw))
+        self._token = token
         return self.fence_done()
 
     def fence_done(self) -> bool:
@@ -683,12 +684,12 @@ class Driver:
         result = [False]
 
         def check() -> bool:
-            if self._read(self._flag, 4) == self._token:
-                result[0] = True
-                return True
             err = self._cq_error("IOFENCE.C")
             if err is not None:
                 raise err
+            if self._read(self._flag, 4) == self._token:
+                result[0] = True
+                return True
             return False
 
         self._poll(check)

@@ -7,8 +7,8 @@ everything a hypervisor builds for device assignment:
   its guest-physical memory (:class:`~riscv_iommu.host.tables.GuestSpace`):
   :meth:`Vm.map_guest_ram` backs guest RAM with host pages; page tables the
   VM owns (the base spec's PDT and first-stage tables, [GIPC] 2025 first-stage
-  tables) are allocated in a reserved guest-physical region at
-  :data:`TABLE_GPA`.
+  tables) are allocated in a reserved guest-physical region
+  (:data:`TABLE_GPA`, :data:`TABLE_SIZE`).
 * :class:`Device`: an assigned device, either *classic* (:meth:`Hypervisor.attach`:
   ``DC.iohgatp`` names the VM, ``DC.fsc`` holds the VM's PDT or one
   first-stage table) or [GIPC] (:meth:`Hypervisor.attach_gipc`: a PDT at SPAs
@@ -73,6 +73,7 @@ __all__ = [
     "Device",
     "AddressSpace",
     "TABLE_GPA",
+    "TABLE_SIZE",
     "SV39",
     "SV48",
     "SV39X4",
@@ -86,8 +87,9 @@ __all__ = [
 SV39 = SV39X4 = 8
 SV48 = SV48X4 = 9
 
-#: Guest-physical base of the region where the hypervisor puts tables the VM owns.
+#: Guest-physical region where the hypervisor puts tables the VM owns (never guest RAM).
 TABLE_GPA = 1 << 40
+TABLE_SIZE = 1 << 30
 
 _PAGE = 4096
 _PD_PID_WIDTH = {1: 8, 2: 17, 3: 20}
@@ -123,8 +125,10 @@ class Vm:
         """
         if page_size not in (_PAGE, 1 << 21, 1 << 30) or gpa % page_size or size % page_size:
             raise HypervisorError("guest RAM must be aligned to its page size")
-        if size <= 0 or gpa + size > TABLE_GPA:
-            raise HypervisorError("guest RAM must lie below the table region")
+        if size <= 0 or gpa + size > 1 << self.gstage.geom[3]:
+            raise HypervisorError("guest RAM beyond the G-stage's guest-physical address width")
+        if gpa < TABLE_GPA + TABLE_SIZE and TABLE_GPA < gpa + size:
+            raise HypervisorError("guest RAM must not overlap the table region")
         if any(gpa < g + s and g < gpa + size for g, s, _, _ in self.ram):
             raise HypervisorError("guest RAM overlaps existing RAM")
         spa = self.hv.alloc.alloc(size, page_size)
