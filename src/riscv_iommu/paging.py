@@ -304,8 +304,9 @@ def second_stage(
             except MemoryAccessError as err:
                 raise _pte_fault(err, access, for_pdt) from None
             pte = new
-        # PTW step 8
-        return _leaf_pa(pte, size, psize, gpa), pte, size
+        # PTW step 8: the SPA from the leaf PPN and the page offset
+        ppn = (pte >> _PPN_SHIFT) & (_PPN64 if psize == 8 else _PPN32)
+        return ((ppn << 12) & ~(size - 1)) | (gpa & (size - 1)), pte, size
 
 
 def _leaf_pa(pte: int, size: int, psize: int, addr: int) -> int:
