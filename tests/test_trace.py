@@ -110,3 +110,19 @@ def test_trace_names_a_pc_from_the_pdt_cache() -> None:
     s.iommu.tracer = t
     s.t(1, 0x1000, process_id=5)
     assert any(e.text == "PC of process_id 0x5 from the PDT cache" for e in t.events)
+
+
+def test_trace_names_a_cached_msi_pte() -> None:
+    """An MSI PTE served by the MSI PTE cache is named in the trace."""
+    s = System(params=rv.IommuParams(iotlb_size=0))
+    g = s.gstage(SV39)
+    msipt = s.msipt(4)
+    msipt.set_flat(0, 0x2400_0000)
+    s.ddt.set_dc(
+        1, tc=TC_V, iohgatp=g.satp(2), msiptp=msipt.msiptp(), msi_addr_pattern=0x2800_0000 >> 12
+    )
+    s.t(1, 0x2800_0000, rv.Access.WRITE, length=4)
+    t = Tracer()
+    s.iommu.tracer = t
+    s.t(1, 0x2800_0000, rv.Access.WRITE, length=4)
+    assert any("from the MSI PTE cache" in e.text for e in t.events)

@@ -180,7 +180,7 @@ def ats_translate(
     t2gpa = bool(tc & _TC.T2GPA.mask)
     # step 18: MSI addresses (MRIF pages answer with U = 1, "untranslated only")
     if msiptp >> _MODE_SHIFT:
-        msi = msi_translate(io, msiptp, msi_mask, msi_pattern, gpa, Access.READ)
+        msi = msi_translate(io, msiptp, msi_mask, msi_pattern, gpa, Access.READ, gscid)
         if msi is not None:
             perms &= _R | _W
             if no_write:

@@ -218,6 +218,7 @@ class IommuParams:
     ddt_cache_size: int = 64
     pdt_cache_size: int = 256
     iotlb_size: int = 2048
+    msi_cache_size: int = 64
     #: Replacement policy of the caches: "lru" or "fifo".
     cache_policy: str = "lru"
     #: Whether ATS translation completions fill the IOTLB.
@@ -262,7 +263,7 @@ class IommuParams:
             raise ValueError("IommuParams.pscid_width must be 1..20")
         if not 1 <= self.rcid_width <= 12 or not 1 <= self.mcid_width <= 12:
             raise ValueError("IommuParams.rcid_width / mcid_width must be 1..12")
-        for name in ("ddt_cache_size", "pdt_cache_size", "iotlb_size"):
+        for name in ("ddt_cache_size", "pdt_cache_size", "iotlb_size", "msi_cache_size"):
             if getattr(self, name) < 0:
                 raise ValueError(f"IommuParams.{name} must be >= 0")
         if self.ats_inval_timeout < 0:

@@ -75,6 +75,7 @@ def iotinval(io: "Iommu", func3: int, d0: int, d1: int) -> int:
         if gv and av:  # AV (and S) are ignored when GV = 0
             lo, hi = _addr_range(d1)
         io.iotlb.inval_gvma(bool(gv), gscid, lo, hi)
+        io.invalidate_msi(bool(gv), gscid, lo, hi)
     else:
         if av:
             lo, hi = _addr_range(d1)

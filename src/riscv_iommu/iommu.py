@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple, Union
+from typing import Any, Callable, Dict, FrozenSet, Optional, Set, Tuple, Union
 
 from . import commands
 from . import formats as F
@@ -194,6 +194,9 @@ class Iommu:
         # device_id and process_id); capacity 0 = no caching
         self.ddt_cache: Dict[int, DC] = {}
         self.pdt_cache: Dict[Tuple[int, int], PC] = {}
+        # MSI PTE cache: (GSCID, GPA page) -> (msipte dword 0, dword 1)
+        self.msi_cache: Dict[Tuple[int, int], Tuple[int, int]] = {}
+        self.msi_by_g: Dict[int, Set[Tuple[int, int]]] = {}
         # registers
         self._fctl = 0
         self.be = False
@@ -633,6 +636,50 @@ class Iommu:
         self.ddt_cache.pop(device_id, None)
         for key in [k for k in self.pdt_cache if k[0] == device_id]:
             del self.pdt_cache[key]
+
+    def cache_msi(self, key: Tuple[int, int], pte: Tuple[int, int]) -> None:
+        """Cache an MSI PTE (tag: GSCID, GPA page)."""
+        cap = self.params.msi_cache_size
+        if not cap:
+            return
+        cache = self.msi_cache
+        while len(cache) >= cap:
+            old = next(iter(cache))
+            del cache[old]
+            self._msi_unindex(old)
+            self.flush_front_cache()
+        cache[key] = pte
+        self.msi_by_g.setdefault(key[0], set()).add(key)
+
+    def _msi_unindex(self, key: Tuple[int, int]) -> None:
+        keys = self.msi_by_g[key[0]]
+        keys.discard(key)
+        if not keys:
+            del self.msi_by_g[key[0]]
+
+    def touch_msi(self, key: Tuple[int, int]) -> None:
+        """LRU: an MSI PTE cache entry was used."""
+        if self.lru:
+            _touch(self.msi_cache, key)
+
+    def invalidate_msi(self, gv: bool, gscid: int, lo: int = 0, hi: int = -1) -> None:
+        """What ``IOTINVAL.GVMA`` does to cached MSI PTEs: all, one GSCID's, or one
+        GSCID's in a GPA range (probing the range's pages when they are fewer)."""
+        cache = self.msi_cache
+        if not gv:
+            cache.clear()
+            self.msi_by_g.clear()
+            return
+        keys = self.msi_by_g.get(gscid, set())
+        if hi < 0:
+            victims = list(keys)
+        elif (hi >> 12) - (lo >> 12) < len(keys):
+            victims = [(gscid, p) for p in range(lo >> 12, (hi >> 12) + 1) if (gscid, p) in keys]
+        else:
+            victims = [k for k in keys if lo >> 12 <= k[1] <= hi >> 12]
+        for key in victims:
+            del cache[key]
+            self._msi_unindex(key)
 
     def invalidate_pdt(self, device_id: int, process_id: int) -> None:
         """Drop the cached PC of (device_id, process_id): ``IODIR.INVAL_PDT``."""

@@ -55,9 +55,14 @@ def _msipt_fault(err: MemoryAccessError) -> Fault:
 
 
 def msi_translate(
-    io: "Iommu", msiptp: int, mask: int, pattern: int, gpa: int, access: int
+    io: "Iommu", msiptp: int, mask: int, pattern: int, gpa: int, access: int, gscid: int = -1
 ) -> Optional[MsiResult]:
-    """Translate ``gpa`` through the MSI page table, or None if it is no MSI address."""
+    """Translate ``gpa`` through the MSI page table, or None if it is no MSI address.
+
+    Valid, well-formed MSI PTEs are cached, tagged by ``gscid`` and the GPA
+    page (spec table "Identifiers used to tag IOATC entries"); IOTINVAL.GVMA
+    drops them.
+    """
     a = gpa  # step 1 (step 2: the DC was located by the caller)
     if not is_msi_address(a, mask, pattern):  # step 3
         return None  # step 4: use the regular translation
@@ -65,13 +70,21 @@ def msi_translate(
     m = F.MSIPTP.PPN.get(msiptp) << 12  # step 6
     big = io.be
     addr = m | (i * F.MSIPTE_SIZE)
-    try:  # steps 7 and 8
-        pte0 = load(io, addr, 8, big)
-        pte1 = load(io, addr + 8, 8, big)
-    except MemoryAccessError as err:
-        raise _msipt_fault(err) from None
-    if io.tracer is not None:
-        io.tracer("MSI_TRANS", "7", f"MSI PTE, interrupt file {i:#x}", addr, pte0, F.MSIPTE0)
+    key = (gscid, a >> 12)
+    cached = io.msi_cache.get(key)
+    if cached is not None:
+        pte0, pte1 = cached
+        io.touch_msi(key)
+        if io.tracer is not None:
+            io.tracer("MSI_TRANS", "7", f"MSI PTE of interrupt file {i:#x} from the MSI PTE cache")
+    else:
+        try:  # steps 7 and 8
+            pte0 = load(io, addr, 8, big)
+            pte1 = load(io, addr + 8, 8, big)
+        except MemoryAccessError as err:
+            raise _msipt_fault(err) from None
+        if io.tracer is not None:
+            io.tracer("MSI_TRANS", "7", f"MSI PTE, interrupt file {i:#x}", addr, pte0, F.MSIPTE0)
     if not pte0 & _PTE_V:  # step 9
         raise Fault(Cause.MSI_PTE_NOT_VALID)
     if pte0 & _PTE_C:  # step 10: custom PTEs; this model implements none
@@ -92,6 +105,8 @@ def msi_translate(
         notice = F.MSIPTE_MRIF1.NPPN.get(pte1) << 12
         nid = (F.MSIPTE_MRIF1.N10.get(pte1) << 10) | F.MSIPTE_MRIF1.N.get(pte1)
         result = (mrif, True, mrif, notice, nid)
+    if cached is None:
+        io.cache_msi(key, (pte0, pte1))  # a valid, well-formed PTE
     # step 15: permissions of a second-stage PTE with R=W=U=1, X=0
     if access == Access.EXECUTE:
         raise Fault(Cause.INSTRUCTION_ACCESS_FAULT)

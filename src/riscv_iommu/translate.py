@@ -255,7 +255,7 @@ def translate_iova(
         gpa = iova
     # step 18: MSI address translation
     if msiptp >> _MODE_SHIFT:
-        msi = msi_translate(io, msiptp, msi_mask, msi_pattern, gpa, access)
+        msi = msi_translate(io, msiptp, msi_mask, msi_pattern, gpa, access, gscid)
         if tr is not None:
             tr("P2IOVA", "18", "an MSI address" if msi else "not a virtual interrupt file")
         if msi is not None:
