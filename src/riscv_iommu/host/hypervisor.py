@@ -369,14 +369,17 @@ class Hypervisor:
         [GIPC] also the GSCIDs of its PASIDs' VMs); with ATS, invalidate the device's
         ATC; fence with ``PR``/``PW``."""
         dev = self._device(device_id)
+        ok = True
+        if dev.ats:
+            # while the DC is still valid: the device's Invalidation Completion is
+            # accepted only with DC.tc.EN_ATS = 1 (an invalid DC makes it unsupported)
+            ok = self.driver.sync(iofence_c(), ats_inval(device_id, None, 0, None, global_=True))
         old = self.driver.read_dc(device_id)
         self.ddt.set_dc(device_id, tc=0)
         gscids = [s.vm.gscid for s in dev.spaces.values()]
         cmds = dc_change_commands(device_id, old, gscids, self.gipc_tc)
-        if dev.ats:
-            cmds += [iofence_c(), ats_inval(device_id, None, 0, None, global_=True)]
         del self.devices[device_id]
-        return self.driver.sync(*cmds, pr=True, pw=True)
+        return self.driver.sync(*cmds, pr=True, pw=True) and ok
 
     def _device(self, device_id: int) -> Device:
         dev = self.devices.get(device_id)
