@@ -4,7 +4,7 @@ Each case builds its tables with the host-side
 builders, checks the translation once, then times repeated translations of
 the same request and reports the best of several rounds.
 
-Cases (``walk`` = every request walks: all caches have capacity 0):
+Cases (``walk`` = every request walks: every cache has capacity 0):
 
 * ``sv39x4-2stage-iotlb-hit``: a repeated translation that needs no walk
   (default caches: DDT, PDT and IOTLB hit);
@@ -14,7 +14,11 @@ Cases (``walk`` = every request walks: all caches have capacity 0):
 * ``sv39x4-2stage-dirs-cached``: the same with the DDT and PDT caches on --
   the page-table walk only (15 reads: 3 first-stage PTEs, each G-stage
   translated, plus the final G-stage walk);
-* ``sv57x4-2stage-walk`` / ``sv57x4-2stage-dirs-cached``: Sv57 + Sv57x4;
+* ``sv39x4-2stage-walk-caches``: the page-table walk with the walk caches a
+  hardware IOMMU has (DDT, PDT and G-stage walk caches on, IOTLB off): the
+  first-stage PTEs are read, their G-stage translations come from the
+  G-stage walk cache, the final GPA is walked (6 reads);
+* ``sv57x4-...``: the same three for Sv57 + Sv57x4;
 * ``sv39-single-walk``: single-stage Sv39 (iohgatp Bare), 3-level DDT.
 """
 
@@ -42,12 +46,16 @@ IOVA = 0x1234_5678
 
 
 def _system(
-    cached: bool, iotlb: bool = False
+    cached: bool, iotlb: bool = False, gwalk: bool = False
 ) -> Tuple[rv.SparseMemory, rv.Iommu, PageAllocator, DeviceDirectory]:
     mem = rv.SparseMemory()
     size = 64 if cached else 0
     params = rv.IommuParams(
-        ddt_cache_size=size, pdt_cache_size=size, iotlb_size=2048 if iotlb else 0
+        ddt_cache_size=size,
+        pdt_cache_size=size,
+        iotlb_size=2048 if iotlb else 0,
+        gwalk_cache_size=256 if gwalk else 0,
+        msi_cache_size=0,
     )
     iommu = rv.Iommu(mem, capabilities=rv.Capabilities.full(), params=params)
     alloc = PageAllocator(mem)
@@ -56,9 +64,11 @@ def _system(
     return mem, iommu, alloc, ddt
 
 
-def two_stage(mode: int, cached: bool, iotlb: bool = False) -> Callable[[], rv.Response]:
+def two_stage(
+    mode: int, cached: bool, iotlb: bool = False, gwalk: bool = False
+) -> Callable[[], rv.Response]:
     """Sv39/48/57 + the matching x4 G-stage, PD20 PDT and tables in guest memory."""
-    mem, iommu, alloc, ddt = _system(cached, iotlb)
+    mem, iommu, alloc, ddt = _system(cached, iotlb, gwalk)
     g = PageTable(HostSpace(mem, alloc), mode, stage="g")
     guest = GuestSpace(g, alloc)
     s1 = PageTable(guest, mode, stage="s")
@@ -91,11 +101,13 @@ def single_stage() -> Callable[[], rv.Response]:
 
 
 CASES: Dict[str, Callable[[], Callable[[], rv.Response]]] = {
-    "sv39x4-2stage-iotlb-hit": lambda: two_stage(SV39, True, True),
+    "sv39x4-2stage-iotlb-hit": lambda: two_stage(SV39, True, True, True),
     "sv39x4-2stage-walk": lambda: two_stage(SV39, False),
     "sv39x4-2stage-dirs-cached": lambda: two_stage(SV39, True),
+    "sv39x4-2stage-walk-caches": lambda: two_stage(SV39, True, False, True),
     "sv57x4-2stage-walk": lambda: two_stage(SV57, False),
     "sv57x4-2stage-dirs-cached": lambda: two_stage(SV57, True),
+    "sv57x4-2stage-walk-caches": lambda: two_stage(SV57, True, False, True),
     "sv39-single-walk": single_stage,
 }
 

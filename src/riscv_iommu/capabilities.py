@@ -219,6 +219,9 @@ class IommuParams:
     pdt_cache_size: int = 256
     iotlb_size: int = 2048
     msi_cache_size: int = 64
+    #: G-stage walk cache: G-stage translations of the pages implicit reads use
+    #: (first-stage page tables, PDT pages), tagged GSCID + GPA page.
+    gwalk_cache_size: int = 256
     #: Replacement policy of the caches: "lru" or "fifo".
     cache_policy: str = "lru"
     #: Whether ATS translation completions fill the IOTLB.
@@ -263,7 +266,13 @@ class IommuParams:
             raise ValueError("IommuParams.pscid_width must be 1..20")
         if not 1 <= self.rcid_width <= 12 or not 1 <= self.mcid_width <= 12:
             raise ValueError("IommuParams.rcid_width / mcid_width must be 1..12")
-        for name in ("ddt_cache_size", "pdt_cache_size", "iotlb_size", "msi_cache_size"):
+        for name in (
+            "ddt_cache_size",
+            "pdt_cache_size",
+            "iotlb_size",
+            "msi_cache_size",
+            "gwalk_cache_size",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"IommuParams.{name} must be >= 0")
         if self.ats_inval_timeout < 0:

@@ -76,6 +76,7 @@ def iotinval(io: "Iommu", func3: int, d0: int, d1: int) -> int:
             lo, hi = _addr_range(d1)
         io.iotlb.inval_gvma(bool(gv), gscid, lo, hi)
         io.invalidate_msi(bool(gv), gscid, lo, hi)
+        io.invalidate_gwalk(bool(gv), gscid, lo, hi)
     else:
         if av:
             lo, hi = _addr_range(d1)

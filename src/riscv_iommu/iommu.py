@@ -112,6 +112,39 @@ def _cache_insert(io: "Iommu", cache: Dict[Any, Any], capacity: int, key: Any, v
     cache[key] = value
 
 
+def _unindex_key(index: Dict[int, Set[Tuple[int, int]]], key: Tuple[int, int]) -> None:
+    keys = index[key[0]]
+    keys.discard(key)
+    if not keys:
+        del index[key[0]]
+
+
+def _drop_tagged(
+    cache: Dict[Tuple[int, int], Any],
+    index: Dict[int, Set[Tuple[int, int]]],
+    gv: bool,
+    gscid: int,
+    lo: int,
+    hi: int,
+) -> None:
+    """IOTINVAL.GVMA on a cache tagged (GSCID, GPA page): all VMs, one GSCID, or one
+    GSCID's GPA range, visiting the range's pages or the GSCID's entries, the fewer."""
+    if not gv:
+        cache.clear()
+        index.clear()
+        return
+    keys = index.get(gscid, set())
+    if hi < 0:
+        victims = list(keys)
+    elif (hi >> 12) - (lo >> 12) < len(keys):
+        victims = [(gscid, p) for p in range(lo >> 12, (hi >> 12) + 1) if (gscid, p) in keys]
+    else:
+        victims = [k for k in keys if lo >> 12 <= k[1] <= hi >> 12]
+    for key in victims:
+        del cache[key]
+        _unindex_key(index, key)
+
+
 class Iommu:
     """A RISC-V IOMMU.
 
@@ -197,6 +230,9 @@ class Iommu:
         # MSI PTE cache: (GSCID, GPA page) -> (msipte dword 0, dword 1)
         self.msi_cache: Dict[Tuple[int, int], Tuple[int, int]] = {}
         self.msi_by_g: Dict[int, Set[Tuple[int, int]]] = {}
+        # G-stage walk cache: (GSCID, GPA page) -> SPA page of implicit reads
+        self.gwalk_cache: Dict[Tuple[int, int], int] = {}
+        self.gwalk_by_g: Dict[int, Set[Tuple[int, int]]] = {}
         # registers
         self._fctl = 0
         self.be = False
@@ -341,6 +377,8 @@ class Iommu:
         if (old ^ self._fctl) & (F.FCTL.BE.mask | F.FCTL.GXL.mask):
             self.invalidate_ddt()
             self.iotlb.clear()
+            self.invalidate_gwalk(False, 0)
+            self.invalidate_msi(False, 0)
         self.flush_front_cache()
         self.intr.refresh()
 
@@ -652,10 +690,22 @@ class Iommu:
         self.msi_by_g.setdefault(key[0], set()).add(key)
 
     def _msi_unindex(self, key: Tuple[int, int]) -> None:
-        keys = self.msi_by_g[key[0]]
-        keys.discard(key)
-        if not keys:
-            del self.msi_by_g[key[0]]
+        _unindex_key(self.msi_by_g, key)
+
+    def cache_gwalk(self, key: Tuple[int, int], spa_page: int) -> None:
+        """Cache the G-stage translation of a page implicit reads use."""
+        cache = self.gwalk_cache
+        while len(cache) >= self.params.gwalk_cache_size:
+            old = next(iter(cache))
+            del cache[old]
+            _unindex_key(self.gwalk_by_g, old)
+            self.flush_front_cache()
+        cache[key] = spa_page
+        self.gwalk_by_g.setdefault(key[0], set()).add(key)
+
+    def invalidate_gwalk(self, gv: bool, gscid: int, lo: int = 0, hi: int = -1) -> None:
+        """What ``IOTINVAL.GVMA`` does to the G-stage walk cache."""
+        _drop_tagged(self.gwalk_cache, self.gwalk_by_g, gv, gscid, lo, hi)
 
     def touch_msi(self, key: Tuple[int, int]) -> None:
         """LRU: an MSI PTE cache entry was used."""
@@ -665,21 +715,7 @@ class Iommu:
     def invalidate_msi(self, gv: bool, gscid: int, lo: int = 0, hi: int = -1) -> None:
         """What ``IOTINVAL.GVMA`` does to cached MSI PTEs: all, one GSCID's, or one
         GSCID's in a GPA range (probing the range's pages when they are fewer)."""
-        cache = self.msi_cache
-        if not gv:
-            cache.clear()
-            self.msi_by_g.clear()
-            return
-        keys = self.msi_by_g.get(gscid, set())
-        if hi < 0:
-            victims = list(keys)
-        elif (hi >> 12) - (lo >> 12) < len(keys):
-            victims = [(gscid, p) for p in range(lo >> 12, (hi >> 12) + 1) if (gscid, p) in keys]
-        else:
-            victims = [k for k in keys if lo >> 12 <= k[1] <= hi >> 12]
-        for key in victims:
-            del cache[key]
-            self._msi_unindex(key)
+        _drop_tagged(self.msi_cache, self.msi_by_g, gv, gscid, lo, hi)
 
     def invalidate_pdt(self, device_id: int, process_id: int) -> None:
         """Drop the cached PC of (device_id, process_id): ``IODIR.INVAL_PDT``."""

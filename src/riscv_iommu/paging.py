@@ -67,6 +67,8 @@ _PPN64 = F.PTE.PPN.max
 _PPN32 = F.PTE32.PPN.max
 _PPN_ROOT = F.IOSATP.PPN.max
 _G_MODE_SHIFT = F.IOHGATP.MODE.lsb
+_GSCID_LSB = F.IOHGATP.GSCID.lsb
+_GSCID_MAX = F.IOHGATP.GSCID.max
 _RX = _R | _X
 _RW = _R | _W
 _NAPOT_64K = 0b1000  # Svnapot: the only defined N encoding, ppn[3:0] = 1000 at level 0
@@ -158,7 +160,7 @@ def _walk(
         pte_gpa = -1
         if hgatp:
             pte_gpa = pte_addr
-            pte_addr = second_stage(io, pte_gpa, hgatp, access, True, False, gctl, for_pdt)[0]
+            pte_addr = implicit_read(io, pte_gpa, hgatp, access, gctl, for_pdt)
         try:
             pte = rd(pte_addr, psize, big)
         except MemoryAccessError as err:
@@ -244,6 +246,25 @@ def _walk_g64(
     if i and ppn & ((1 << (i * 9)) - 1):  # PTW step 6: misaligned superpage
         raise _Invalid
     return pte, size, a
+
+
+def implicit_read(io: "Iommu", gpa: int, hgatp: int, access: int, gctl: int, for_pdt: bool) -> int:
+    """The SPA of an implicit read at ``gpa`` (a first-stage PTE or a PDT entry).
+
+    Goes through the G-stage walk cache (IOATC "second-stage page table",
+    tag GSCID + GPA page, dropped by IOTINVAL.GVMA): it holds the G-stage
+    translations of pages that implicit reads may use, i.e. whose leaf had
+    R, U and A set.  Capacity ``IommuParams.gwalk_cache_size``; 0 walks.
+    """
+    cache = io.gwalk_cache
+    key = ((hgatp >> _GSCID_LSB) & _GSCID_MAX, gpa >> 12)
+    page = cache.get(key)
+    if page is not None:
+        return page | (gpa & 0xFFF)
+    spa, pte, _ = second_stage(io, gpa, hgatp, access, True, False, gctl, for_pdt)
+    if io.params.gwalk_cache_size:
+        io.cache_gwalk(key, spa & ~0xFFF)
+    return spa
 
 
 def second_stage(

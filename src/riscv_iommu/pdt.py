@@ -14,7 +14,7 @@ from . import formats as F
 from ._fault import Fault
 from .gipc import PcFormat, gipc_pc_misconfigured
 from .memory import MemoryAccessError, MemoryFault
-from .paging import S_VALID, load, second_stage
+from .paging import S_VALID, implicit_read, load
 from .types import Cause
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -96,7 +96,7 @@ def locate_pc(
     while True:
         a = a + p[i] * 8 if i else a + p[0] * pc_size  # step 2
         if iohgatp >> _MODE_SHIFT:  # step 3
-            a = second_stage(io, a, iohgatp, access, True, False, gctl, True)[0]
+            a = implicit_read(io, a, iohgatp, access, gctl, True)
         if not i:  # step 4
             break
         try:  # steps 5 and 6
