@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from . import bench as _bench
+from . import campaign as _campaign
+from . import gen as _gen
+from . import vectors as _vectors
 from .capabilities import Capabilities, IommuParams
 from .host.hypervisor import Hypervisor, HypervisorError, R, Vm, W, X
 from .iommu import Iommu
@@ -545,6 +548,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--seconds", type=float, default=1.0, help="time per case (default 1)")
     b.add_argument("--json", action="store_true", help="print JSON")
     b.add_argument("cases", nargs="*", help=f"cases (default all): {', '.join(_bench.CASES)}")
+    for mod in (_gen, _vectors, _campaign):  # gen, replay, campaign: their own modules
+        mod.add_cli(sub)
     return p
 
 
@@ -554,6 +559,9 @@ def main(argv: Optional[Sequence[str]] = None, stream: Optional[TextIO] = None) 
     stream = stream or sys.stdout
     color = False if getattr(args, "no_color", False) or getattr(args, "json", False) else None
     out = _Out(stream, color)
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return int(handler(args, stream))
     if args.command == "demo":
         return demo(args.revision, out, args.json)
     if args.command == "explain":

@@ -21,7 +21,9 @@ from one ``random.Random(seed)``.
 
 from __future__ import annotations
 
+import argparse
 import random
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, cast
 
@@ -185,7 +187,7 @@ class _Leaf:
     IOVA range where a request is translated by every stage; ``pte`` the SPA of the leaf
     PTE (-1: none, an identity range)."""
 
-    __slots__ = ("iova", "size", "flags", "target", "ok", "pte", "msi")
+    __slots__ = ("iova", "size", "flags", "target", "ok", "pte", "msi", "extra")
 
     def __init__(self, iova: int, size: int, flags: int, target: int, pte: int = -1) -> None:
         self.iova = iova
@@ -195,6 +197,8 @@ class _Leaf:
         self.ok = (iova, iova + size)
         self.pte = pte
         self.msi = False
+        #: more (SPA, size) ranges a request through this leaf reads or writes
+        self.extra: List[Tuple[int, int]] = []
 
 
 class _Vm:
@@ -207,6 +211,8 @@ class _Vm:
         self.ram: List[_Leaf] = []
         #: (msi_addr_mask, msi_addr_pattern, table, entries) of the VM's interrupt files
         self.msi: Optional[Tuple[int, int, MsiPageTable, int]] = None
+        #: per interrupt file: the (SPA, size) ranges its MSIs touch (MSI PTE, MRIF, notice)
+        self.msi_ranges: List[List[Tuple[int, int]]] = []
 
     @property
     def iohgatp(self) -> int:
@@ -495,12 +501,15 @@ class _Gen:
         for i in range(entries):
             addr = -1
             r = self.rng.random()
+            ranges = [(table.root + 16 * i, 16)]
             if self.caps.msi_mrif and r < 0.35:
                 mrif = self.alloc.alloc(512, 512) if self.params.mrif_by_iommu else self.data_page()
-                nid = self.bits(11)
-                addr = table.set_mrif(i, mrif, self.data_page(), nid)
+                notice = self.data_page()
+                addr = table.set_mrif(i, mrif, notice, self.bits(11))
+                ranges += [(mrif, 512), (notice, 4)]
             else:
                 addr = table.set_flat(i, self.data_page())
+            vm.msi_ranges.append(ranges)
             if self.bad():
                 pte0 = table.space.read_u64(addr, self.be)
                 pte0 = self.pick(
@@ -618,8 +627,10 @@ class _Gen:
         if vm is None:
             return _Leaf(iova, size, flags, self.data_page(size))
         if vm.msi is not None and size == 4096 and self.p(0.15):
-            leaf = _Leaf(iova, size, flags, MSI_GPA + 4096 * self.rng.randrange(vm.msi[3]))
+            i = self.rng.randrange(vm.msi[3])
+            leaf = _Leaf(iova, size, flags, MSI_GPA + 4096 * i)
             leaf.msi = True
+            leaf.extra = vm.msi_ranges[i]
             return leaf
         g = self.pick(vm.ram)
         if size <= g.size:
@@ -643,6 +654,7 @@ class _Gen:
             for i in range(vm.msi[3]):
                 leaf = _Leaf(MSI_GPA + 4096 * i, 4096, U | R | W, 0)
                 leaf.msi = True
+                leaf.extra = vm.msi_ranges[i]
                 sp.leaves.append(leaf)
         return sp
 
@@ -980,6 +992,8 @@ class _Gen:
         else:
             lo, hi = leaf.ok
             addr = lo + self.rng.randrange(max(1, (hi - lo) >> 3)) * 8
+            if leaf.msi and self.p(0.8):
+                addr = lo  # seteipnum_le: the interrupt file's first word
             flags = leaf.flags
             if kind == RequestKind.TRANSLATED:
                 addr = (
@@ -1041,11 +1055,17 @@ class _Gen:
         if r < 0.2:  # the fault queue itself: fqmf
             self.rec.inject(self.drv.fq_base, self.drv.fq_entries * 32, MemoryFault.ACCESS_FAULT)
             return True
-        targets = list(dev.structs)
-        if leaf is not None and leaf.pte >= 0:
-            targets += [leaf.pte] * 3
+        if r < 0.27 and self.drv.msi_targets:  # the IOMMU's own interrupt MSIs (273)
+            self.rec.inject(self.drv.msi_targets[0][0] & ~0xFFF, 4096, MemoryFault.ACCESS_FAULT)
+            return True
+        targets = [(a & ~7, 8) for a in dev.structs]
+        if leaf is not None:
+            if leaf.pte >= 0:
+                targets += [(leaf.pte & ~7, 8)] * 3
+            targets += leaf.extra * 3
         fault = MemoryFault.DATA_CORRUPTION if self.p(0.4) else MemoryFault.ACCESS_FAULT
-        self.rec.inject(self.pick(targets) & ~7, 8, fault)
+        addr, size = self.pick(targets)
+        self.rec.inject(addr, size, fault)
         return True
 
     # -- commands -----------------------------------------------------------------------
@@ -1291,3 +1311,56 @@ def generate(
     g.rec.start()
     g.stream()
     return g.rec.document({"seed": seed, "requests": requests, "profile": profile})
+
+
+# --------------------------------------------------------------------------
+# the ``riscv-iommu gen`` command
+# --------------------------------------------------------------------------
+def _nonneg(text: str) -> int:
+    try:
+        v = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
+    return v
+
+
+def add_cli(sub: Any) -> None:
+    """Register ``riscv-iommu gen`` on an argparse sub-parser set."""
+    p = sub.add_parser(
+        "gen",
+        help="generate constrained-random test vectors from a seed",
+        description="Build a random IOMMU system from a seed and run a request stream on the "
+        "model; write the replayable vector file (docs/vectors.md). The same arguments always "
+        "give the same bytes.",
+    )
+    p.add_argument("--seed", type=_nonneg, required=True, help="the seed (an integer >= 0)")
+    p.add_argument(
+        "--requests", type=_nonneg, default=40, help="device requests to generate (default 40)"
+    )
+    p.add_argument(
+        "--profile",
+        choices=list(PROFILES),
+        default="mixed",
+        help="weights of the choices: "
+        + "; ".join(f"{k}: {v.description}" for k, v in PROFILES.items()),
+    )
+    p.add_argument("--out", default="-", help="output file (default: standard output)")
+    p.set_defaults(handler=_cli)
+
+
+def _cli(args: argparse.Namespace, stream: Any) -> int:
+    from .vectors import dumps
+
+    text = dumps(generate(args.seed, args.requests, args.profile))
+    if args.out == "-":
+        stream.write(text)
+        return 0
+    try:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as err:
+        print(f"riscv-iommu gen: cannot write {args.out}: {err.strerror}", file=sys.stderr)
+        return 2
+    return 0
