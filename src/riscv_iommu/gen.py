@@ -82,6 +82,9 @@ MSI_GPA = 0x2800_0000
 VM_TABLE_GPA = 0x2_0000_0000
 
 _TC = F.DC_TC
+_SIZE_NAMES = {4096: "4K", 1 << 16: "64K-NAPOT", 1 << 30: "1G"}
+_S_NAMES = ({8: "Sv39", 9: "Sv48", 10: "Sv57"}, {8: "Sv32"})
+_G_NAMES = ({8: "Sv39x4", 9: "Sv48x4", 10: "Sv57x4"}, {8: "Sv32x4"})
 _MODE_SHIFT = F.IOHGATP.MODE.lsb
 _PD_WIDTH = {1: 8, 2: 17, 3: 20}
 
@@ -277,6 +280,8 @@ class _Gen:
         self.next_gscid = 1
         self.next_pscid = 1
         self.restore_ddtp: Optional[int] = None
+        #: what this seed built (the generator's intent, reported in the file)
+        self.features: set[str] = set()
 
     # -- random helpers ---------------------------------------------------------
     def p(self, rate: float) -> bool:
@@ -323,7 +328,7 @@ class _Gen:
             sv32x4=p(0.45),
             sv39x4=sv39x4,
             sv48x4=sv48x4,
-            sv57x4=sv48x4 and p(0.5),
+            sv57x4=sv48x4 and p(0.6),
             amo_mrif=p(0.4),
             msi_flat=msi_flat,
             msi_mrif=msi_flat and p(0.6),
@@ -423,6 +428,9 @@ class _Gen:
             big_endian=big,
         )
         self.be = self.drv.be
+        self.features.add(f"ddt:{self.levels}lvl")
+        self.features.add("dc:extended" if caps.msi_flat else "dc:base")
+        self.features.add("fctl.BE=1" if self.be else "fctl.BE=0")
         self.gxl = 1 if fctl & F.FCTL.GXL.mask else 0
         self.wsi = bool(self.drv.rd32(REG.FCTL) & F.FCTL.WSI.mask)
         iommu = rec.iommu
@@ -462,6 +470,7 @@ class _Gen:
         gscid = self.next_gscid % (1 << self.params.gscid_width) or 1
         self.next_gscid += 1
         vm = _Vm(self, gscid, self.pick(modes))
+        self.features.add("g:" + _G_NAMES[self.gxl][vm.gstage.mode])
         # guest RAM: G-stage leaves of every size the mode has, at RAM_GPA upward
         gpa = RAM_GPA
         levels, vbits, psize, _ = vm.gstage.geom
@@ -470,6 +479,7 @@ class _Gen:
             sizes.append(1 << 30)
         for _ in range(self.rng.randint(3, 6)):
             size = self.pick(sizes)
+            self.features.add("leaf:" + _SIZE_NAMES.get(size, "superpage"))
             gpa = (gpa + size - 1) & ~(size - 1)
             flags = U | RWX | A | D
             spa = self.data_page(size)
@@ -506,9 +516,11 @@ class _Gen:
                 mrif = self.alloc.alloc(512, 512) if self.params.mrif_by_iommu else self.data_page()
                 notice = self.data_page()
                 addr = table.set_mrif(i, mrif, notice, self.bits(11))
+                self.features.add("msi:mrif")
                 ranges += [(mrif, 512), (notice, 4)]
             else:
                 addr = table.set_flat(i, self.data_page())
+                self.features.add("msi:flat")
             vm.msi_ranges.append(ranges)
             if self.bad():
                 pte0 = table.space.read_u64(addr, self.be)
@@ -525,6 +537,7 @@ class _Gen:
 
     def break_leaf(self, table: PageTable, leaf: _Leaf, va: int, pa: int, stage: str) -> None:
         """Rewrite a leaf PTE (or its parent) with a deliberate defect."""
+        self.features.add(f"broken:{stage}-pte")
         levels, vbits, psize, _ = table.geom
         value = self.rd(
             table, table.space.to_spa(table.pte_addr(va, self.level_of(table, leaf.size)))
@@ -597,12 +610,14 @@ class _Gen:
         """A first-stage table in ``home`` (host or the VM's memory), with leaves mapping into
         the VM's RAM (or data SPAs)."""
         table = PageTable(home, mode, stage="s", xlen32=bool(sxl), big=big)
+        self.features.add("s:" + _S_NAMES[sxl][mode])
         sp = _Space(table, vm, pscid)
         levels, vbits, psize, vabits = table.geom
         sizes = [4096, 4096, 4096, 1 << (12 + vbits)] + ([1 << 16] if psize == 8 else [])
         iova = self.rng.randrange(1, 64) << 21
         for _ in range(self.rng.randint(2, 6)):
             size = self.pick(sizes)
+            self.features.add("leaf:" + _SIZE_NAMES.get(size, "superpage"))
             iova = (iova + size - 1) & ~(size - 1)
             if iova + size > 1 << (vabits - 1):
                 break
@@ -704,6 +719,7 @@ class _Gen:
         if self.caps.gipc:
             kinds += ["gipc"] * (9 if self.prof.gipc >= 1 else 3)
         kind = self.pick(kinds)
+        self.features.add(f"device:{kind}")
         dev.gipc = kind == "gipc"
         # SXL follows fctl.GXL (DC check 20); SBE may differ from fctl.BE only when both
         # byte orders are supported (checks 19 and 21)
@@ -711,6 +727,7 @@ class _Gen:
         sbe = self.be
         if self.caps.end and self.params.be_writable and self.p(0.3):
             sbe = not sbe
+            self.features.add("DC.tc.SBE!=fctl.BE")
         vm = None
         if kind in ("g", "s1g") or (kind == "pdt" and self.p(0.6)) or (dev.gipc and self.p(0.2)):
             vm = self.pick(self.vms) if self.vms and self.p(0.4) else self.new_vm()
@@ -752,6 +769,7 @@ class _Gen:
         dc = [tc, iohgatp, ta, fsc, msiptp, mask, pattern, 0]
         if self.bad():
             dc = self.misconfigure(dc)
+            self.features.add("broken:dc")
         dev.dc = tuple(dc)
         dev.dc_spa = self.ddt.set_dc(
             did,
@@ -837,6 +855,9 @@ class _Gen:
         fmt = self.gipc_fmt if dev.gipc else None
         home: HostSpace = vm.space if vm is not None and not dev.gipc else self.host
         pdt = ProcessDirectory(home, mode, big=sbe, fmt=fmt)
+        self.features.add(f"pdt:{['', 'PD8', 'PD17', 'PD20'][mode]}")
+        if fmt is not None:
+            self.features.add(f"gipc:{fmt.name}")
         dev.pdt, dev.pdt_fmt = pdt, fmt
         dev.structs.append(home.to_spa(pdt.root))
         width = fmt.pid_width[mode] if fmt is not None else _PD_WIDTH[mode]
@@ -884,6 +905,7 @@ class _Gen:
         return pdt.pdtp()
 
     def break_pc(self, pdt: ProcessDirectory, pid: int, addr: int, fmt: Optional[PcFormat]) -> None:
+        self.features.add("broken:pc")
         offs = fmt.offsets if fmt is not None else {"ta": 0, "fsc": 8}
         sp, big = pdt.space, pdt.big
         ta_a, fsc_a = addr + offs["ta"], addr + offs["fsc"]
@@ -1056,6 +1078,7 @@ class _Gen:
             self.rec.inject(self.drv.fq_base, self.drv.fq_entries * 32, MemoryFault.ACCESS_FAULT)
             return True
         if r < 0.27 and self.drv.msi_targets:  # the IOMMU's own interrupt MSIs (273)
+            self.sw(self.drv.faults)  # ipsr.fip clear: the next record sends an MSI
             self.rec.inject(self.drv.msi_targets[0][0] & ~0xFFF, 4096, MemoryFault.ACCESS_FAULT)
             return True
         targets = [(a & ~7, 8) for a in dev.structs]
@@ -1310,7 +1333,13 @@ def generate(
     g.build_devices()
     g.rec.start()
     g.stream()
-    return g.rec.document({"seed": seed, "requests": requests, "profile": profile})
+    info = {
+        "seed": seed,
+        "requests": requests,
+        "profile": profile,
+        "features": sorted(g.features),
+    }
+    return g.rec.document(info)
 
 
 # --------------------------------------------------------------------------

@@ -281,7 +281,7 @@ def _order(big: bool) -> Any:
 # --------------------------------------------------------------------------
 # the memory image
 # --------------------------------------------------------------------------
-_NONZERO = re.compile(rb"[^\x00]")
+_NONZERO = re.compile(rb"[^\x00]+")
 
 
 def memory_image(mem: SparseMemory) -> List[Dict[str, str]]:
@@ -293,20 +293,15 @@ def memory_image(mem: SparseMemory) -> List[Dict[str, str]]:
     pages = mem._pages  # same package: read the pages without the port's injections
     for pn in sorted(pages):
         page = bytes(pages[pn])
-        words = sorted({m.start() >> 3 for m in _NONZERO.finditer(page)})
-        start = prev = -2
-        for w in words + [-1]:
-            if w == prev + 1:
-                prev = w
-                continue
-            if start >= 0:
-                runs.append(
-                    {
-                        "addr": hx((pn << 12) + start * 8),
-                        "data": page[start * 8 : prev * 8 + 8].hex(),
-                    }
-                )
-            start = prev = w
+        spans: List[List[int]] = []
+        for m in _NONZERO.finditer(page):
+            lo, hi = m.start() & ~7, (m.end() + 7) & ~7
+            if spans and lo <= spans[-1][1]:
+                spans[-1][1] = hi
+            else:
+                spans.append([lo, hi])
+        base = pn << 12
+        runs += [{"addr": hx(base + lo), "data": page[lo:hi].hex()} for lo, hi in spans]
     return runs
 
 
@@ -1086,9 +1081,10 @@ class Recorder:
     def _commands_step(self, cqt: int) -> bool:
         entries: Dict[int, Dict[int, bytes]] = {}
         for addr, data in self._cq_writes:
-            if len(data) != 8 or addr & 7:
+            if len(data) & 7 or addr & 7:
                 return False
-            entries.setdefault(addr & ~15, {})[addr & 8] = data
+            for k in range(0, len(data), 8):  # doublewords of whole entries
+                entries.setdefault((addr + k) & ~15, {})[(addr + k) & 8] = data[k : k + 8]
         if any(len(e) != 2 for e in entries.values()):
             return False
         self._cq_writes = []
