@@ -972,10 +972,23 @@ class _SoftwareMemory:
 
 
 class _SoftwareMmio:
-    """The register interface software uses while a :class:`Recorder` runs."""
+    """The IOMMU as software sees it while a :class:`Recorder` runs: its registers, and the
+    platform description the host toolkit reads (``caps``, ``params``, the memory port)."""
 
     def __init__(self, rec: "Recorder") -> None:
         self._rec = rec
+
+    @property
+    def caps(self) -> Capabilities:
+        return self._rec.iommu.caps
+
+    @property
+    def params(self) -> IommuParams:
+        return self._rec.iommu.params
+
+    @property
+    def mem(self) -> "_SoftwareMemory":
+        return self._rec.mem
 
     def mmio_read(self, offset: int, size: int = 8) -> int:
         return self._rec.mmio_read(offset, size)
@@ -1035,8 +1048,12 @@ class Recorder:
 
     # -- steps ------------------------------------------------------------------
     def step(self, step: Dict[str, Any], watch: Sequence[Tuple[int, int]] = ()) -> Dict[str, Any]:
-        """Execute a step, store it with its outputs, and return the outputs."""
-        if self._cq_writes:
+        """Execute a step, store it with its outputs, and return the outputs.
+
+        Command-queue writes not yet followed by a ``cqt`` write become ``mem_write`` steps
+        first, unless the step is a register read (which cannot make the IOMMU read them).
+        """
+        if self._cq_writes and step["op"] != "mmio_read":
             self._flush_cq_writes()
         return self._step(step, watch)
 
@@ -1063,12 +1080,13 @@ class Recorder:
         if self.building:
             self._mem.write(addr, data)
             return
+        if self._in_cq(addr, len(data)):  # a command: becomes part of a commands step
+            self._mem.write(addr, data)
+            self._cq_writes.append((addr, data))
+            return
         if self._mem.read(addr, len(data)) == data:
             return  # a write that changes nothing is not a step
         self._mem.write(addr, data)
-        if self._in_cq(addr, len(data)):
-            self._cq_writes.append((addr, data))
-            return
         self.step({"op": "mem_write", "addr": hx(addr), "data": data.hex()})
 
     def mmio_write(self, offset: int, value: int, size: int = 8) -> None:
