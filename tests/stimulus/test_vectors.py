@@ -349,10 +349,8 @@ def test_invalid_json_names_line_and_column(tmp_path: Path) -> None:
     path = write(tmp_path / "v.json", '{\n"format": "riscv-iommu-vectors",\n"version": 1,,\n}')
     rc, _, err = cli("replay", path)
     assert rc == 2
-    assert (
-        err.strip()
-        == f"riscv-iommu replay: {path}:3:14: invalid JSON: Expecting property name enclosed in double quotes"
-    )
+    want = "invalid JSON: Expecting property name enclosed in double quotes"
+    assert err.strip() == f"riscv-iommu replay: {path}:3:14: {want}"
 
 
 def test_unreadable_and_non_object_files(tmp_path: Path) -> None:
