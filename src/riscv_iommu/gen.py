@@ -606,9 +606,10 @@ class _Gen:
         vm: Optional[_Vm],
         ens: bool,
         pscid: int,
+        msi: bool = False,
     ) -> _Space:
         """A first-stage table in ``home`` (host or the VM's memory), with leaves mapping into
-        the VM's RAM (or data SPAs)."""
+        the VM's RAM (or data SPAs); with ``msi`` some map the VM's interrupt files."""
         table = PageTable(home, mode, stage="s", xlen32=bool(sxl), big=big)
         self.features.add("s:" + _S_NAMES[sxl][mode])
         sp = _Space(table, vm, pscid)
@@ -626,7 +627,10 @@ class _Gen:
                 flags |= U
             if self.p(0.2):
                 flags |= G
-            leaf = self.s_leaf(sp, iova, size, flags)
+            leaf = self.s_leaf(sp, iova, size, flags, msi)
+            if leaf.msi:  # an interrupt file: MSIs are writes
+                flags |= R | W
+                leaf.flags = flags
             addr = table.map(iova, leaf.target, size=size, flags=flags, pbmt=self.pbmt(psize))
             leaf.pte = home.to_spa(addr)
             if self.bad():
@@ -635,13 +639,13 @@ class _Gen:
             iova += size + 4096 * self.rng.randint(0, 3)
         return sp
 
-    def s_leaf(self, sp: _Space, iova: int, size: int, flags: int) -> _Leaf:
+    def s_leaf(self, sp: _Space, iova: int, size: int, flags: int, msi: bool) -> _Leaf:
         """A first-stage leaf's target: a GPA in one of the VM's RAM leaves, an MSI page,
         or a data SPA; ``ok`` narrows to where the G-stage maps it."""
         vm = sp.vm
         if vm is None:
             return _Leaf(iova, size, flags, self.data_page(size))
-        if vm.msi is not None and size == 4096 and self.p(0.15):
+        if msi and vm.msi is not None and size == 4096 and self.p(0.15):
             i = self.rng.randrange(vm.msi[3])
             leaf = _Leaf(iova, size, flags, MSI_GPA + 4096 * i)
             leaf.msi = True
@@ -656,7 +660,7 @@ class _Gen:
         leaf.ok = (iova + g.iova - target, iova + g.iova - target + g.size)
         return leaf
 
-    def ram_space(self, vm: Optional[_Vm]) -> _Space:
+    def ram_space(self, vm: Optional[_Vm], msi: bool = False) -> _Space:
         """Bare first stage: IOVAs are GPAs of the VM (its RAM and MSI pages) or SPAs."""
         sp = _Space(None, vm, 0)
         if vm is None:
@@ -665,9 +669,9 @@ class _Gen:
                 sp.leaves.append(_Leaf(self.data_page(size), size, RWX | U, 0))
             return sp
         sp.leaves = [_Leaf(g.iova, g.size, U | RWX, g.iova, g.pte) for g in vm.ram]
-        if vm.msi is not None:
+        if msi and vm.msi is not None:
             for i in range(vm.msi[3]):
-                leaf = _Leaf(MSI_GPA + 4096 * i, 4096, U | R | W, 0)
+                leaf = _Leaf(MSI_GPA + 4096 * i, 4096, U | R | W, MSI_GPA + 4096 * i)
                 leaf.msi = True
                 leaf.extra = vm.msi_ranges[i]
                 sp.leaves.append(leaf)
@@ -732,6 +736,8 @@ class _Gen:
         if kind in ("g", "s1g") or (kind == "pdt" and self.p(0.6)) or (dev.gipc and self.p(0.2)):
             vm = self.pick(self.vms) if self.vms and self.p(0.4) else self.new_vm()
         dev.vm = vm
+        # the DC's MSI page table (the VM's interrupt files)
+        use_msi = vm is not None and vm.msi is not None and self.p(0.8)
         tc = self.tc_flags(dev, vm is not None) | (_TC.SXL.mask if sxl else 0)
         tc |= _TC.SBE.mask if sbe else 0
         iohgatp = vm.iohgatp if vm is not None else 0
@@ -740,31 +746,28 @@ class _Gen:
         if kind in ("s1", "s1g") and smodes:
             pscid = self.pscid()
             home: HostSpace = vm.space if vm is not None else self.host
-            sp = self.first_stage(self.pick(smodes), sxl, sbe, home, vm, False, pscid)
+            sp = self.first_stage(self.pick(smodes), sxl, sbe, home, vm, False, pscid, use_msi)
             fsc = cast(PageTable, sp.table).satp()
             ta = F.DC_TA.PSCID.put(0, pscid)
             dev.ctxs.append(_Ctx(None, False, False, sp))
         elif kind in ("pdt", "gipc"):
-            fsc = self.build_pdt(dev, tc, sxl, sbe, vm)
-            tc |= _TC.PDTV.mask
+            dpe = self.p(0.3)
+            fsc = self.build_pdt(dev, sxl, sbe, vm, use_msi, dpe)
+            tc |= _TC.PDTV.mask | (_TC.DPE.mask if dpe else 0)
             if dev.gipc:
                 tc |= self.gipc_tc
-            if self.p(0.3):
-                tc |= _TC.DPE.mask
         else:
-            dev.ctxs.append(_Ctx(None, False, False, self.ram_space(vm)))
+            dev.ctxs.append(_Ctx(None, False, False, self.ram_space(vm, use_msi)))
         if self.caps.qosid:
             ta = F.DC_TA.RCID.put(ta, self.bits(self.params.rcid_width))
             ta = F.DC_TA.MCID.put(ta, self.bits(self.params.mcid_width))
         msiptp = mask = pattern = 0
-        if vm is not None and vm.msi is not None and self.p(0.8):
+        if use_msi and vm is not None and vm.msi is not None:
             mask, pattern, mtable, _ = vm.msi
             msiptp = mtable.msiptp()
             dev.structs.append(mtable.root)
         if not dev.ctxs:
-            dev.ctxs.append(_Ctx(None, False, False, self.ram_space(vm)))
-        if not tc & _TC.PDTV.mask and tc & _TC.DPE.mask:
-            tc &= ~_TC.DPE.mask
+            dev.ctxs.append(_Ctx(None, False, False, self.ram_space(vm, use_msi)))
         dev.tc = tc
         dc = [tc, iohgatp, ta, fsc, msiptp, mask, pattern, 0]
         if self.bad():
@@ -845,11 +848,14 @@ class _Gen:
         self.pick(mutations)()
         return dc
 
-    def build_pdt(self, dev: _Dev, tc: int, sxl: int, sbe: bool, vm: Optional[_Vm]) -> int:
+    def build_pdt(
+        self, dev: _Dev, sxl: int, sbe: bool, vm: Optional[_Vm], msi: bool, dpe: bool
+    ) -> int:
+        """The PDT of a device (``DC.fsc``); ``dpe``: a request without PASID is PASID 0."""
         c = self.caps
         modes = [m for m, ok in ((1, c.pd8), (2, c.pd17), (3, c.pd20)) if ok]
         if not modes:
-            dev.ctxs.append(_Ctx(None, False, False, self.ram_space(vm)))
+            dev.ctxs.append(_Ctx(None, False, False, self.ram_space(vm, msi)))
             return 0  # pdtp.MODE Bare: requests with a PASID have a Bare first stage
         mode = self.pick(modes)
         fmt = self.gipc_fmt if dev.gipc else None
@@ -861,7 +867,7 @@ class _Gen:
         dev.pdt, dev.pdt_fmt = pdt, fmt
         dev.structs.append(home.to_spa(pdt.root))
         width = fmt.pid_width[mode] if fmt is not None else _PD_WIDTH[mode]
-        pids: List[int] = []
+        pids: List[int] = [0] if dpe else []
         for _ in range(self.rng.randint(1, 4)):
             pid = self.pick([0, 1, self.bits(width), self.bits(min(width, 4))])
             if pid not in pids:
@@ -871,21 +877,29 @@ class _Gen:
             ens, sum_ = self.p(0.5), self.p(0.5)
             pscid = self.pscid()
             pc_vm = vm
+            pc_msi = msi
             if dev.gipc:
                 pc_vm = (
                     (self.pick(self.vms) if self.vms and self.p(0.5) else self.new_vm())
                     if self.p(0.85)
                     else None
                 )
+                # 2024 64-byte PCs hold their own MSI fields; else the DC's (its VM's files)
+                if fmt is not None and fmt.msi:
+                    pc_msi = pc_vm is not None and pc_vm.msi is not None
+                else:
+                    pc_msi = msi and pc_vm is vm
             if smodes and self.p(0.85):
                 # base: tables in the VM's memory; [GIPC] 2024 at SPAs, 2025 in the PC's VM
                 s_home: HostSpace = self.host
                 if pc_vm is not None and (not dev.gipc or not cast(PcFormat, fmt).s1_at_spa):
                     s_home = pc_vm.space
-                sp = self.first_stage(self.pick(smodes), sxl, sbe, s_home, pc_vm, ens, pscid)
+                sp = self.first_stage(
+                    self.pick(smodes), sxl, sbe, s_home, pc_vm, ens, pscid, pc_msi
+                )
                 fsc = cast(PageTable, sp.table).satp()
             else:
-                sp = self.ram_space(pc_vm)
+                sp = self.ram_space(pc_vm, pc_msi)
                 fsc = 0
             ctx = _Ctx(pid, ens, sum_, sp)
             kw: Dict[str, Any] = {}
@@ -900,8 +914,10 @@ class _Gen:
             if self.bad():
                 self.break_pc(pdt, pid, addr, fmt)
             dev.ctxs.append(ctx)
-        if self.p(0.5):  # requests without a PASID: Bare first stage (or PASID 0 with DPE)
-            dev.ctxs.append(_Ctx(None, False, False, self.ram_space(vm)))
+        if dpe:  # requests without a PASID use PASID 0's address space
+            dev.ctxs.append(_Ctx(None, False, False, dev.ctxs[0].space))
+        elif self.p(0.5):  # requests without a PASID: Bare first stage, the DC's iohgatp
+            dev.ctxs.append(_Ctx(None, False, False, self.ram_space(vm, msi)))
         return pdt.pdtp()
 
     def break_pc(self, pdt: ProcessDirectory, pid: int, addr: int, fmt: Optional[PcFormat]) -> None:
@@ -1008,6 +1024,14 @@ class _Gen:
                 [RequestKind.ATS_TRANSLATION, RequestKind.ATS_TRANSLATION, RequestKind.TRANSLATED]
             )
         leaf = self.pick(leaves) if leaves else None
+        if (
+            leaf is not None
+            and not wild
+            and not leaf.flags & U
+            and not (pid is not None and ctx.ens)
+        ):
+            user = [x for x in leaves if x.flags & U]  # a supervisor page needs Priv and ENS
+            leaf = self.pick(user) if user else leaf
         if leaf is None or (wild and self.p(0.3)):
             addr = self.pick([self.bits(12) << 12, self.bits(39), self.bits(64), 1 << 38, RAM_GPA])
             flags = RWX | U
@@ -1176,13 +1200,16 @@ class _Gen:
         ctx = self.pick(dev.ctxs)
         sp = ctx.space
         stale = self.p(self.prof.stale)
+        legal = self.prof.wild == 0  # every change keeps the mapped requests permitted
         gscid = sp.vm.gscid if sp.vm is not None else None
         r = self.rng.randrange(4)
         if r == 0 and sp.table is not None and sp.leaves:
             leaf = self.pick(sp.leaves)
             table = sp.table
             flags = self.pick([R, R | W, R | W | X, X]) | A | D | (leaf.flags & U)
-            if self.p(0.3):
+            if leaf.msi:
+                flags |= R | W
+            if not legal and self.p(0.3):
                 table.map(leaf.iova, leaf.target, size=leaf.size, raw=0)  # unmap
             else:
                 leaf.flags = flags
@@ -1194,6 +1221,9 @@ class _Gen:
             g = self.pick(sp.vm.ram)
             vm = sp.vm
             flags = self.pick([U | RWX | A | D, U | R | A, U | R | W | A | D, 0])
+            if legal:  # the guest page moves to another host page
+                flags = U | RWX | A | D
+                g.target = self.data_page(g.size)
             if flags:
                 vm.gstage.map(g.iova, g.target, size=g.size, flags=flags)
             else:
@@ -1202,7 +1232,12 @@ class _Gen:
                 self.sw(self.drv.g_stage_changed, vm.gscid, g.iova)
         elif r == 2:
             old = DeviceContext(*dev.dc[:7])
-            tc = dev.dc[0] ^ self.pick([_TC.DTF.mask, _TC.SADE.mask, _TC.GADE.mask, _TC.V.mask])
+            bits = [_TC.DTF.mask]
+            if self.caps.amo_hwad or not legal:
+                bits += [_TC.SADE.mask, _TC.GADE.mask]
+            if not legal:
+                bits.append(_TC.V.mask)
+            tc = dev.dc[0] ^ self.pick(bits)
             words = list(dev.dc)
             words[0] = tc
             self.ddt.space.write_u64(dev.dc_spa, tc, self.be)
@@ -1214,7 +1249,11 @@ class _Gen:
             offs = dev.pdt_fmt.offsets["ta"] if dev.pdt_fmt is not None else 0
             big = dev.pdt.big
             ta = int.from_bytes(self.mem.read(ctx.pc + offs, 8), "big" if big else "little")
-            ta ^= self.pick([F.PC_TA.ENS.mask, F.PC_TA.SUM.mask, F.PC_TA.V.mask])
+            ta ^= self.pick(
+                [F.PC_TA.SUM.mask]
+                if legal
+                else [F.PC_TA.ENS.mask, F.PC_TA.SUM.mask, F.PC_TA.V.mask]
+            )
             self.mem.write(ctx.pc + offs, ta.to_bytes(8, "big" if big else "little"))
             ctx.ens = bool(ta & F.PC_TA.ENS.mask)
             ctx.sum = bool(ta & F.PC_TA.SUM.mask)
@@ -1293,7 +1332,7 @@ class _Gen:
             drv.wr64(REG.TR_REQ_IOVA, (leaf.iova if leaf is not None else 0) & ~0xFFF)
             drv.wr64(REG.TR_REQ_CTL, v)
             drv.rd64(REG.TR_RESPONSE)
-        elif r == 3 and self.p(0.5):
+        elif r == 3 and self.prof.wild and self.p(0.5):
             # ddtp to Off or Bare for the next request, then back (cause 256, pass-through)
             self.restore_ddtp = drv.rd64(REG.DDTP)
             drv.wr64(REG.DDTP, F.DDTP.iommu_mode.put(self.restore_ddtp, self.pick([0, 1])))
