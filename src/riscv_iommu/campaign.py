@@ -291,7 +291,7 @@ def _dask(tasks: List[Any], scheduler: Any) -> Iterator[List[Dict[str, Any]]]:
         raise CampaignError(
             "--dask needs the optional extra: pip install 'riscv-iommu[dask]'"
         ) from None
-    own = not isinstance(scheduler, distributed.Client)
+    own = isinstance(scheduler, str)  # an address; else the caller's own Client
     try:
         client = distributed.Client(scheduler, timeout=10) if own else scheduler
     except (OSError, TimeoutError, ValueError) as err:
