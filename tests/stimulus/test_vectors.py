@@ -169,7 +169,7 @@ def test_diff_of_missing_and_extra_outputs(doc: Dict[str, Any]) -> None:
 
 def test_diff_of_lists() -> None:
     assert vectors.diff([1, 2], [1], "x") == ["x[1]: expected 2, got (none)"]
-    assert vectors.diff({"a": True}, {"a": 1}, "y") == ["y.a: expected true, got 1"]
+    assert vectors.diff(True, 1, "y.a") == ["y.a: expected true, got 1"]
     assert vectors.diff({"a": [1]}, {"a": [1]}, "z") == []
 
 
