@@ -928,8 +928,6 @@ def diff(expected: Any, got: Any, path: str) -> List[str]:
             g = got[i] if i < len(got) else _ABSENT
             lines += diff(e, g, f"{path}[{i}]")
         return lines
-    if expected == got and type(expected) is type(got):
-        return []
     return [f"{path}: expected {_show(expected)}, got {_show(got)}"]
 
 
