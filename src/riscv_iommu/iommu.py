@@ -183,6 +183,8 @@ class Iommu:
         self.msi_flat = caps.msi_flat
         self.dc_size = F.DC_EXT_SIZE if caps.msi_flat else F.DC_BASE_SIZE
         self.be_writable = bool(caps.end and params.be_writable)
+        #: range size of a Bare first stage (by DC.tc.SXL) and G-stage (by fctl.GXL)
+        self.bare_s, self.bare_g = params.bare_sizes(caps)
         # [GIPC] DC.tc.GIPC exists only with capabilities.GIPC; else it is reserved
         self.gipc_tc = (1 << params.gipc_tc_bit) if caps.gipc else 0
         self.tc_reserved = _TC.reserved & ~self.gipc_tc
@@ -246,6 +248,8 @@ class Iommu:
         # per-request scratch state written by the translation process
         self.dtf = False
         self.qos = (0, 0)
+        #: DC.tc.T2GPA of the last Translated / ATS request that located its DC
+        self.t2gpa = False
         self._datapath_errors = 0
         #: [GIPC] the PC format of the configured revision (None without capabilities.GIPC)
         self.pc_fmt = pc_format(self)
