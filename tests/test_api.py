@@ -544,12 +544,14 @@ def test_request_repr() -> None:
     r = rv.Request(device_id=0x12345, addr=0xDEAD000, access=Access.WRITE, process_id=0x42)
     assert repr(r) == (
         "Request(device_id=0x12345, addr=0xdead000, access=WRITE, process_id=0x42, "
-        "priv=False, kind=UNTRANSLATED, length=8, no_write=False, data=None)"
+        "priv=False, kind=UNTRANSLATED, length=8, no_write=False, data=None, cxl=False)"
     )
-    r2 = rv.Request(device_id=1, addr=0, kind=Kind.ATS_TRANSLATION, no_write=True, data=0xAB)
+    r2 = rv.Request(
+        device_id=1, addr=0, kind=Kind.ATS_TRANSLATION, no_write=True, data=0xAB, cxl=True
+    )
     assert repr(r2) == (
         "Request(device_id=0x1, addr=0x0, access=READ, process_id=None, priv=False, "
-        "kind=ATS_TRANSLATION, length=8, no_write=True, data=0xab)"
+        "kind=ATS_TRANSLATION, length=8, no_write=True, data=0xab, cxl=True)"
     )
 
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "ats_translate",
+    "cxl_io",
     "reported_cause",
     "encode_range",
     "PrgResponseCode",
@@ -47,6 +48,7 @@ _U = F.PTE.U.mask
 _G = F.PTE.G.mask
 _RWX = _R | _W | _X
 _PBMT = F.PTE.PBMT
+_PBMT_NC, _PBMT_IO = 1, 2  # Svpbmt memory types (0 = PMA, 3 reserved)
 _MODE_SHIFT = F.IOHGATP.MODE.lsb  # MODE of iohgatp / iosatp / pdtp / msiptp
 # faults that only deny a permission while setting D for a grantable W
 _DENIALS = frozenset(
@@ -109,6 +111,22 @@ def reported_cause(cause: int, access: int, no_write: bool) -> int:
     if remap is None:
         return cause
     return remap.get(Cause(cause), cause)
+
+
+def cxl_io(io: "Iommu", cxl: bool, msi: bool, pbmt: int) -> bool:
+    """§ATS_FAULTS: the CXL.io bit of a Success completion.
+
+    0 for a device that is not a CXL device; for a CXL type 1 or type 2
+    device 1 for an MSI address, else 1 when ``DC.tc.T2GPA`` is 1 (``io.t2gpa``,
+    set at step 7), else 1 for memory type NC or IO (Svpbmt); every other
+    case (PMA, no Svpbmt, completions with R = W = 0) is UNSPECIFIED by the
+    spec: ``IommuParams.cxl_io_unspecified``.
+    """
+    if not cxl:
+        return False
+    if msi or io.t2gpa or pbmt == _PBMT_NC or pbmt == _PBMT_IO:
+        return True
+    return io.params.cxl_io_unspecified
 
 
 def ats_translate(

@@ -8,7 +8,7 @@ from typing import Any, Callable, Dict, FrozenSet, Optional, Set, Tuple, Union
 from . import commands
 from . import formats as F
 from ._fault import Fault
-from .ats import InvalidationTracker, MessageCode, encode_range, page_request
+from .ats import InvalidationTracker, MessageCode, cxl_io, encode_range, page_request
 from .capabilities import IGS, Capabilities, IommuParams
 from .ddt import DC, ddi, locate_dc
 from .debug import DebugInterface
@@ -832,12 +832,18 @@ class Iommu:
                 self, did, addr, access, pid, priv, kind, data, debug, bool(req.no_write), crossing
             )
         except Fault as f:
-            return self._fault_response(f, did, addr, access, pid, priv, kind)
+            rsp = self._fault_response(f, did, addr, access, pid, priv, kind)
+            if req.cxl and rsp.status == Status.SUCCESS:  # an ATS completion with R = W = 0
+                rsp.cxl_io = cxl_io(self, True, f.cause == Cause.MSI_PTE_NOT_VALID, 0)
+            return rsp
         rcid, mcid = self.qos
         if kind == RequestKind.ATS_TRANSLATION:
             # the completion: address with the S bit / NAPOT size, R, W, Exe,
             # U (untranslated only: MRIF), Priv, Global, N = 0, AMA = 0
             caddr, s = encode_range(spa, size)
+            cxl = bool(req.cxl) and cxl_io(self, True, msi is not None, pbmt)
+            if self.tracer is not None:
+                self.tracer("ATS_FAULTS", "", f"completion: range {size:#x}, CXL.io = {int(cxl)}")
             return Response(
                 Status.SUCCESS,
                 caddr,
@@ -857,6 +863,7 @@ class Iommu:
                 nid=msi[4] if msi else 0,
                 rcid=rcid,
                 mcid=mcid,
+                cxl_io=cxl,
             )
         if msi is None:
             g = g and pid is not None
