@@ -371,8 +371,8 @@ def test_mgpaw_in_msi_address_detection() -> None:
 
 
 def test_pdt_data_corruption_cause() -> None:
-    """GET_PC: "If accessing pdte violates a PMA or PMP check ... 265"; a PDT access that
-    returns poisoned data is "PDT data corruption" (cause = 269)."""
+    """GET_PC step 6: "If pdte access detects a data corruption (a.k.a. poisoned data), then
+    stop and report "PDT data corruption" (cause = 269)"."""
     s = System()
     pdt = s.pdt(mode=PD17)
     pdt.set_pc(0x1_0203, fsc=0)
@@ -382,9 +382,9 @@ def test_pdt_data_corruption_cause() -> None:
 
 
 def test_pdt_walk_uses_pdi_i_at_each_level() -> None:
-    """GET_PC step 2 reads the entry at "a + PDI[i] x PDT_ENTRY_SIZE" at level i (the ratified
-    text prints PDI[2] at every level: a known erratum).  Three process_ids that share PDI[2]
-    and differ in PDI[1] or PDI[0] reach three different PCs."""
+    """GET_PC step 2: "If i != 0, then let a = a + PDI[2] x 8" -- PDI[2] at every non-leaf
+    level is a known erratum; level i is indexed with PDI[i].  Three process_ids that share
+    PDI[2] and differ in PDI[1] or PDI[0] reach three different PCs."""
     s = System()
     pdt = s.pdt(mode=PD20)
     pids = [(2 << 17) | (5 << 8) | 7, (2 << 17) | (6 << 8) | 7, (2 << 17) | (5 << 8) | 9]
