@@ -113,17 +113,16 @@ def reported_cause(cause: int, access: int, no_write: bool) -> int:
     return remap.get(Cause(cause), cause)
 
 
-def cxl_io(io: "Iommu", cxl: bool, msi: bool, pbmt: int) -> bool:
-    """§ATS_FAULTS: the CXL.io bit of a Success completion.
+def cxl_io(io: "Iommu", msi: bool, pbmt: int) -> bool:
+    """§ATS_FAULTS: the CXL.io bit of a Success completion to a CXL type 1 or 2 device.
 
-    0 for a device that is not a CXL device; for a CXL type 1 or type 2
-    device 1 for an MSI address, else 1 when ``DC.tc.T2GPA`` is 1 (``io.t2gpa``,
-    set at step 7), else 1 for memory type NC or IO (Svpbmt); every other
-    case (PMA, no Svpbmt, completions with R = W = 0) is UNSPECIFIED by the
-    spec: ``IommuParams.cxl_io_unspecified``.
+    (It is 0 for a device that is not a CXL device: the caller's
+    ``Request.cxl`` test.)  1 for an MSI address, else 1 when
+    ``DC.tc.T2GPA`` is 1 (``io.t2gpa``, set at step 7), else 1 for memory
+    type NC or IO (Svpbmt); every other case (PMA, no Svpbmt, completions
+    with R = W = 0) is UNSPECIFIED by the spec:
+    ``IommuParams.cxl_io_unspecified``.
     """
-    if not cxl:
-        return False
     if msi or io.t2gpa or pbmt == _PBMT_NC or pbmt == _PBMT_IO:
         return True
     return io.params.cxl_io_unspecified
@@ -254,8 +253,7 @@ def _write_perm(walk: _Walk, perms: int, s1: int, gp: int, hg: int, no_write: bo
     With No Write = 1 nothing is written: W is reported when every leaf has
     W and D (``IommuParams.ats_no_write_reports_w``), else 0.
     """
-    if not perms & _R:
-        return 0  # X is granted only with R; W never appears without R
+    # perms has R here: both walks were reads that each leaf granted
     if not perms & _W:
         return perms
     if no_write:

@@ -834,14 +834,14 @@ class Iommu:
         except Fault as f:
             rsp = self._fault_response(f, did, addr, access, pid, priv, kind)
             if req.cxl and rsp.status == Status.SUCCESS:  # an ATS completion with R = W = 0
-                rsp.cxl_io = cxl_io(self, True, f.cause == Cause.MSI_PTE_NOT_VALID, 0)
+                rsp.cxl_io = cxl_io(self, f.cause == Cause.MSI_PTE_NOT_VALID, 0)
             return rsp
         rcid, mcid = self.qos
         if kind == RequestKind.ATS_TRANSLATION:
             # the completion: address with the S bit / NAPOT size, R, W, Exe,
             # U (untranslated only: MRIF), Priv, Global, N = 0, AMA = 0
             caddr, s = encode_range(spa, size)
-            cxl = bool(req.cxl) and cxl_io(self, True, msi is not None, pbmt)
+            cxl = bool(req.cxl) and cxl_io(self, msi is not None, pbmt)
             if self.tracer is not None:
                 self.tracer("ATS_FAULTS", "", f"completion: range {size:#x}, CXL.io = {int(cxl)}")
             return Response(
