@@ -455,8 +455,7 @@ class Variant(Table):
             tag = self.tag_type.parse(v[self.tag], ctx)
         except _Bad as b:
             raise _Bad(b.message, (self.tag,)) from None
-        keys = dict(self.keys)
-        keys.update(self.variants[tag])
+        keys = {self.tag: FieldSpec(self.tag_type), **self.keys, **self.variants[tag]}
         return self.parse_keys(v, ctx, keys, owner=f"{self.tag} {v[self.tag]!r}")
 
 
@@ -501,6 +500,34 @@ PAGE_SIZE = IntIn([4096, 1 << 21, 1 << 30], "a page size")
 RAM_SIZE = Int(0x1000, 1 << 30, "a RAM size in bytes (memory is allocated: at most 1 GiB)")
 
 
+class GpaOf(NamedTuple):
+    """``{ vm = "A", gpa = G }``: the SPA behind VM A's GPA G (resolved when the action runs)."""
+
+    vm: str
+    gpa: int
+
+
+class AddrOrGpa(Type):
+    """An address, or ``{ vm, gpa }`` for the SPA behind a VM's GPA."""
+
+    expected = "an address (an integer 0 to 0xffffffffffffffff) or a table { vm, gpa }"
+
+    def __init__(self) -> None:
+        self.table = Table(
+            {"vm": FieldSpec(VM, required=True), "gpa": FieldSpec(ADDR, required=True)},
+            self.expected,
+        )
+
+    def parse(self, v: Any, ctx: Ctx) -> Any:
+        if isinstance(v, dict):
+            t = self.table.parse(v, ctx)
+            return GpaOf(t["vm"], t["gpa"])
+        try:
+            return ADDR.parse(v, ctx)
+        except _Bad:
+            raise self.bad(v) from None
+
+
 class ReqField(NamedTuple):
     """A ``[[request]]`` key: its type, the :class:`Request` argument it sets, the default."""
 
@@ -513,7 +540,7 @@ class ReqField(NamedTuple):
 #: ``[[request]]`` keys -> :class:`~riscv_iommu.Request` arguments (one line per field).
 REQUEST_FIELDS: Dict[str, ReqField] = {
     "device": ReqField(DEVICE, "device_id", None, "device_id (default: the first [[device]])"),
-    "addr": ReqField(ADDR, "addr", None, "the address (IOVA, GPA or SPA by kind)"),
+    "addr": ReqField(AddrOrGpa(), "addr", None, "IOVA, GPA or SPA, or { vm, gpa }"),
     "pasid": ReqField(PASID, "process_id", None, "process_id (PASID); absent: none"),
     "access": ReqField(ACCESS, "access", Access.READ, "read, write (or AMO), execute"),
     "priv": ReqField(BOOL, "priv", False, "supervisor privilege (with a PASID)"),
@@ -1674,6 +1701,8 @@ class Runner:
         """The :class:`Request` of a ``[[request]]`` action."""
         v = act.values
         kw = {f.arg: v.get(k, f.default) for k, f in REQUEST_FIELDS.items()}
+        if isinstance(kw["addr"], GpaOf):
+            kw["addr"] = self._addr_of(act, kw["addr"]._asdict(), ("addr", "gpa"))
         if kw["device_id"] is None:
             first = self.sc.first_device
             if first is None:
@@ -1846,13 +1875,17 @@ class Runner:
         self.driver.dc_changed(did, old, gscids, self.hv.gipc_tc)
         self.dc_shadow[did] = self.driver.read_dc(did)
 
-    def _addr_of(self, act: Action, v: Mapping[str, Any]) -> int:
+    def _addr_of(
+        self, act: Action, v: Mapping[str, Any], path: Tuple[str, ...] = ("gpa",)
+    ) -> int:
         if "spa" in v:
             return int(v["spa"])
         try:
             return self._vm(v["vm"]).spa(v["gpa"])
         except ValueError:
-            raise self.sc.error(act, ("gpa",), f"GPA {v['gpa']:#x} is not VM {v['vm']}'s RAM")
+            raise self.sc.error(
+                act, path, f"GPA {v['gpa']:#x} is not VM {v['vm']}'s RAM"
+            ) from None
 
     def _bytes_of(self, v: Mapping[str, Any]) -> bytes:
         order: Literal["big", "little"] = "big" if self.driver.be else "little"
