@@ -643,6 +643,10 @@ def _exactly_one(*groups: Sequence[str]) -> Callable[[Dict[str, Any]], None]:
     return check
 
 
+def _raise(key: str, what: str) -> None:
+    raise _Bad(f"give only one of {what}", (key,))
+
+
 def _all(*checks: Callable[[Dict[str, Any]], None]) -> Callable[[Dict[str, Any]], None]:
     def check(v: Dict[str, Any]) -> None:
         for c in checks:
@@ -658,6 +662,7 @@ _VALUE_KEYS = {
     "u64": FieldSpec(U64, "a doubleword (byte order of fctl.BE)"),
     "u32": FieldSpec(U32, "a word (byte order of fctl.BE)"),
     "text": FieldSpec(STR, "UTF-8 bytes"),
+    "order": FieldSpec(Choice({"little": "little", "big": "big"}), "u64/u32 byte order"),
 }
 _MEMORY = Table(
     {**_WHERE, **_VALUE_KEYS},
@@ -1029,11 +1034,15 @@ _ACTION_TABLES: Dict[str, Table] = {
                 required=True,
             ),
             "value": FieldSpec(U64, "write this value"),
+            "set": FieldSpec(RegFields(), "write these fields (the others 0)"),
             "size": FieldSpec(IntIn([4, 8], "an access size", hexa=False), "access size"),
             "expect": FieldSpec(U64, "then read: the value"),
             "fields": FieldSpec(RegFields(), "then read: these fields"),
         },
         "an MMIO access",
+        _all(
+            lambda v: None if not ("value" in v and "set" in v) else _raise("set", "value or set"),
+        ),
     ),
     "inject": Table(
         {
@@ -1875,20 +1884,16 @@ class Runner:
         self.driver.dc_changed(did, old, gscids, self.hv.gipc_tc)
         self.dc_shadow[did] = self.driver.read_dc(did)
 
-    def _addr_of(
-        self, act: Action, v: Mapping[str, Any], path: Tuple[str, ...] = ("gpa",)
-    ) -> int:
+    def _addr_of(self, act: Action, v: Mapping[str, Any], path: Tuple[str, ...] = ("gpa",)) -> int:
         if "spa" in v:
             return int(v["spa"])
         try:
             return self._vm(v["vm"]).spa(v["gpa"])
         except ValueError:
-            raise self.sc.error(
-                act, path, f"GPA {v['gpa']:#x} is not VM {v['vm']}'s RAM"
-            ) from None
+            raise self.sc.error(act, path, f"GPA {v['gpa']:#x} is not VM {v['vm']}'s RAM") from None
 
     def _bytes_of(self, v: Mapping[str, Any]) -> bytes:
-        order: Literal["big", "little"] = "big" if self.driver.be else "little"
+        order: Literal["big", "little"] = v.get("order", "big" if self.driver.be else "little")
         if "u64" in v:
             return int(v["u64"]).to_bytes(8, order)
         if "u32" in v:
@@ -2033,6 +2038,8 @@ class Runner:
         size = v.get("size", size)
         if offset % size:
             raise self.sc.error(act, ("register",), f"not aligned to the {size}-byte access")
+        if "set" in v:
+            v = dict(v, value=self._reg_fields(act, "set", layout, v["set"], 0))
         if "value" in v:
             if v["value"] >> (8 * size):
                 raise self.sc.error(act, ("value",), f"does not fit the {size}-byte access")
@@ -2044,15 +2051,30 @@ class Runner:
         if "expect" in v and got != v["expect"]:
             problems.append(f"value: expected {v['expect']:#x}, got {got:#x}")
         for name, want in v.get("fields", {}).items():
-            fd = layout.fields.get(name) if layout is not None else None
-            if fd is None:
-                known = ", ".join(layout.fields) if layout is not None else "none"
-                raise self.sc.error(
-                    act, ("fields", name), f"unknown field of this register (fields: {known})"
-                )
+            fd = self._reg_field(act, "fields", layout, name, want)
             if fd.get(got) != want:
                 problems.append(f"{name}: expected {want:#x}, got {fd.get(got):#x}")
         self._pass(act, f"register {offset:#x} = {got:#x}", problems, value=got)
+
+    def _reg_field(
+        self, act: Action, key: str, layout: Optional[F.Layout], name: str, value: int
+    ) -> F.Field:
+        fd = layout.fields.get(name) if layout is not None else None
+        if fd is None:
+            known = ", ".join(layout.fields) if layout is not None else "none"
+            raise self.sc.error(
+                act, (key, name), f"unknown field of this register (fields: {known})"
+            )
+        if value > fd.max:
+            raise self.sc.error(act, (key, name), f"does not fit in {fd.width} bit(s)")
+        return fd
+
+    def _reg_fields(
+        self, act: Action, key: str, layout: Optional[F.Layout], values: Dict[str, int], v: int
+    ) -> int:
+        for name, x in values.items():
+            v = self._reg_field(act, key, layout, name, x).put(v, x)
+        return v
 
     def do_inject(self, act: Action) -> None:
         v = act.values
