@@ -320,6 +320,7 @@ class _Parser(argparse.ArgumentParser):
         if _Parser.as_json:
             json.dump({"error": {"argument": True, "message": message}}, sys.stdout, indent=2)
             print(file=sys.stdout)
+        self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 

@@ -58,7 +58,7 @@ from .host.driver import (
 from .host.hypervisor import SV39, SV39X4, SV48, SV48X4, Hypervisor, HypervisorError, R, Vm, W, X
 from .host.tables import MsiPageTable
 from .iommu import REG, Iommu
-from .memory import MemoryFault, SparseMemory
+from .memory import MemoryAccessError, MemoryFault, SparseMemory
 from .types import (
     Access,
     Cause,
@@ -176,7 +176,8 @@ class Int(Type):
         self.lo = lo
         self.hi = hi
         self.hexa = hexa
-        bounds = f"{lo:#x} to {hi:#x}" if hexa and hi > 9 else f"{lo} to {hi}"
+        low = f"{lo:#x}" if hexa and lo > 9 else str(lo)
+        bounds = f"{low} to {hi:#x}" if hexa and hi > 9 else f"{lo} to {hi}"
         if hi + 1 & hi == 0 and lo == 0 and hi > 1:
             bounds += f" ({hi.bit_length()} bits)"
         self.expected = f"{what + ': ' if what else ''}an integer {bounds}"
@@ -205,7 +206,7 @@ class Bool(Type):
 
 
 class Str(Type):
-    expected = "a string"
+    expected = "a non-empty string"
 
     def parse(self, v: Any, ctx: Ctx) -> Any:
         if not isinstance(v, str) or not v:
@@ -294,6 +295,10 @@ class EnumT(Type):
         self.describe = describe
         values = ", ".join(str(int(m)) for m in enum)
         self.expected = f"{what}: one of {values}, or its name (e.g. {list(enum)[0].name!r})"
+
+    def bad(self, v: Any) -> _Bad:
+        got = str(v) if isinstance(v, int) and not isinstance(v, bool) else _got(v)
+        return _Bad(f"expected {self.expected}, got {got}")
 
     def parse(self, v: Any, ctx: Ctx) -> Any:
         if isinstance(v, str):
@@ -1693,8 +1698,11 @@ class Runner:
             self.pos += 1
             try:
                 getattr(self, "do_" + act.kind)(act)
-            except DriverError as e:
-                stop = f"the driver stopped: {e}"
+            except (DriverError, MemoryAccessError) as e:
+                if isinstance(e, DriverError):
+                    stop = f"the driver stopped: {e}"
+                else:  # an injected fault hits software's accesses too
+                    stop = f"the host's own memory access failed: {e}"
                 self.report.stopped = f"{act.name} (line {act.line}): {stop}"
                 self.report.results.append(Result(act.name, act.line, False, stop, [stop]))
                 return self.report
