@@ -485,6 +485,123 @@ CASES: List[Tuple[str, str, str]] = [
         '[[vm]]\nname = "A"\nram = [\n  { gpa = 0, size = 0x1000 },\n  { gpa = 0x1000, size = 3 },\n]\n',
         "3: vm[0].ram[1].size: expected a RAM size in bytes (memory is allocated: at most 1 GiB): an integer 0x1000 to 0x40000000, got 3",
     ),
+    ("title_array", "title = [1]\n", "1: title: expected a non-empty string, got an array"),
+    (
+        "page_size",
+        '[[vm]]\nname = "A"\nram = [{ gpa = 0, size = 0x1000, page_size = 0x3000 }]\n',
+        "3: vm[0].ram[0].page_size: expected a page size: one of 0x1000, 0x200000, 0x40000000, got 0x3000",
+    ),
+    (
+        "mmio_fields_type",
+        '[[mmio]]\nregister = "cqcsr"\nfields = 3\n',
+        "3: mmio[0].fields: expected a table of register fields, got 3",
+    ),
+    (
+        "mmio_fields_value",
+        '[[mmio]]\nregister = "cqcsr"\nfields = { cqen = true }\n',
+        "3: mmio[0].fields.cqen: expected a non-negative integer, got true",
+    ),
+    (
+        "vm_ref_type",
+        "[[bind]]\ndevice = 1\npasid = 1\nvm = 5\n",
+        "4: bind[0].vm: expected the name of a VM (a string), got 5",
+    ),
+    (
+        "list_limit",
+        "[[check]]\nfq = [" + ", ".join(["{}"] * 4097) + "]\n",
+        "2: check[0].fq: expected at most 4096 elements, got 4097",
+    ),
+    (
+        "expect_type",
+        HEAD + "[[request]]\naddr = 0\nexpect = 5\n",
+        "9: request[0].expect: expected a table of expectations, got 5",
+    ),
+    (
+        "write_vm_only",
+        '[[vm]]\nname = "A"\n[[write]]\nvm = "A"\nu64 = 1\n',
+        "3: write[0].gpa: missing; vm + gpa go together",
+    ),
+    (
+        "cause_and_no_fault",
+        HEAD + "[[request]]\naddr = 0\nexpect = { cause = 13, fault = false }\n",
+        "9: request[0].expect.fault: a cause with fault = false",
+    ),
+    (
+        "mrif_unaligned",
+        '[[vm]]\nname = "A"\n[[device]]\nid = 1\nvm = "A"\nmsi = { addr_pattern = 1, ptes = [{ index = 0, mode = "mrif", mrif = 0x1100, notice = 0, nid = 0 }] }\n',
+        "6: device[0].msi.ptes[0].mrif: expected a 512-byte-aligned address",
+    ),
+    (
+        "first_stage_pasids",
+        '[[vm]]\nname = "A"\n[[device]]\nid = 1\nvm = "A"\nfirst_stage = false\npasids = true\n',
+        "7: device[0].pasids: first_stage = false has no PASIDs",
+    ),
+    (
+        "nested_array_in_action",
+        HEAD + "[[request]]\naddr = 0\n[[request.expect]]\ncause = 13\n",
+        "9: request[0].expect: expected a table of expectations, got an array",
+    ),
+    (
+        "nested_array_at_root",
+        "[[foo.bar]]\nx = 1\n",
+        "1: foo: unknown table or key (expected one of: title, revision, capabilities, params, host, [[vm]], [[device]], [[detach]], [[bind]], [[unbind]], [[rebind]], [[map]], [[unmap]], [[unmap_ram]], [[dc]], [[write]], [[command]], [[recipe]], [[mmio]], [[inject]], [[tick]], [[ats_completion]], [[request]], [[page_request]], [[check]])",
+    ),
+    (
+        "msi_without_flat",
+        '[capabilities]\nmsi_flat = false\nmsi_mrif = false\n[[vm]]\nname = "A"\n[[device]]\nid = 1\nvm = "A"\nmsi = { addr_pattern = 1 }\n',
+        "6: device[0]: MSI fields need extended DCs (capabilities.MSI_FLAT)",
+    ),
+    (
+        "recipe_ats_size",
+        HEAD + '[[recipe]]\nname = "ats_invalidate"\ndevice = 1\naddr = 0x1000\nsize = 0x3000\n',
+        "11: recipe[0].size: ATS invalidation size must be a power of two >= 4 KiB, addr aligned",
+    ),
+    (
+        "inject_gpa_no_vm",
+        '[[inject]]\nfault = "access"\ngpa = 0\n',
+        "1: inject[0].vm: missing; gpa needs vm",
+    ),
+    (
+        "inject_g_pte_missing",
+        '[[inject]]\nfault = "access"\nstructure = "g_pte"\n',
+        "1: inject[0].vm: missing; g_pte needs vm and gpa",
+    ),
+    (
+        "inject_g_pte_not_ram",
+        HEAD + '[[inject]]\nfault = "access"\nstructure = "g_pte"\nvm = "A"\ngpa = 0\n',
+        "11: inject[0].gpa: GPA 0x0 is not VM A's RAM",
+    ),
+    (
+        "inject_no_device",
+        '[[inject]]\nfault = "access"\nstructure = "dc"\n',
+        "1: inject[0].device: missing; dc needs device",
+    ),
+    (
+        "inject_not_attached",
+        '[[inject]]\nfault = "access"\nstructure = "dc"\ndevice = 9\n',
+        "4: inject[0].device: device 0x9 is not attached",
+    ),
+    (
+        "inject_no_msi_table",
+        HEAD + '[[inject]]\nfault = "access"\nstructure = "msi_pte"\ndevice = 1\n',
+        "10: inject[0].device: the device has no MSI page table",
+    ),
+    (
+        "inject_pc_missing",
+        HEAD + '[[inject]]\nfault = "access"\nstructure = "pc"\ndevice = 1\n',
+        "7: inject[0].pasid: missing, or the device has no PDT",
+    ),
+    (
+        "inject_pte_unmapped",
+        HEAD
+        + '[[bind]]\ndevice = 1\npasid = 1\n[[inject]]\nfault = "access"\nstructure = "pte"\ndevice = 1\npasid = 1\niova = 0x1000\n',
+        "15: inject[0].iova: IOVA 0x1000 is not mapped",
+    ),
+    (
+        "cap_gipc_bit",
+        "[capabilities]\ngipc_bit = 41\n",
+        "2: capabilities.gipc_bit: Capabilities.gipc_bit 41 collides with QOSID",
+    ),
 ]
 
 
@@ -592,6 +709,14 @@ ARGUMENT_CASES = [
         "argument COMMAND: invalid choice: 'frobnicate'",
     ),
     (["run"], "the following arguments are required: scenario"),
+    (
+        ["explain", "--request", "x"],
+        "argument --request: expected a request index 0, 1, 2..., got 'x'",
+    ),
+    (
+        ["bench", "--seconds", "abc"],
+        "argument --seconds: expected a time in seconds, more than 0 and at most 3600, got 'abc'",
+    ),
 ]
 
 

@@ -256,10 +256,10 @@ def test_driver_stop_ends_the_run(tmp_path: Path) -> None:
     text = (
         '[[vm]]\nname = "A"\nram = [{ gpa = 0x8000_0000, size = 0x4000 }]\n'
         '[[device]]\nid = 1\nvm = "A"\npasids = false\n'
-        '[[map]]\ndevice = 1\niova = 0x1000\ngpa = 0x8000_0000\nsize = 0x1000\n'
+        "[[map]]\ndevice = 1\niova = 0x1000\ngpa = 0x8000_0000\nsize = 0x1000\n"
         '[[command]]\nop = "raw"\nd0 = 0x381\nfence = false\n'
         '[[mmio]]\nregister = "cqcsr"\nfields = { cmd_ill = 1 }\n'
-        '[[unmap]]\ndevice = 1\niova = 0x1000\nsize = 0x1000\n'
+        "[[unmap]]\ndevice = 1\niova = 0x1000\nsize = 0x1000\n"
         "[[request]]\naddr = 0\n"
     )
     rc, out = run_text(tmp_path, text)
@@ -304,3 +304,49 @@ def test_scan_lines_of_keys_subtables_and_strings() -> None:
     assert (req1.line, req1.line_of("expect", "fault", "cause")) == (16, 18)
     assert sc.actions[0].line_of("ram", "[0]", "gpa") == 6
     assert re.match(r"vm\[0\]", sc.actions[0].name)
+
+
+def test_more_mismatches_are_named(tmp_path: Path) -> None:
+    """Status, register values and fields, message counts: each mismatch names its field;
+    [[dc]] without invalidate runs the DC recipe."""
+    text = (
+        '[[vm]]\nname = "A"\nram = [{ gpa = 0x8000_0000, size = 0x4000 }]\n'
+        '[[device]]\nid = 1\nvm = "A"\npasids = false\n'
+        '[[request]]\naddr = 0\nexpect = { status = "unsupported_request", cause = 13 }\n'
+        '[[mmio]]\nregister = "fctl"\nexpect = 1\nfields = { WSI = 1 }\n'
+        '[[check]]\nmessages = [{ type = "invalidation" }]\n'
+        "[[dc]]\ndevice = 1\ntc = { DTF = 1 }\n"
+        "[[request]]\naddr = 0\nexpect = { cause = 13, reported = false }\n"
+    )
+    rc, out = run_text(tmp_path, text)
+    lines = out.splitlines()
+    assert rc == 1
+    assert "       status: expected unsupported_request, got completer_abort" in lines
+    assert "       value: expected 0x1, got 0x0" in lines
+    assert "       WSI: expected 0x1, got 0x0" in lines
+    assert "       messages: expected 1, got 0: none" in lines
+    assert lines[-2].startswith("PASS request[1]") and lines[-1] == "1 passed, 3 failed"
+
+
+def test_json_views_of_unknown_codes() -> None:
+    """fault_json and the FAIL text take any FaultRecord, even codes outside the tables."""
+    from riscv_iommu import FaultRecord
+    from riscv_iommu.scenario import _fault_text, fault_json
+
+    rec = FaultRecord(cause=999, ttyp=4, iotval=1)
+    assert fault_json(rec) == {
+        "cause": 999,
+        "cause_name": None,
+        "description": None,
+        "ttyp": 4,
+        "ttyp_name": None,
+        "iotval": 1,
+        "iotval2": 0,
+        "device_id": 0,
+        "process_id": 0,
+        "pv": False,
+        "priv": False,
+    }
+    assert fault_json(None) is None
+    assert _fault_text(rec) == ("fault 999 ? (TTYP 4 4, iotval 0x1, iotval2 0x0, device 0x0)")
+    assert _fault_text(None) == "no fault"
