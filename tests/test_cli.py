@@ -288,3 +288,43 @@ def test_bench_measure_sizes_its_batches() -> None:
     calls = []
     rate = bench.measure(lambda: calls.append(1), 0.02, rounds=2)  # type: ignore[arg-type,return-value]
     assert rate > 0 and len(calls) > 2000
+
+
+def test_a_closed_pipe_is_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`riscv-iommu run --json FILE | head`: the reader goes away; exit status 1, quietly."""
+    from riscv_iommu.cli import main
+
+    class Closed(io.StringIO):
+        def __init__(self, fd: int) -> None:
+            super().__init__()
+            self.fd = fd
+
+        def write(self, s: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self) -> int:
+            return self.fd
+
+    with open(tmp_path / "out", "w") as f:
+        closed = Closed(f.fileno())
+        assert main(["run", "--json", str(EXAMPLE)], stream=closed) == 1
+        monkeypatch.setattr(sys, "stdout", closed)
+        assert main(["run", "--json", str(EXAMPLE)]) == 1
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "riscv_iommu.cli",
+            "run",
+            "--json",
+            str(ROOT / "examples" / "ats.toml"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.read(10)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=300)
+    assert "Traceback" not in err

@@ -40,6 +40,7 @@ DEMO_DEVICE = 0x0100
 DEMO_IOVA = 0x1000
 DEMO_GPA = 0x8000_0000
 
+
 # --------------------------------------------------------------------------
 # output helpers
 # --------------------------------------------------------------------------
@@ -527,6 +528,10 @@ def main(argv: Optional[Sequence[str]] = None, stream: Optional[TextIO] = None) 
         return _bench_command(args, out)
     except ScenarioError as err:
         return _fail(out, args.json, str(err), err.as_dict())
+    except BrokenPipeError:  # the reader went away (riscv-iommu ... | head): no traceback
+        if stream is sys.stdout:  # and none when Python flushes stdout at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
