@@ -565,3 +565,36 @@ def test_hypervisor_through_the_recorder() -> None:
     d = rec.document()
     assert d["steps"][-1] == {"op": "mem_write", "addr": hex(hv.driver.cq_base), "data": "00" * 8}
     assert vectors.replay(vectors.loads(vectors.dumps(d))).ok
+
+
+def test_replay_json(doc: Dict[str, Any], tmp_path: Path) -> None:
+    good = write(tmp_path / "good.json", doc)
+    d, i, old = tampered(doc)
+    bad = write(tmp_path / "bad.json", d)
+    broken = write(tmp_path / "broken.json", "{")
+    rc, out, _ = cli("replay", "--json", good, bad, broken)
+    data = json.loads(out)
+    assert rc == 2
+    files = data["files"]
+    assert [f["status"] for f in files] == ["pass", "fail", "malformed"]
+    assert files[0] == {
+        "file": good,
+        "status": "pass",
+        "steps": len(doc["steps"]),
+        "failed_steps": 0,
+        "diffs": [],
+    }
+    assert files[1]["diffs"][0].startswith(f"steps[{i}] request: expect.response.addr: ")
+    assert files[2]["error"].startswith(f"{broken}:1:2: invalid JSON")
+    rc, out, _ = cli("replay", "--json", bad)
+    assert rc == 1 and json.loads(out)["files"][0]["failed_steps"] == 1
+
+
+def test_help_of_the_new_commands() -> None:
+    for command, words in (
+        ("gen", ["--seed", "--profile", "legal"]),
+        ("replay", ["--max-diffs", "docs/vectors.md"]),
+        ("campaign", ["--seeds", "--dask", "--plugin", "docs/stimulus.md"]),
+    ):
+        rc, out, _ = cli(command, "--help")
+        assert rc == 0 and all(w in out for w in words), command
