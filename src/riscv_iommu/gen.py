@@ -26,7 +26,7 @@ import json
 import random
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, cast
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union, cast
 
 from . import formats as F
 from .capabilities import IGS, Capabilities, IommuMode, IommuParams
@@ -297,8 +297,8 @@ class _Gen:
     def data_page(self, size: int = 4096) -> int:
         """An address in the data region aligned to ``size`` (never written)."""
         addr = (self.data_next + size - 1) & ~(size - 1)
-        if addr + size > DATA_END:
-            addr = DATA_SPA
+        # wrap around within the region (its size is a multiple of every page size)
+        addr = DATA_SPA + (addr - DATA_SPA) % (DATA_END - DATA_SPA)
         self.data_next = addr + size
         return addr
 
@@ -1358,12 +1358,13 @@ class _Gen:
 def generate(
     seed: int,
     requests: int = 40,
-    profile: str = "mixed",
+    profile: Union[str, Profile] = "mixed",
     on_model: Optional[ModelHook] = None,
 ) -> Dict[str, Any]:
     """A vector document: a random system from ``seed`` and ``requests`` device requests.
 
-    ``profile`` names an entry of :data:`PROFILES`.  ``on_model`` is called
+    ``profile`` names an entry of :data:`PROFILES`, or is a :class:`Profile` of
+    one's own (its name goes into the file).  ``on_model`` is called
     with the model whose run gives the expected results, before its first
     step (attach observers there).  Raises :class:`GenError` for a bad
     argument.
@@ -1372,7 +1373,7 @@ def generate(
         raise GenError(f"seed must be a non-negative int, not {seed!r}")
     if isinstance(requests, bool) or not isinstance(requests, int) or requests < 0:
         raise GenError(f"requests must be a non-negative int, not {requests!r}")
-    prof = PROFILES.get(profile)
+    prof = profile if isinstance(profile, Profile) else PROFILES.get(profile)
     if prof is None:
         raise GenError(f"unknown profile {profile!r} (one of {', '.join(PROFILES)})")
     g = _Gen(seed, requests, prof)
@@ -1383,7 +1384,7 @@ def generate(
     info = {
         "seed": seed,
         "requests": requests,
-        "profile": profile,
+        "profile": prof.name,
         "features": sorted(g.features),
     }
     return g.rec.document(info)

@@ -200,3 +200,52 @@ def test_gen_command_json_error(tmp_path: Path) -> None:
     target = str(tmp_path / "no" / "v.json")
     rc, out, _ = cli("gen", "--seed", "1", "--requests", "1", "--out", target, "--json")
     assert rc == 2 and json.loads(out)["error"]["message"].startswith(f"cannot write {target}: ")
+
+
+#: Every rate at its most: each kind of event happens before every request.
+EVERYTHING = gen.Profile(
+    "everything",
+    "tests: every choice every time",
+    broken=0.5,
+    inject=0.5,
+    wild=0.5,
+    gipc=1.0,
+    commands=1.0,
+    illegal=0.5,
+    modify=1.0,
+    stale=0.5,
+    pri=1.0,
+    ats=1.0,
+    events=1.0,
+    small_caches=0.5,
+)
+LEGAL_BUSY = gen.Profile(
+    "legal-busy",
+    "tests: legal, with a change, a batch and an event before every request",
+    broken=0.0,
+    inject=0.0,
+    wild=0.0,
+    illegal=0.0,
+    stale=0.0,
+    commands=1.0,
+    modify=1.0,
+    pri=1.0,
+    ats=1.0,
+    events=1.0,
+)
+
+
+@pytest.mark.parametrize("profile", [EVERYTHING, LEGAL_BUSY], ids=lambda p: p.name)
+def test_profiles_of_ones_own_replay(profile: gen.Profile) -> None:
+    """A Profile object instead of a name; with every rate high each kind of step occurs in
+    every seed, and the files still replay (legal ones with every request successful)."""
+    ops: Counter[str] = collections.Counter()
+    for seed in range(6):
+        d = gen.generate(seed, 15, profile)
+        assert d["generator"]["profile"] == profile.name
+        assert vectors.replay(vectors.loads(vectors.dumps(d))).ok
+        for s in d["steps"]:
+            ops[s["op"]] += 1
+            if s["op"] == "request" and profile.wild == 0:
+                assert s["expect"]["response"]["status"] == "success"
+    assert ops["request"] == 90 and ops["commands"] >= 90 and ops["tick"] > 0
