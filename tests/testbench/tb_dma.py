@@ -101,7 +101,8 @@ async def run_dma(dut: Any, model: rv.Iommu, log: List[rv.Request]) -> None:
 
 
 def words(mem: Any, pages: List[int], n: int) -> List[int]:
-    return [int.from_bytes(mem.read(pages[i // 512] + (i % 512) * 8, 8), "little") for i in range(n)]
+    addrs = [pages[i // 512] + (i % 512) * 8 for i in range(n)]
+    return [int.from_bytes(mem.read(a, 8), "little") for a in addrs]
 
 
 @cocotb.test()

@@ -44,9 +44,7 @@ async def broken_rtl_caught(dut: Any) -> None:
     assert int(dut.BROKEN.value) == 1
     bench = PteBench()
     leaves = {}
-    sb = Scoreboard(
-        bench.model, name="pte_check", drain=True, detail=lambda req: leaves[id(req)]
-    )
+    sb = Scoreboard(bench.model, name="pte_check", drain=True, detail=lambda req: leaves[id(req)])
     for flags, access in DIRECTED:
         value = pte(PPN, flags)
         req = bench.request(value, access, 1, False)

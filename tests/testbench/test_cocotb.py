@@ -29,8 +29,14 @@ from tbhelpers import require_simulator
 HERE = Path(__file__).resolve().parent
 RTL = HERE / "rtl"
 EXAMPLE = HERE.parent.parent / "examples" / "cocotb"
-EXAMPLE_FILES = ("Makefile", "README.md", "pte_check.v", "run.py", "test_pte_check.py",
-                 "test_pte_check_uvm.py")
+EXAMPLE_FILES = (
+    "Makefile",
+    "README.md",
+    "pte_check.v",
+    "run.py",
+    "test_pte_check.py",
+    "test_pte_check_uvm.py",
+)
 TIMESCALE = ("1ns", "1ps")
 SWEEP_REPORT = "pte_check: 9820 checked (response 5004, fault 4816), 0 mismatches, 0 pending\n"
 

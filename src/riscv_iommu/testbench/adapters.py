@@ -27,7 +27,7 @@ __all__ = ["BackdoorMemory", "MemoryWindow", "logic_to_int"]
 
 # Every 9-state character of an HDL value: 1 and H (weak 1) read as 1, the rest
 # (0, L, X, Z, U, W, -) as 0.  X/Z in a page table would otherwise be a guess.
-_TO_BITS = str.maketrans("01xXzZuUwWlL-hH", "000000000000011")
+_TO_BITS = str.maketrans("01" + "xXzZuUwWlL-" + "hH", "01" + "0" * 11 + "11")
 
 
 def logic_to_int(value: Any) -> int:

@@ -175,7 +175,12 @@ def _response_fields(rsp: Response, req: Optional[Request]) -> Tuple[str, ...]:
 def _diff_response(
     expected: Response, got: Response, req: Optional[Request], fields: Optional[Sequence[str]]
 ) -> List[Tuple[str, str, str]]:
-    names = _response_fields(expected, req) if fields is None else fields
+    if fields is None:
+        if expected.status != got.status:  # nothing else means anything then
+            return [("status", _fmt("status", expected.status), _fmt("status", got.status))]
+        names: Sequence[str] = _response_fields(expected, req)
+    else:
+        names = fields
     out: List[Tuple[str, str, str]] = []
     for attr in names:
         if attr == "fault":
@@ -207,8 +212,9 @@ def diff(
     selects the default fields: ``status``; ``addr`` when the expected status
     is SUCCESS; the ATS completion fields (``R``, ``W``, ``Exe``, ``U``,
     ``Global``, ``Priv``, ``N``, ``PBMT``, ``S``, ``AMA``) for an ATS
-    translation request.  ``fields`` names the Response attributes to
-    compare instead (``"fault"`` compares the fault records field by field).
+    translation request; only ``status`` when the statuses differ.
+    ``fields`` names the Response attributes to compare instead (``"fault"``
+    compares the fault records field by field).
     """
     if fields is not None:
         fields = _check_fields(fields)
