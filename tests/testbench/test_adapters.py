@@ -330,3 +330,18 @@ def test_the_model_walks_tables_built_through_the_back_door() -> None:
     with pytest.raises(MemoryError, match="exhausted"):
         for _ in range(8):
             alloc.alloc()
+
+
+def test_page_allocator_base_and_limit() -> None:
+    """The host builders' allocator stays in [base, limit) and says so when it is full."""
+    mem = rv.SparseMemory()
+    alloc = PageAllocator(mem, base=0x8000_0000, limit=0x8000_3000)
+    assert [alloc.alloc() for _ in range(3)] == [0x8000_0000, 0x8000_1000, 0x8000_2000]
+    with pytest.raises(MemoryError) as err:
+        alloc.alloc(16, 16)
+    assert str(err.value) == (
+        "PageAllocator exhausted: 0x10 bytes at 0x80003000 would pass its limit 0x80003000 "
+        "(base 0x80000000)"
+    )
+    with pytest.raises(ValueError, match="base 0x2000 is above its limit 0x1000"):
+        PageAllocator(mem, base=0x2000, limit=0x1000)
