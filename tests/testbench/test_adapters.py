@@ -7,6 +7,7 @@ writes (applied when time moves on), X/Z values, array bounds.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import types
 from typing import Any, Dict, List, Optional
@@ -345,3 +346,14 @@ def test_page_allocator_base_and_limit() -> None:
     )
     with pytest.raises(ValueError, match="base 0x2000 is above its limit 0x1000"):
         PageAllocator(mem, base=0x2000, limit=0x1000)
+
+
+def test_the_package_imports_nothing_optional() -> None:
+    """riscv_iommu.testbench imports only the standard library (and the model) at import."""
+    code = (
+        "import sys, riscv_iommu.testbench; "
+        "print(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('cocotb', 'cocotb_tools', 'cocotbext', 'pyuvm', 'pytest')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout == "[]\n"
