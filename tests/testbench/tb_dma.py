@@ -63,7 +63,7 @@ def quiet(ram: AxiRam) -> AxiRam:
 
 def setup(mem: Any, port: Any, dst_pages: int) -> Tuple[rv.Iommu, Driver, List[int], List[int]]:
     """The model over ``port``, tables and buffers built in ``mem`` inside the RAM window."""
-    model = rv.Iommu(MemoryWindow(port, RAM_BASE, RAM_SIZE))
+    model = rv.Iommu(port)
     alloc = PageAllocator(mem, base=RAM_BASE, limit=RAM_BASE + RAM_SIZE)
     drv = Driver(model, mem, alloc)
     ddt = drv.bring_up()
@@ -110,7 +110,7 @@ async def dma_copy_through_the_model(dut: Any) -> None:
     """Shared SparseMemory: the model's port and AxiRam's memory; the copy lands at the SPAs."""
     shared = SparseMemory(1 << 56)  # capabilities.PAS; len() of it must fit in an index
     quiet(AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, mem=shared))
-    model, _, src, dst = setup(shared, shared, dst_pages=2)
+    model, _, src, dst = setup(shared, shared, dst_pages=2)  # SparseMemory as the port
     log: List[rv.Request] = []
     await run_dma(dut, model, log)
     assert int(dut.error.value) == 0
@@ -126,11 +126,11 @@ async def dma_copy_through_the_model(dut: Any) -> None:
 
 @cocotb.test()
 async def dma_fault_through_the_model(dut: Any) -> None:
-    """AxiRam as the model's port; an unmapped destination page stops the DMA with a fault
-    that the model records in its fault queue."""
+    """AxiRam as the model's port (in a MemoryWindow); an unmapped destination page stops
+    the DMA with a fault that the model records in its fault queue."""
     shared = SparseMemory(1 << 56)  # capabilities.PAS; len() of it must fit in an index
     ram = quiet(AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, mem=shared))
-    model, drv, src, dst = setup(shared, ram, dst_pages=1)
+    model, drv, src, dst = setup(shared, MemoryWindow(ram, RAM_BASE, RAM_SIZE), dst_pages=1)
     log: List[rv.Request] = []
     await run_dma(dut, model, log)
     assert int(dut.error.value) == 1

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 import riscv_iommu as rv
+from riscv_iommu import formats as F
 from riscv_iommu.host.tables import DeviceDirectory, HostSpace, PageAllocator, PageTable
 from riscv_iommu.testbench import BackdoorMemory, MemoryWindow, logic_to_int
 
@@ -357,3 +358,25 @@ def test_the_package_imports_nothing_optional() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout == "[]\n"
+
+
+def test_cocotbext_axi_sparse_memory_is_a_memory_port() -> None:
+    """The easy path: cocotbext-axi's SparseMemory (what AxiRam(mem=...) serves) is the
+    model's memory as it is; the host builders write to it directly."""
+    sparse = pytest.importorskip("cocotbext.axi.sparse_memory")
+    shared = sparse.SparseMemory(1 << 56)
+    alloc = PageAllocator(shared)
+    io = rv.Iommu(shared)
+    ddt = DeviceDirectory(shared, alloc, levels=2)
+    table = PageTable(HostSpace(shared, alloc), mode=8)
+    data = alloc.alloc()
+    table.map(0x1000_0000, data)
+    ddt.set_dc(0x42, tc=1, fsc=table.satp())
+    io.mmio_write(rv.REG.DDTP, ddt.ddtp)
+    rsp = io.translate(rv.Request(device_id=0x42, addr=0x1000_0008, access=rv.Access.WRITE))
+    assert (rsp.status, rsp.addr) == (rv.Status.SUCCESS, data + 8)
+    # beyond its size it raises ValueError (a port error): a MemoryWindow makes it a fault
+    small = rv.Iommu(MemoryWindow(sparse.SparseMemory(1 << 40), 0, 1 << 40))
+    small.mmio_write(rv.REG.DDTP, F.DDTP.encode(iommu_mode=rv.IommuMode.LVL1, PPN=1 << 38))
+    fault = small.translate(rv.Request(device_id=0x42, addr=0)).fault
+    assert fault is not None and fault.cause == rv.Cause.DDT_ENTRY_LOAD_ACCESS_FAULT

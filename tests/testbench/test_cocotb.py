@@ -126,6 +126,7 @@ def test_broken_checker_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     and both example tests fail."""
     require_simulator()
     monkeypatch.syspath_prepend(str(HERE))  # tb_pte_broken, for the simulator's Python
+    monkeypatch.syspath_prepend(str(EXAMPLE))  # the example's test modules
     run = load_example_runner()
     report = tmp_path / "report.txt"
     xml = tmp_path / "results.xml"
