@@ -377,6 +377,6 @@ def test_cocotbext_axi_sparse_memory_is_a_memory_port() -> None:
     assert (rsp.status, rsp.addr) == (rv.Status.SUCCESS, data + 8)
     # beyond its size it raises ValueError (a port error): a MemoryWindow makes it a fault
     small = rv.Iommu(MemoryWindow(sparse.SparseMemory(1 << 40), 0, 1 << 40))
-    small.mmio_write(rv.REG.DDTP, F.DDTP.encode(iommu_mode=rv.IommuMode.LVL1, PPN=1 << 38))
+    small.mmio_write(rv.REG.DDTP, F.DDTP.encode(iommu_mode=rv.IommuMode.LVL3, PPN=1 << 38))
     fault = small.translate(rv.Request(device_id=0x42, addr=0)).fault
     assert fault is not None and fault.cause == rv.Cause.DDT_ENTRY_LOAD_ACCESS_FAULT
