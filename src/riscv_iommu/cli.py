@@ -240,6 +240,7 @@ def explain(sc: Scene, req: Request, out: _Out, as_json: bool, title: str = "exp
                     "status": Status(rsp.status).name,
                     "addr": f"{rsp.addr:#x}",
                     "fault": _fault_text(rsp.fault),
+                    "cxl_io": rsp.cxl_io,
                 },
                 "steps": [e.as_dict() for e in tracer.events],
             },
