@@ -1000,9 +1000,7 @@ class Iommu:
                 why = ("REQUEST", "", "", "an internal data path error was injected")
                 raise Fault(Cause.INTERNAL_DATAPATH_ERROR, 0, why)
             crossing = (
-                kind != _ATS
-                and self.params.fault_page_crossing
-                and (addr & 0xFFF) + length > 4096
+                kind != _ATS and self.params.fault_page_crossing and (addr & 0xFFF) + length > 4096
             )
             spa, perms, g, pbmt, size, msi = translate_iova(
                 self, did, addr, access, pid, priv, kind, data, debug, bool(req.no_write), crossing

@@ -55,7 +55,7 @@ G_VALID = tuple(frozenset({0, *m}) for m in G_MODES)
 #: Names of the modes (for the reasons of faults), by PTESIZE / VA width
 _S_NAME = {39: "Sv39", 48: "Sv48", 57: "Sv57", 32: "Sv32"}
 _G_NAME = {41: "Sv39x4", 50: "Sv48x4", 59: "Sv57x4", 34: "Sv32x4"}
-_ACCESS_NAME = ("read", "write", "execute")
+_ACCESS_NAME = ("a read", "a write", "an execute")
 
 _V = F.PTE.V.mask
 _R = F.PTE.R.mask
@@ -499,7 +499,7 @@ def _g_perm_why(pte: int, need: int, access: int, implicit: bool, implicit_write
     if implicit:
         what = "an implicit write (A/D update)" if implicit_write else "an implicit read"
         return ("PTW-G", "5", bit, f"{bit}=0 in the G-stage leaf for {what} of a page table")
-    return ("PTW-G", "5", bit, f"{bit}=0 in the G-stage leaf for a {_ACCESS_NAME[access]}")
+    return ("PTW-G", "5", bit, f"{bit}=0 in the G-stage leaf for {_ACCESS_NAME[access]}")
 
 
 def _ad_why(section: str, pte: int, ad: int, enable: str) -> Why:
@@ -566,7 +566,7 @@ def first_stage(
                 raise page_fault(access, ("PTW", "5", "U", "U=0 for a user-mode access"))
             if not pte & _PERM[access]:
                 bit = "RWX"[access]
-                rule = f"{bit}=0 for a {_ACCESS_NAME[access]}"
+                rule = f"{bit}=0 for {_ACCESS_NAME[access]}"
                 raise page_fault(access, ("PTW", "5", bit, rule))
         write = access == _WRITE
         new = pte | _A | (_D if write else 0)

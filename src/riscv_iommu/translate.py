@@ -70,8 +70,9 @@ _ATS = int(RequestKind.ATS_TRANSLATION)
 _WRITE = int(Access.WRITE)
 _MODE_NAME = {0: "Off", 1: "Bare", 2: "1LVL", 3: "2LVL", 4: "3LVL"}
 _KIND_NAME = ("an Untranslated request", "a Translated request", "an ATS Translation Request")
-_STAGE_NAME = {0: "Bare", 8: "Sv39 (Sv32 with SXL)", 9: "Sv48", 10: "Sv57"}
-_G_NAME = {0: "Bare", 8: "Sv39x4 (Sv32x4 with GXL)", 9: "Sv48x4", 10: "Sv57x4"}
+# mode names by (XLEN-32 flag, MODE): SXL for the first stage, GXL for the G-stage
+_STAGE_NAME = {(0, 8): "Sv39", (0, 9): "Sv48", (0, 10): "Sv57", (1, 8): "Sv32"}
+_G_NAME = {(0, 8): "Sv39x4", (0, 9): "Sv48x4", (0, 10): "Sv57x4", (1, 8): "Sv32x4"}
 
 
 def translate_iova(
@@ -221,8 +222,9 @@ def translate_iova(
             Step(
                 "P2IOVA",
                 "17",
-                f"first stage {_STAGE_NAME.get(smode, smode)} (iosatp {iosatp:#x}), "
-                f"G-stage {_G_NAME.get(gmode, gmode)} (iohgatp {iohgatp:#x} from the {hg_from})",
+                f"first stage {_STAGE_NAME.get((sxl, smode), 'Bare')} (iosatp {iosatp:#x}), "
+                f"G-stage {_G_NAME.get((io.gxl, gmode), 'Bare')} "
+                f"(iohgatp {iohgatp:#x} from the {hg_from})",
             )
         )
     hg = iohgatp if gmode else 0
