@@ -436,7 +436,8 @@ def second_stage(
                     io, gpa, root, geom, big, 0, access, gctl, for_pdt, walk or "final"
                 )
         except _Invalid as e:
-            why = ("PTW-G", e.step, e.field, e.rule)
+            rule = f"G-stage {e.rule}" if e.rule.startswith("PTE") else e.rule
+            why = ("PTW-G", e.step, e.field, rule)
             raise guest_page_fault(access, gpa, implicit, implicit_write, why) from None
         # PTW step 5: G-stage accesses are user-level accesses (U must be 1)
         if implicit:
