@@ -13,6 +13,7 @@ from . import formats as F
 from ._fault import Fault, guest_page_fault, page_fault
 from .ddt import DC
 from .hpm import Event
+from .ioatc import cached_dc
 from .msi import msi_free_size, msi_translate
 from .paging import S_MODES, first_stage, second_stage
 from .types import (
@@ -187,7 +188,13 @@ def ats_translate(
             # PTW step 7 for the store No Write = 0 asks for (docs/ats.md): "If SADE is 0,
             # the IOMMU causes a page-fault ... if the memory access is a store and the D
             # bit is 0" -> 15, Success with R = W = 0 (riscv-non-isa/riscv-iommu#675)
-            raise page_fault(Access.WRITE)
+            why = (
+                "PTW",
+                "7",
+                "D",
+                "D=0 in a writable leaf and DC.tc.SADE=0: no hardware A/D update (ATS store)",
+            )
+            raise page_fault(Access.WRITE, why)
         perms = s1 & _RWX
         if priv and s1 & _U:
             perms &= ~_X  # supervisor execute of a user page: never, whatever SUM
@@ -268,7 +275,13 @@ def _write_perm(walk: _Walk, perms: int, s1: int, gp: int, hg: int, no_write: bo
         return perms & ~_W
     io, iova, iosatp, geom, big_s, hg_s1, priv, sum_, gctl, sade, gpa = walk
     if g_clean and not gctl & _GCTL_GADE:  # PTW step 7 of the G-stage leaf, GADE = 0
-        raise guest_page_fault(Access.WRITE, gpa, False, False)
+        why = (
+            "PTW-G",
+            "7",
+            "D",
+            "D=0 in a writable G-stage leaf and DC.tc.GADE=0: no hardware A/D update",
+        )
+        raise guest_page_fault(Access.WRITE, gpa, False, False, why)
     if not perms & _W or not (s1_clean or g_clean):
         return perms  # W denied by a stage (no store: no D), or nothing to update
     if s1_clean:  # PTW step 7 (a guest-page fault on its implicit write stops here)
@@ -357,15 +370,24 @@ def page_request(io: "Iommu", msg: PageRequest) -> Optional[PageRequestGroupResp
     try:
         mode = io.ddtp_mode
         if mode == 0:
-            raise Fault(Cause.ALL_INBOUND_TRANSACTIONS_DISALLOWED)
+            why = ("ATS_PRI", "", "ddtp.iommu_mode", "ddtp.iommu_mode is Off")
+            raise Fault(Cause.ALL_INBOUND_TRANSACTIONS_DISALLOWED, 0, why)
         if mode == 1 or not io.device_id_fits(msg.device_id):  # Bare, or device_id too wide
-            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
-        dc = io.get_dc(msg.device_id)
+            why = (
+                "ATS_PRI",
+                "",
+                "device_id",
+                "ddtp.iommu_mode is Bare" if mode == 1 else "device_id too wide for the DDT",
+            )
+            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, why)
+        dc = cached_dc(io, msg.device_id)
         tc = dc[0]
         io.dtf = bool(tc & _TC.DTF.mask)
         prpr = bool(tc & _TC.PRPR.mask)
         if not tc & _TC.EN_ATS.mask or not tc & _TC.EN_PRI.mask:
-            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+            fieldname = "DC.tc.EN_ATS" if not tc & _TC.EN_ATS.mask else "DC.tc.EN_PRI"
+            why = ("ATS_PRI", "", fieldname, f"a Page Request and {fieldname} is 0")
+            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, why)
     except Fault as f:
         rec = FaultRecord(
             cause=f.cause,
@@ -376,7 +398,7 @@ def page_request(io: "Iommu", msg: PageRequest) -> Optional[PageRequestGroupResp
             pv=pid is not None,
             priv=bool(msg.priv) and pid is not None,
         )
-        io.report_fault(rec)
+        io.fault_detected(f, rec)
         if f.cause == Cause.TRANSACTION_TYPE_DISALLOWED:
             return respond(PrgResponseCode.INVALID_REQUEST, prpr and pid is not None)
         return respond(PrgResponseCode.RESPONSE_FAILURE, pid is not None)
@@ -392,7 +414,7 @@ def page_request(io: "Iommu", msg: PageRequest) -> Optional[PageRequestGroupResp
         R=int(msg.read), W=int(msg.write), L=int(msg.last), PRGI=msg.prg_index, ADDR=msg.addr >> 12
     )
     order: Literal["little", "big"] = "big" if io.be else "little"
-    queued = pq.push(d0.to_bytes(8, order) + d1.to_bytes(8, order))
+    queued = pq.push(d0.to_bytes(8, order) + d1.to_bytes(8, order), msg)
     if queued is None:  # full (pqof now set) or pqof already set: Success, nothing logged
         return respond(PrgResponseCode.SUCCESS, prpr and pid is not None)
     if queued is False:  # the record's write faulted: pqmf, Response Failure

@@ -34,7 +34,6 @@ from .scenario import (
     response_json,
     run_scenario,
 )
-from .trace import Tracer
 from .types import Access, Cause, FaultRecord, Request, RequestKind, Response, Status
 
 __all__ = ["main", "build_demo", "explain", "Scene"]
@@ -221,23 +220,20 @@ def demo(revision: str, out: _Out, as_json: bool) -> int:
 # explain
 # --------------------------------------------------------------------------
 def explain(sc: Scene, req: Request, out: _Out, as_json: bool, title: str = "explain") -> int:
-    """Translate ``req`` with the tracer on and print every step."""
+    """Explain ``req`` (``Iommu.explain``): every step, and why a fault stopped it."""
     return _explain(sc.iommu, req, out, as_json, title)
 
 
 def _explain(iommu: Iommu, req: Request, out: _Out, as_json: bool, title: str) -> int:
-    tracer = Tracer()
-    iommu.tracer = tracer
-    try:
-        rsp = iommu.translate(req)
-    finally:
-        iommu.tracer = None
+    ex = iommu.explain(req)  # no side effect on the model (Iommu.explain)
+    rsp = ex.rsp
     if as_json:
         json.dump(
             {
                 "request": request_json(req),
                 "response": response_json(rsp),
-                "steps": [e.as_dict() for e in tracer.events],
+                "steps": [e.as_dict() for e in ex.steps],
+                "reason": ex.reason,
             },
             out.stream,
             indent=2,
@@ -247,12 +243,14 @@ def _explain(iommu: Iommu, req: Request, out: _Out, as_json: bool, title: str) -
     out.line(out.paint(f"riscv-iommu {title}", "1;36"))
     out.line(f"request: {req!r}")
     out.line()
-    for e in tracer.events:
+    for e in ex.steps:
         where = f"{e.section} {e.step}".strip()
         text = str(e).split("] ", 1)[1]
         out.line(f"  {out.paint(where.ljust(16), '33')} {text}")
     out.line()
     out.line(f"response: {rsp!r}")
+    if ex.reason:
+        out.line(f"why: {ex.reason}")
     return 0
 
 
