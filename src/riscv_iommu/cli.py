@@ -25,6 +25,7 @@ from .capabilities import Capabilities, IommuParams
 from .host.hypervisor import Hypervisor, R, Vm, W
 from .iommu import Iommu
 from .memory import SparseMemory
+from .observers import JsonlLog
 from .scenario import (
     Runner,
     ScenarioError,
@@ -392,6 +393,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument("scenario", help="the TOML scenario file")
     r.add_argument("--json", action="store_true", help="print JSON")
+    r.add_argument(
+        "--log",
+        metavar="EVENTS.jsonl",
+        help="write the model's event stream to this file, one JSON object per line "
+        "(docs/events.md)",
+    )
     b = sub.add_parser("bench", help="the translation benchmarks (translations/s)")
     b.add_argument(
         "--seconds", type=_seconds, default=1.0, help="time per case, 0 to 3600 (default 1)"
@@ -472,7 +479,16 @@ def _explain_command(args: argparse.Namespace, out: _Out) -> int:
 
 
 def _run_command(args: argparse.Namespace, out: _Out) -> int:
-    report = run_scenario(args.scenario)
+    if args.log is None:
+        report = run_scenario(args.scenario)
+    else:
+        sc = load_scenario(args.scenario)  # a malformed file is reported before the log opens
+        try:
+            log = JsonlLog(args.log)
+        except OSError as err:
+            return _fail(out, args.json, f"argument --log: cannot write {args.log}: {err.strerror}")
+        with log:
+            report = Runner(sc, log_to(log)).run()
     if args.json:
         json.dump(report.as_dict(), out.stream, indent=2)
         out.line()
@@ -486,6 +502,15 @@ def _run_command(args: argparse.Namespace, out: _Out) -> int:
             out.line(f"stopped at {report.stopped}")
         out.line(f"{report.passed} passed, {report.failed} failed")
     return 1 if report.failed else 0
+
+
+def log_to(log: JsonlLog) -> Callable[[Iommu], None]:
+    """An ``on_build`` hook attaching ``log`` to the scenario's IOMMU."""
+
+    def attach(iommu: Iommu) -> None:
+        iommu.attach(log)
+
+    return attach
 
 
 def _bench_command(args: argparse.Namespace, out: _Out) -> int:
