@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from . import bench as _bench
-from .coverage import cli as _coverage_cli
 from .capabilities import Capabilities, IommuParams
+from .coverage import cli as _coverage_cli
 from .host.hypervisor import Hypervisor, HypervisorError, R, Vm, W, X
 from .iommu import Iommu
 from .memory import SparseMemory

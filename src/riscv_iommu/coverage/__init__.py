@@ -22,6 +22,7 @@ from __future__ import annotations
 from .collector import Collector, Config, collect
 from .data import Coverage, CoverageFileError, Label, load, merge
 from .model import BINS, MODEL, MODEL_ID, Bin, Group
+from .plugin import CoveragePlugin, SeedCoverage, campaign_plugin
 from .report import closure_png, html_report, markdown_report, text_report
 
 __all__ = [
@@ -42,4 +43,7 @@ __all__ = [
     "markdown_report",
     "html_report",
     "closure_png",
+    "CoveragePlugin",
+    "SeedCoverage",
+    "campaign_plugin",
 ]
