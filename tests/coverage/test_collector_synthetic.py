@@ -304,14 +304,14 @@ def test_guest_page_fault_of_an_implicit_write_and_u0() -> None:
     gleaf = pte(0x80000, V | R | A | D)  # U = 0
     evs = [RequestEvent(r)]
     evs += [StructRead("S_PTE", 0x80000, s_leaf, level=2)]
-    evs += [StructRead("G_PTE", 0x50000, gleaf, level=2, walk="S_PTE")]
+    evs += [StructRead("G_PTE", 0x50000, gleaf, level=2, walk="S_PTE_AD")]
     evs.append(
         fault(r, rv.Cause.WRITE_GUEST_PAGE_FAULT, rv.Ttyp.UNTRANSLATED_WRITE, iotval2=0x80000 | 3)
     )
     assert hits(evs) == {
         "s.Sv39.leaf2",
         "s.pbmt.PMA",
-        "g.implicit.S_PTE",
+        "g.implicit.S_PTE_AD",
         "g.Sv39x4.leaf2",
         "g.pbmt.PMA",
         "g.iotval2.implicit",

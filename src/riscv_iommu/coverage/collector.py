@@ -100,6 +100,8 @@ _GIPC_PID_WIDTH = {
 _BASE_PID_WIDTH = {1: 8, 2: 17, 3: 20}
 #: [GIPC] (PC size in doublewords, index of ta, index of iohgatp) per format
 _GIPC_PC = {"2024-32B": (4, 2, 1), "2024-64B": (8, 6, 5), "2025-32B": (4, 0, 2)}
+#: what an implicit G-stage walk translates (``walk`` of G_PTE reads)
+_IMPLICIT = frozenset({"PDTE", "PC", "S_PTE", "S_PTE_AD"})
 _REG_CQ = (24, 72)  # cqb, cqcsr: writes restart the command queue's index
 _REG_FQ = (40, 76)
 _REG_PQ = (56, 80)
@@ -232,6 +234,7 @@ class Collector:
         self._pc: Optional[Tuple[int, ...]] = None
         self._pc_acc: List[int] = []
         self._pc_used = False
+        self._pc_fmt = ""
         self._pdte = 0
         self._pdt_walk = False
         self._gipc_dc = False
@@ -277,7 +280,7 @@ class Collector:
             self._walk_pdt()
             self._pdte += 1
         elif s == "PC":
-            self._pc_read(raw)
+            self._pc_read(raw, getattr(ev, "format", ""))
         elif s == "MSI_PTE":
             self._msi_seen = True
             if raw >> 64:
@@ -323,10 +326,12 @@ class Collector:
 
     def _pc_size(self) -> Tuple[int, int, int]:
         if self._gipc_dc:
-            return _GIPC_PC[self.config.pc_format]
+            return _GIPC_PC[self._pc_fmt or self.config.pc_format]
         return 2, 0, -1
 
-    def _pc_read(self, raw: int) -> None:
+    def _pc_read(self, raw: int, fmt: str) -> None:
+        if fmt in _GIPC_PC:  # the stream names the [GIPC] PC format
+            self._pc_fmt = fmt
         n, ta, hg = self._pc_size()
         if not self._pc_acc:
             self._walk_pdt()
@@ -351,7 +356,7 @@ class Collector:
         if self._gipc_dc:
             self._gipc_pc = True
             rev = self.config.gipc_revision
-            fmt = self.config.pc_format
+            fmt = self._pc_fmt or self.config.pc_format
             self.hit(f"gipc.{rev}.pc64" if fmt == "2024-64B" else f"gipc.{rev}.pc32")
             dc = self._dc
             if dc is not None and dc[1] >> _MODE_SHIFT and not self._g_walks & {"PDTE", "PC"}:
@@ -377,9 +382,9 @@ class Collector:
             if g:
                 self._g_levels = levels
                 self._g_walk = walk
-                # an A/D update's G-stage translation comes after the S-stage leaf
-                self._g_write = walk == "S_PTE" and self._s_leaf is not None
-                if walk in ("PDTE", "PC", "S_PTE", "MSI_PTE"):
+                # the implicit write of a first-stage A/D update
+                self._g_write = walk == "S_PTE_AD"
+                if walk in _IMPLICIT:
                     self._g_walks.add(walk)
                     self.hit(f"g.implicit.{walk}")
                 else:

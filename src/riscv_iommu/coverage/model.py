@@ -275,12 +275,17 @@ def _stage_bins(stage: str) -> Iterable[Bin]:
             "§iohgatp: GPA bits beyond the x4 mode width",
             "guest-page fault: the GPA is wider than the G-stage mode",
         )
-        for walk in ("PDTE", "PC", "S_PTE", "MSI_PTE"):
+        for walk, spec, what in (
+            ("PDTE", "§GET_PC step 3", "a PDT entry (implicit read)"),
+            ("PC", "§GET_PC step 3", "a process context (implicit read)"),
+            ("S_PTE", "§P2IOVA step 17", "a first-stage PTE (implicit read)"),
+            ("S_PTE_AD", "§P2IOVA step 17, PTW step 7", "a first-stage A/D update (implicit write)"),
+        ):
             yield Bin(
                 f"g.implicit.{walk}",
                 grp,
-                "§P2IOVA steps 17 and 19, §GET_PC step 3",
-                f"a G-stage walk translates the GPA of an implicit {walk} access",
+                spec,
+                f"a G-stage walk translates the GPA of {what}",
             )
         yield Bin(
             "g.iotval2.implicit",

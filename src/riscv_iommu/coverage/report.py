@@ -82,12 +82,15 @@ def markdown_report(
     notes: Optional[Mapping[str, str]] = None,
     title: str = "Functional coverage",
     intro: str = "",
+    level: int = 1,
 ) -> str:
     """A Markdown report: the groups with what decides them, then every bin never hit
-    with its note (the reason it cannot be reached, or what would reach it)."""
+    with its note (the reason it cannot be reached, or what would reach it).
+    ``level`` is the heading level of the title (to embed the report in a page)."""
     notes = notes or {}
     n = len(cov.covered())
-    out: List[str] = [f"# {title}", ""]
+    h = "#" * level
+    out: List[str] = [f"{h} {title}", ""]
     if intro:
         out += [intro.strip(), ""]
     out += [
@@ -103,12 +106,12 @@ def markdown_report(
             f"| {g.title} (`{g.name}`) | {c} | {len(g.bins)} | {_pct(c, len(g.bins))} | "
             f"{_md(g.spec)} | {_md(g.decided_by)} |"
         )
-    out += ["", "## Bins never hit", ""]
+    out += ["", f"{h}# Bins never hit", ""]
     for g in MODEL:
         miss = cov.missing(g.name)
         if not miss:
             continue
-        out += [f"### {g.title} (`{g.name}`): {len(miss)} of {len(g.bins)}", ""]
+        out += [f"{h}## {g.title} (`{g.name}`): {len(miss)} of {len(g.bins)}", ""]
         out += ["| Bin | Spec | Why it is not hit / what would hit it |", "|---|---|---|"]
         for b in miss:
             note = note_for(b.name, notes) or "(no note yet)"
@@ -116,7 +119,7 @@ def markdown_report(
         out.append("")
     other = cov.outside()
     if other:
-        out += ["## Hits outside the model", ""]
+        out += [f"{h}# Hits outside the model", ""]
         out += [f"- `{k}`: {v}" for k, v in other.items()]
         out.append("")
     return "\n".join(out).rstrip() + "\n"
