@@ -19,6 +19,7 @@ from riscv_iommu.events import (
     CacheEvent,
     Check,
     CommandEvent,
+    CompletionEvent,
     InterruptEvent,
     MemAccess,
     QueueRecord,
@@ -727,7 +728,9 @@ def test_page_requests_and_ats_messages() -> None:
         cmd(2, 0),
         AtsMessageEvent(rv.InvalidationRequest(0x42, 0)),
         cmd(4, 0),
+        CompletionEvent(0x42, 1, 1, 1),
         cmd(2, 0),
+        CompletionEvent(0x42, 2, 0, 0),
     ]
     assert hits(evs) == {
         "ats.pri.auto.invalid",
@@ -739,6 +742,7 @@ def test_page_requests_and_ats_messages() -> None:
         "ats.inval.sent",
         "cmd.ATS.INVAL.PV0",
         "ats.inval.completed",
+        "ats.inval.cc",
     }
 
 
@@ -756,7 +760,7 @@ def test_queue_status_when_the_stream_reports_dropped_records() -> None:
 def test_unknown_events_are_ignored_and_errors() -> None:
     c = Collector()
     c(object())
-    c(StructRead("MRIF", 0, 0))
+    c(StructRead("OTHER", 0, 0))
     c(MemAccess(0, 4, "write", "DEBUG"))
     assert c.hits == {}
     with pytest.raises(TypeError, match="config"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Dict, List, Optional, TextIO
+from typing import Any, Dict, Optional, TextIO
 
 from .data import Coverage, CoverageFileError, load, merge
 from .report import html_report, markdown_report, text_report
@@ -104,13 +104,14 @@ def main(args: argparse.Namespace, stream: Optional[TextIO] = None) -> int:
             return 0
         notes = load_notes(args.notes) if args.notes else {}
         fmt = args.format
-        title: List[str] = [args.title] if args.title else []
         if fmt == "json":
             text = json.dumps(cov.to_json(), indent=1) + "\n"
         elif fmt == "markdown":
-            text = markdown_report(cov, notes, *title)
+            text = markdown_report(cov, notes, args.title or "Functional coverage")
         elif fmt == "html":
-            text = html_report(cov, not args.no_plot, notes, *title)
+            text = html_report(
+                cov, not args.no_plot, notes, args.title or "riscv-iommu functional coverage"
+            )
         else:
             text = text_report(cov, args.missing)
         _write(text, args.output, stream)

@@ -177,7 +177,8 @@ class Collector:
         self._cq_last = -1
         self._fq_last = -1
         self._pq_last = -1
-        self._inval_out = False
+        self._qwrite = ""
+        self._intr_msi = False
         self._gipc_seen = False
         self._seq9 = 0
         self._handlers = {
@@ -192,6 +193,7 @@ class Collector:
             "queue_record": self._queue_record,
             "interrupt": self._interrupt,
             "ats_message": self._ats_message,
+            "ats_completion": self._completion,
         }
         self._begin(None, False)
 
@@ -203,7 +205,12 @@ class Collector:
         return self
 
     def __call__(self, event: Any) -> None:
-        handler = self._handlers.get(getattr(event, "kind", ""))
+        kind = getattr(event, "kind", "")
+        if self._qwrite and kind != "queue_record":
+            # a record write with no record written: the write faulted (xqmf)
+            self.hit(f"queue.{self._qwrite}.mf")
+            self._qwrite = ""
+        handler = self._handlers.get(kind)
         if handler is not None:
             handler(event)
 
@@ -254,7 +261,7 @@ class Collector:
         self._last_stage = ""
         self._msi_acc: List[int] = []
         self._msi_seen = False
-        self._failed: List[Tuple[int, int]] = []
+        self._msg_cause = 0
 
     def _request(self, ev: Any) -> None:
         req = ev.req
@@ -275,15 +282,17 @@ class Collector:
             self._walk_ddt()
             self._ddte += 1
         elif s == "DC":
-            self._dc_read(raw)
+            self._dc_read(raw, ev.size > 8 or raw >> 64 > 0)
         elif s == "PDTE":
             self._walk_pdt()
             self._pdte += 1
         elif s == "PC":
-            self._pc_read(raw, getattr(ev, "format", ""))
+            self._pc_read(raw, ev.size > 8 or raw >> 64 > 0, ev.format)
+        elif s == "MRIF":  # the IOMMU reads the MRIF to record an MSI in it
+            self.hit("msi.mrif.recorded")
         elif s == "MSI_PTE":
             self._msi_seen = True
-            if raw >> 64:
+            if ev.size > 8 or raw >> 64:  # both doublewords in one event
                 self._msi_acc = _words(raw, 2)
             else:
                 self._msi_acc.append(raw)
@@ -298,14 +307,14 @@ class Collector:
             self._pdt_walk = True
             self._hpm_event(6)
 
-    def _dc_read(self, raw: int) -> None:
+    def _dc_read(self, raw: int, whole: bool) -> None:
         n = 8 if self.config.msi_flat else 4
         if not self._dc_acc:  # the first doubleword of a DC
             self._walk_ddt()
             self.hit(f"ddt.{min(self._ddte, 2) + 1}LVL")
             self.hit("ddt.dc.extended" if n == 8 else "ddt.dc.base")
             self._ddte = 0
-        if raw >> 64:
+        if whole:  # the structure in one event
             self._dc_acc = _words(raw, n)
         else:
             self._dc_acc.append(raw)
@@ -329,7 +338,7 @@ class Collector:
             return _GIPC_PC[self._pc_fmt or self.config.pc_format]
         return 2, 0, -1
 
-    def _pc_read(self, raw: int, fmt: str) -> None:
+    def _pc_read(self, raw: int, whole: bool, fmt: str) -> None:
         if fmt in _GIPC_PC:  # the stream names the [GIPC] PC format
             self._pc_fmt = fmt
         n, ta, hg = self._pc_size()
@@ -337,7 +346,7 @@ class Collector:
             self._walk_pdt()
             self.hit(("pdt.PD8", "pdt.PD17", "pdt.PD20")[min(self._pdte, 2)])
             self._pdte = 0
-        if raw >> 64:
+        if whole:  # the structure in one event
             self._pc_acc = _words(raw, n)
         else:
             self._pc_acc.append(raw)
@@ -463,12 +472,12 @@ class Collector:
                 return "invalid"
             if raw & _W:
                 return "w_without_r"
-            if raw & (_NL_ATTR64 if pte64 else _NL_ATTR32):
-                return "nonleaf_attr"
             if pte64 and raw & _RSV:
                 return "reserved_bits"
             if pte64 and raw & _RSW.mask and not cfg.svrsw60t59b:
                 return "rsw60t59b_reserved"
+            if raw & (_NL_ATTR64 if pte64 else _NL_ATTR32):
+                return "nonleaf_attr"
             return "no_leaf"
         if not raw & _V:
             return "invalid"
@@ -723,6 +732,12 @@ class Collector:
         if ev.passed:
             return
         cause = ev.cause
+        if cause == Cause.IOMMU_MSI_WRITE_ACCESS_FAULT:  # not caused by a transaction
+            self.hit("cause.273.ttyp.0")
+        elif self._pri and cause:  # a fault of a Page Request message
+            self.hit(f"cause.{cause}.ttyp.9")
+        elif self._req is None and cause:  # an Invalidation Completion's, say
+            self._msg_cause = cause
         section = str(ev.section).upper()
         step = str(ev.step)
         if cause == Cause.DDT_ENTRY_MISCONFIGURED or "DC_MISCONFIG" in section:
@@ -768,6 +783,12 @@ class Collector:
 
     def _mem(self, ev: Any) -> None:
         purpose = ev.purpose
+        if purpose == "MSI":
+            # only the interrupt messages the IOMMU sends (fctl.BE); IOFENCE.C data
+            # writes and MRIF notices reach the port under this name too
+            if not self._intr_msi:
+                return
+            self._intr_msi = False
         if purpose in _ENDIAN:
             self.hit(f"endian.{purpose}.{'BE' if ev.big_endian else 'LE'}")
         if purpose == "AD":
@@ -776,6 +797,8 @@ class Collector:
             if 0 <= ev.addr < self._cq_last:
                 self.hit("queue.cq.wrap")
             self._cq_last = ev.addr
+        elif purpose in ("FQ", "PQ") and ev.op == "write":
+            self._qwrite = purpose.lower()
         elif purpose == "MRIF_WRITE":
             self.hit("msi.mrif.recorded")
         elif purpose == "PC" and ev.big_endian and self._gipc_dc:
@@ -812,7 +835,6 @@ class Collector:
             return
         if outcome == "timed_out":
             self.hit("queue.cq.timeout")
-            self._inval_out = False
             return
         if outcome == "waiting":
             if op == 4:
@@ -849,9 +871,6 @@ class Collector:
             flags = [n for n in ("AV", "WSI", "PR", "PW") if flag(n, C0, d0)]
             for n in flags or ["none"]:
                 self.hit(f"cmd.IOFENCE.C.{n}")
-            if self._inval_out:
-                self.hit("ats.inval.completed")
-                self._inval_out = False
         elif op == 3:
             if f3 == 0:
                 self.hit(f"cmd.IODIR.INVAL_DDT.DV{flag('DV', F.CMD_IODIR0, d0)}")
@@ -891,6 +910,7 @@ class Collector:
             self.hit(f"hpm.event.{event}")
 
     def _queue_record(self, ev: Any) -> None:
+        self._qwrite = ""
         q = ev.queue
         status = getattr(ev, "status", "written")
         if q == "FQ":
@@ -923,18 +943,30 @@ class Collector:
 
     def _interrupt(self, ev: Any) -> None:
         src = ev.source
+        if ev.wired and not getattr(ev, "level", True):
+            return  # a wire released
         if ev.wired:
             self.hit(f"intr.{src}.wired")
         else:
+            self._intr_msi = not ev.masked  # the message's write follows
             self.hit(f"intr.{src}.msi_masked" if ev.masked else f"intr.{src}.msi")
         if src == "HPM":
             self.hit("hpm.overflow")
+
+    def _completion(self, ev: Any) -> None:
+        """An ATS Invalidation Completion from a device."""
+        if ev.completed:
+            self.hit("ats.inval.completed")
+        elif self._msg_cause:  # refused: no valid DC with EN_ATS
+            self.hit(f"cause.{self._msg_cause}.ttyp.9")
+        if ev.cc != 1:
+            self.hit("ats.inval.cc")
+        self._msg_cause = 0
 
     def _ats_message(self, ev: Any) -> None:
         msg = ev.message
         if hasattr(msg, "itag"):  # InvalidationRequest
             self.hit("ats.inval.sent")
-            self._inval_out = True
         elif hasattr(msg, "response_code"):  # PageRequestGroupResponse
             if self._pri:
                 code = msg.response_code

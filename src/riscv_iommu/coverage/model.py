@@ -279,7 +279,7 @@ def _stage_bins(stage: str) -> Iterable[Bin]:
             ("PDTE", "§GET_PC step 3", "a PDT entry (implicit read)"),
             ("PC", "§GET_PC step 3", "a process context (implicit read)"),
             ("S_PTE", "§P2IOVA step 17", "a first-stage PTE (implicit read)"),
-            ("S_PTE_AD", "§P2IOVA step 17, PTW step 7", "a first-stage A/D update (implicit write)"),
+            ("S_PTE_AD", "§P2IOVA step 17, PTW step 7", "a first-stage A/D update (a write)"),
         ):
             yield Bin(
                 f"g.implicit.{walk}",
@@ -575,7 +575,8 @@ _ATS_BINS: Tuple[Tuple[str, str, str], ...] = (
     ("pri.auto.pasid", "§ATS_PRI, DC.tc.PRPR", "an automatic response carries the PASID"),
     ("inval.sent", "ATS.INVAL", "an ATS Invalidation Request goes out"),
     ("inval.itag_exhausted", "ATS.INVAL (ITAGs)", "ATS.INVAL waits: every ITAG is in flight"),
-    ("inval.completed", "IOFENCE.C after ATS.INVAL", "IOFENCE.C completes after ATS.INVAL"),
+    ("inval.completed", "ATS Invalidation Completion", "a completion completes an ATS.INVAL"),
+    ("inval.cc", "ATS Invalidation Completion (CC)", "a completion with a Completion Count != 1"),
     ("prgr.sent", "ATS.PRGR", "a Page Request Group Response goes out by command"),
 )
 
@@ -712,7 +713,7 @@ MODEL: Tuple[Group, ...] = (
         "MSI translation",
         "§MSI_TRANS",
         "response.rsp (is_msi, is_mrif, fault.cause); read(MSI_PTE).raw (V, M, C, reserved); "
-        "mem(purpose=MRIF_WRITE); config capabilities.MSI_MRIF",
+        "read(MRIF) or mem(purpose=MRIF_WRITE); config capabilities.MSI_MRIF",
         _msi_bins(),
     ),
     _group(
