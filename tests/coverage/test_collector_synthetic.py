@@ -747,13 +747,12 @@ def test_page_requests_and_ats_messages() -> None:
 
 
 def test_queue_status_when_the_stream_reports_dropped_records() -> None:
-    class Dropped:
-        kind = "queue_record"
-
-        def __init__(self, queue: str, status: str) -> None:
-            self.queue, self.status, self.index, self.record = queue, status, -1, None
-
-    evs = [Dropped(q, s) for q in ("FQ", "PQ") for s in ("overflow", "memory_fault")]
+    rec = rv.FaultRecord(cause=258, ttyp=2)
+    evs = [
+        QueueRecord(q, 0, 0, rec if q == "FQ" else None, status=s)
+        for q in ("FQ", "PQ")
+        for s in ("overflow", "memory_fault")
+    ]
     assert hits(evs) == {"queue.fq.overflow", "queue.fq.mf", "queue.pq.overflow", "queue.pq.mf"}
 
 

@@ -912,7 +912,7 @@ class Collector:
     def _queue_record(self, ev: Any) -> None:
         self._qwrite = ""
         q = ev.queue
-        status = getattr(ev, "status", "written")
+        status = ev.status
         if q == "FQ":
             if status == "overflow":
                 self.hit("queue.fq.overflow")
