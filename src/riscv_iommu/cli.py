@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from . import bench as _bench
+from . import campaign as _campaign
+from . import gen as _gen
+from . import vectors as _vectors
 from .capabilities import Capabilities, IommuParams
 from .coverage import cli as _coverage_cli
 from .host.hypervisor import Hypervisor, HypervisorError, R, Vm, W, X
@@ -546,7 +549,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--seconds", type=float, default=1.0, help="time per case (default 1)")
     b.add_argument("--json", action="store_true", help="print JSON")
     b.add_argument("cases", nargs="*", help=f"cases (default all): {', '.join(_bench.CASES)}")
-    _coverage_cli.register(sub)
+    for mod in (_gen, _vectors, _campaign, _coverage_cli):  # gen, replay, campaign, coverage
+        mod.add_cli(sub)
     return p
 
 
@@ -556,8 +560,9 @@ def main(argv: Optional[Sequence[str]] = None, stream: Optional[TextIO] = None) 
     stream = stream or sys.stdout
     color = False if getattr(args, "no_color", False) or getattr(args, "json", False) else None
     out = _Out(stream, color)
-    if args.command == "coverage":
-        return _coverage_cli.main(args, stream)
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return int(handler(args, stream))
     if args.command == "demo":
         return demo(args.revision, out, args.json)
     if args.command == "explain":

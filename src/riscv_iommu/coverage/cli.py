@@ -1,6 +1,6 @@
 """``riscv-iommu coverage merge|report FILES...``: the command-line side.
 
-:func:`register` adds the ``coverage`` subcommand to the main parser;
+:func:`add_cli` adds the ``coverage`` subcommand to the main parser;
 :func:`main` runs it.  Bad input (a missing or malformed file, an unwritable
 output) is reported as ``riscv-iommu: FILE: ...`` with exit status 2.
 """
@@ -15,7 +15,7 @@ from typing import Any, Dict, Optional, TextIO
 from .data import Coverage, CoverageFileError, load, merge
 from .report import html_report, markdown_report, text_report
 
-__all__ = ["register", "main", "load_notes"]
+__all__ = ["add_cli", "main", "load_notes"]
 
 _FORMATS = ("text", "json", "markdown", "html")
 
@@ -30,8 +30,9 @@ def _percent(text: str) -> float:
     return v
 
 
-def register(sub: Any) -> None:
-    """Add ``coverage`` to the subcommands ``sub`` of the main parser."""
+def add_cli(sub: Any) -> None:
+    """Add ``coverage`` to the subcommands ``sub`` of the main parser (its ``handler``
+    is :func:`main`)."""
     p = sub.add_parser(
         "coverage",
         help="merge and report functional-coverage files",
@@ -39,6 +40,7 @@ def register(sub: Any) -> None:
         "RISCV_IOMMU_COVERAGE=FILE, a campaign, or a testbench) and report them as text, "
         "JSON, Markdown or a self-contained HTML page. The bins are in docs/coverage.md.",
     )
+    p.set_defaults(handler=main)
     cs = p.add_subparsers(dest="coverage_command", required=True, metavar="ACTION")
     m = cs.add_parser("merge", help="merge coverage files into one JSON file")
     m.add_argument("files", nargs="+", metavar="FILE", help="coverage JSON files")
