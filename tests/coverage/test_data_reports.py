@@ -200,6 +200,10 @@ def test_cli_merge_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "bins never hit:" in capsys.readouterr().out
     assert main(["coverage", "report", a, b, "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["runs"] == [0, 1]
+    assert main(["coverage", "report", a, b, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["runs"] == [0, 1]
+    assert main(["coverage", "merge", a, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["runs"] == [0]
     notes = tmp_path / "notes.json"
     notes.write_text(json.dumps({"dc.rule.3": "because"}))
     md = tmp_path / "r.md"
@@ -318,3 +322,11 @@ def test_campaign_plugin(tmp_path: Path) -> None:
         "coverage.html",
     ]
     assert load(paths[0]) == total
+
+
+def test_docs_table_matches_the_model() -> None:
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "coverage.md").read_text()
+    rows = dict(re.findall(r"^\| `(\w+)` \| (\d+) \|", text, re.M))
+    assert {g.name: str(len(g.bins)) for g in MODEL} == rows

@@ -45,9 +45,11 @@ def add_cli(sub: Any) -> None:
     m = cs.add_parser("merge", help="merge coverage files into one JSON file")
     m.add_argument("files", nargs="+", metavar="FILE", help="coverage JSON files")
     m.add_argument("-o", "--output", help="output file (default: standard output)")
+    m.add_argument("--json", action="store_true", help="JSON output (always: the merged file)")
     r = cs.add_parser("report", help="report merged coverage files")
     r.add_argument("files", nargs="+", metavar="FILE", help="coverage JSON files")
     r.add_argument("--format", choices=_FORMATS, default="text", help="report format")
+    r.add_argument("--json", action="store_true", help="the same as --format json")
     r.add_argument("-o", "--output", help="output file (default: standard output)")
     r.add_argument("--missing", action="store_true", help="text: list the bins never hit")
     r.add_argument(
@@ -105,7 +107,7 @@ def main(args: argparse.Namespace, stream: Optional[TextIO] = None) -> int:
             _write(json.dumps(cov.to_json(), indent=1) + "\n", args.output, stream)
             return 0
         notes = load_notes(args.notes) if args.notes else {}
-        fmt = args.format
+        fmt = "json" if args.json else args.format
         if fmt == "json":
             text = json.dumps(cov.to_json(), indent=1) + "\n"
         elif fmt == "markdown":
