@@ -15,9 +15,9 @@ register writes, ATS messages) is sampled as it comes.
 
 What the collector assumes of the stream (the contract in ``events.py``):
 
-* ``read`` events of multi-doubleword structures (DC, PC, MSI PTE) come one
-  per doubleword in address order, or as one event whose ``raw`` holds
-  doubleword *k* in bits ``64k+63:64k``;
+* a ``read`` event of a multi-doubleword structure (DC, PC, MSI PTE) holds
+  doubleword *k* in bits ``64k+63:64k`` of ``raw`` (``size`` > 8), or the
+  doublewords come one event each in address order;
 * ``level`` of ``S_PTE`` / ``G_PTE`` reads is the page-table level (the root
   has level LEVELS-1), so the first read of a walk gives the mode;
 * a failed configuration check is ``check(passed=False)`` with ``cause``
@@ -34,8 +34,10 @@ from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from .. import formats as F
 from ..ddt import DC_RULES
-from ..gipc import GIPC_PC_RULES
-from ..pdt import PC_RULES
+from ..gipc import GIPC_PC_RULES, PC_2024_32, PC_2024_64, PC_2025
+from ..paging import G_MODES as G_GEOMETRY
+from ..pdt import PC_RULES, PID_WIDTH
+from ..registers import REG
 from ..types import Access, Cause, PageRequest, RequestKind, Status
 from .model import BINS, G_MODES, S_MODES, STRUCTURES
 
@@ -62,9 +64,7 @@ _PERM = {Access.READ: _R, Access.WRITE: _W, Access.EXECUTE: _X}
 _MODE_SHIFT = F.IOHGATP.MODE.lsb
 _TC_T2GPA = F.DC_TC.T2GPA.mask
 _TC_SXL = F.DC_TC.SXL.mask
-_PC_ENS = F.PC_TA.ENS.mask
 _PC_SUM = F.PC_TA.SUM.mask
-_MSI_V = F.MSIPTE0.V.mask
 _MSI_C = F.MSIPTE0.C.mask
 _MSI_M = F.MSIPTE0.M
 
@@ -90,22 +90,20 @@ _PC_ALL = {**PC_RULES, **GIPC_PC_RULES}
 _PC_TEXT = {t: n for n, t in _PC_ALL.items()}
 _ENDIAN = frozenset(s for s, _ in STRUCTURES)
 #: GPA width of each G-stage mode by number of levels (x4: two more root bits)
-_G_WIDTH = {2: 34, 3: 41, 4: 50, 5: 59}
-#: [GIPC] widest process_id per pdtp.MODE of each PC format, and of the base PC
-_GIPC_PID_WIDTH = {
-    "2024-32B": {1: 7, 2: 16, 3: 20},
-    "2024-64B": {1: 6, 2: 15, 3: 20},
-    "2025-32B": {1: 7, 2: 16, 3: 20},
-}
-_BASE_PID_WIDTH = {1: 8, 2: 17, 3: 20}
+_G_WIDTH = {geom[0]: geom[3] for modes in G_GEOMETRY for geom in modes.values()}
+_GIPC_FORMATS = {f.name: f for f in (PC_2024_32, PC_2024_64, PC_2025)}
 #: [GIPC] (PC size in doublewords, index of ta, index of iohgatp) per format
-_GIPC_PC = {"2024-32B": (4, 2, 1), "2024-64B": (8, 6, 5), "2025-32B": (4, 0, 2)}
+_GIPC_PC = {
+    n: (f.size // 8, f.offsets["ta"] // 8, f.offsets["iohgatp"] // 8)
+    for n, f in _GIPC_FORMATS.items()
+}
 #: what an implicit G-stage walk translates (``walk`` of G_PTE reads)
 _IMPLICIT = frozenset({"PDTE", "PC", "S_PTE", "S_PTE_AD"})
-_REG_CQ = (24, 72)  # cqb, cqcsr: writes restart the command queue's index
-_REG_FQ = (40, 76)
-_REG_PQ = (56, 80)
-_IOHPMEVT1 = 352
+#: writes to xqb / xqcsr restart the index the IOMMU owns
+_REG_CQ = (REG.CQB, REG.CQCSR)
+_REG_FQ = (REG.FQB, REG.FQCSR)
+_REG_PQ = (REG.PQB, REG.PQCSR)
+_IOHPMEVT1 = REG.IOHPMEVT1
 _HPM_ID = F.IOHPMEVT.eventID
 #: bound of the DC / PC shadows (entries); cleared when full
 SHADOW_LIMIT = 4096
@@ -721,8 +719,8 @@ class Collector:
             and not self._pdt_walk
         ):
             mode = dc[3] >> _MODE_SHIFT
-            width = _GIPC_PID_WIDTH[self.config.pc_format].get(mode)
-            if width is not None and pid >> width and not pid >> _BASE_PID_WIDTH[mode]:
+            width = _GIPC_FORMATS[self.config.pc_format].pid_width.get(mode)
+            if width is not None and pid >> width and not pid >> PID_WIDTH[mode]:
                 self.hit(f"gipc.{rev}.pid_width")
 
     # ------------------------------------------------------------------
