@@ -497,6 +497,7 @@ def add_cli(sub: Any) -> None:
     p.add_argument(
         "--dask", metavar="SCHEDULER", help="run on this Dask scheduler (tcp://host:port)"
     )
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=_cli)
 
 
@@ -514,11 +515,21 @@ def _cli(args: argparse.Namespace, stream: Any) -> int:
         )
         paths = write_reports(rep, args.out)
     except CampaignError as err:
-        print(f"riscv-iommu campaign: {err}", file=sys.stderr)
-        return 2
+        return _fail(args, stream, str(err))
     except OSError as err:
-        print(f"riscv-iommu campaign: cannot write {args.out}: {err.strerror}", file=sys.stderr)
-        return 2
-    stream.write(report_text(rep))
-    print(f"reports: {', '.join(paths[:2])} (+{len(paths) - 2} files)", file=stream)
+        return _fail(args, stream, f"cannot write {args.out}: {err.strerror}")
+    if args.json:
+        json.dump({**rep.as_dict(), "reports": paths}, stream, indent=1, sort_keys=True)
+        stream.write("\n")
+    else:
+        stream.write(report_text(rep))
+        print(f"reports: {', '.join(paths[:2])} (+{len(paths) - 2} files)", file=stream)
     return 1 if rep.failed else 0
+
+
+def _fail(args: argparse.Namespace, stream: Any, message: str) -> int:
+    if args.json:
+        json.dump({"error": {"message": message}}, stream)
+        stream.write("\n")
+    print(f"riscv-iommu campaign: {message}", file=sys.stderr)
+    return 2

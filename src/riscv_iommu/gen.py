@@ -22,6 +22,7 @@ from one ``random.Random(seed)``.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 from dataclasses import dataclass
@@ -375,6 +376,13 @@ class _Gen:
             gwalk_cache_size=cache(256),
             cache_policy=self.pick(["lru", "fifo"]),
             ats_fills_iotlb=p(0.7),
+            ats_no_write_reports_w=p(0.7),
+            cxl_io_unspecified=p(0.3),
+            bare_page_sizes={
+                m: self.pick([1 << 12, 1 << 21, 1 << 30])
+                for m in ("Sv39", "Sv32", "Sv39x4", "Sv48x4")
+                if p(0.3)
+            },
             ats_inval_timeout=self.pick([0, 0, 50, 500]),
             bare_range_size=self.pick([1 << 12, 1 << 21, 1 << 30]),
             fault_page_crossing=p(0.8),
@@ -613,15 +621,15 @@ class _Gen:
         table = PageTable(home, mode, stage="s", xlen32=bool(sxl), big=big)
         self.features.add("s:" + _S_NAMES[sxl][mode])
         sp = _Space(table, vm, pscid)
-        levels, vbits, psize, vabits = table.geom
+        levels, vbits, psize, _ = table.geom
         sizes = [4096, 4096, 4096, 1 << (12 + vbits)] + ([1 << 16] if psize == 8 else [])
+        # at most 6 leaves of at most 4 MiB above 126 MiB: within the lower half of every
+        # mode's VA space (Sv32's 2 GiB included)
         iova = self.rng.randrange(1, 64) << 21
         for _ in range(self.rng.randint(2, 6)):
             size = self.pick(sizes)
             self.features.add("leaf:" + _SIZE_NAMES.get(size, "superpage"))
             iova = (iova + size - 1) & ~(size - 1)
-            if iova + size > 1 << (vabits - 1):
-                break
             flags = self.pick([R, R | W, R | X, R | W | X, X]) | A | D
             if not ens or self.p(0.6):
                 flags |= U
@@ -766,8 +774,6 @@ class _Gen:
             mask, pattern, mtable, _ = vm.msi
             msiptp = mtable.msiptp()
             dev.structs.append(mtable.root)
-        if not dev.ctxs:
-            dev.ctxs.append(_Ctx(None, False, False, self.ram_space(vm, use_msi)))
         dev.tc = tc
         dc = [tc, iohgatp, ta, fsc, msiptp, mask, pattern, 0]
         if self.bad():
@@ -1085,6 +1091,7 @@ class _Gen:
             length=length,
             no_write=kind == RequestKind.ATS_TRANSLATION and self.p(0.3),
             data=data,
+            cxl=self.p(0.2),
         )
         injected = False
         if self.p(prof.inject):
@@ -1147,7 +1154,9 @@ class _Gen:
         if r == 3:
             return iodir_inval_ddt(dev.did if self.p(0.7) else None)
         if r == 4:
-            return iodir_inval_pdt(dev.did, ctx.pid if ctx.pid is not None else self.bits(4))
+            # a PID wider than every supported PDT mode is illegal: only wild commands use one
+            pid = ctx.pid if ctx.pid is not None else (self.bits(4) if self.prof.wild else 0)
+            return iodir_inval_pdt(dev.did, pid)
         if r == 5:
             target = self.drv.fence_addr + 4 * self.rng.randrange(1, 64) if self.p(0.6) else None
             return iofence_c(
@@ -1300,11 +1309,10 @@ class _Gen:
         if self.p(0.1):
             did ^= 1  # a completion from another device: discarded (or TTYP 9)
         vec = 1 << itag
-        if self.pending and self.p(0.3):
-            other = self.pick(sorted(self.pending))
-            if self.pending[other] == did:
-                vec |= 1 << other
-                del self.pending[other]
+        if self.p(0.3):  # one message for every outstanding ITAG of the device
+            same = [t for t in sorted(self.pending) if self.pending[t] == did]
+            vec |= sum(1 << t for t in same)
+            self.pending = {t: d for t, d in self.pending.items() if t not in same}
         cc = self.pick([1, 1, 1, 2, 0])
         watch = [(self.drv.fence_addr, 4)]
         n = (cc or 8) if self.p(0.7) else 1  # sometimes fewer than CC messages
@@ -1415,6 +1423,11 @@ def add_cli(sub: Any) -> None:
         + "; ".join(f"{k}: {v.description}" for k, v in PROFILES.items()),
     )
     p.add_argument("--out", default="-", help="output file (default: standard output)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="errors as JSON objects too (the vector file is JSON anyway)",
+    )
     p.set_defaults(handler=_cli)
 
 
@@ -1429,6 +1442,10 @@ def _cli(args: argparse.Namespace, stream: Any) -> int:
         with open(args.out, "w", encoding="utf-8") as fh:
             fh.write(text)
     except OSError as err:
-        print(f"riscv-iommu gen: cannot write {args.out}: {err.strerror}", file=sys.stderr)
+        message = f"cannot write {args.out}: {err.strerror}"
+        if args.json:
+            json.dump({"error": {"message": message}}, stream)
+            stream.write("\n")
+        print(f"riscv-iommu gen: {message}", file=sys.stderr)
         return 2
     return 0

@@ -125,6 +125,14 @@ class VectorError(ValueError):
         self.message = message
 
 
+def _param_json(v: Any) -> Any:
+    if isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, Mapping):
+        return {str(k): int(x) for k, x in sorted(v.items())}
+    return int(v)
+
+
 def hx(value: int) -> str:
     """The file's spelling of a 64-bit value: lower-case hex with ``0x``."""
     return f"{value:#x}"
@@ -170,6 +178,7 @@ def _response_json(rsp: Response) -> Dict[str, Any]:
         "nid": int(rsp.nid),
         "rcid": int(rsp.rcid),
         "mcid": int(rsp.mcid),
+        "cxl_io": bool(rsp.cxl_io),
     }
 
 
@@ -185,6 +194,7 @@ def request_json(req: Request) -> Dict[str, Any]:
         "length": req.length,
         "no_write": bool(req.no_write),
         "data": None if req.data is None else hx(req.data),
+        "cxl": bool(req.cxl),
     }
 
 
@@ -199,6 +209,7 @@ def _request_obj(d: Mapping[str, Any]) -> Request:
         length=d["length"],
         no_write=d["no_write"],
         data=None if d["data"] is None else int(d["data"], 16),
+        cxl=d["cxl"],
     )
 
 
@@ -429,6 +440,7 @@ _RESPONSE_SCHEMA = {
     "nid": ("int", 0x7FF),
     "rcid": ("int", 0xFFF),
     "mcid": ("int", 0xFFF),
+    "cxl_io": _BOOL,
 }
 _REQUEST_SCHEMA = {
     "device_id": ("int", 0xFFFFFF),
@@ -440,6 +452,7 @@ _REQUEST_SCHEMA = {
     "length": ("int", 1 << 32),
     "no_write": _BOOL,
     "data": ("null", _HEX),
+    "cxl": _BOOL,
 }
 _PAGE_REQUEST_SCHEMA = {
     "device_id": ("int", 0xFFFFFF),
@@ -580,13 +593,17 @@ def _check_header(doc: Dict[str, Any]) -> None:
         kind = _PARAM_FIELDS.get(k)
         if kind is None:
             raise VectorError(f"params.{k}", "unknown parameter")
+        if kind.startswith("Mapping"):  # bare_page_sizes: mode name -> size
+            for mode, size in _obj(val, f"params.{k}").items():
+                _check(size, _INT, f"params.{k}.{mode}")
+            continue
         want = {"int": int, "bool": bool, "str": str}[kind]
         if type(val) is not want:
             raise VectorError(f"params.{k}", f"expected a {kind}, got {_type_name(val)}")
     try:
         caps = Capabilities.from_raw(int(doc["capabilities"], 16), gipc_bit=doc["gipc_bit"])
         IommuParams(**params)
-    except ValueError as err:
+    except (TypeError, ValueError) as err:
         raise VectorError("capabilities/params", str(err)) from None
     del caps
     if "generator" in doc:
@@ -928,8 +945,6 @@ def diff(expected: Any, got: Any, path: str) -> List[str]:
             g = got[i] if i < len(got) else _ABSENT
             lines += diff(e, g, f"{path}[{i}]")
         return lines
-    if expected == got and type(expected) is type(got):
-        return []
     return [f"{path}: expected {_show(expected)}, got {_show(got)}"]
 
 
@@ -1028,9 +1043,7 @@ class Recorder:
         self.header: Dict[str, Any] = {
             "capabilities": hx(capabilities.raw),
             "gipc_bit": capabilities.gipc_bit,
-            "params": {
-                k: v if isinstance(v, (bool, str)) else int(v) for k, v in asdict(params).items()
-            },
+            "params": {k: _param_json(v) for k, v in asdict(params).items()},
             "fctl": hx(fctl),
         }
         self._on_model = on_model
@@ -1236,11 +1249,17 @@ def add_cli(sub: Any) -> None:
     p.add_argument(
         "--max-diffs", type=positive, default=50, help="diff lines shown per file (default 50)"
     )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: per file its status, steps and differences (or error)",
+    )
     p.set_defaults(handler=_cli)
 
 
 def _cli(args: argparse.Namespace, stream: Any) -> int:
     status = 0
+    report: List[Dict[str, Any]] = []
     for path in args.files:
         try:
             doc = load(path)
@@ -1248,7 +1267,19 @@ def _cli(args: argparse.Namespace, stream: Any) -> int:
         except VectorError as err:
             where = err.where if err.where.startswith(path) else f"{path}: {err.where}"
             print(f"riscv-iommu replay: {where}: {err.message}", file=sys.stderr)
+            report.append({"file": path, "status": "malformed", "error": f"{where}: {err.message}"})
             status = 2
+            continue
+        entry = {
+            "file": path,
+            "status": "pass" if result.ok else "fail",
+            "steps": result.steps,
+            "failed_steps": result.failed_steps,
+            "diffs": result.diffs,
+        }
+        report.append(entry)
+        if args.json:
+            status = max(status, 0 if result.ok else 1)
             continue
         if result.ok:
             print(f"PASS {path}: {result.steps} steps", file=stream)
@@ -1264,4 +1295,7 @@ def _cli(args: argparse.Namespace, stream: Any) -> int:
             file=stream,
         )
         status = max(status, 1)
+    if args.json:
+        json.dump({"files": report}, stream, indent=1)
+        stream.write("\n")
     return status

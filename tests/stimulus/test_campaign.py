@@ -316,3 +316,19 @@ def test_campaign_command_with_a_bad_dask_address(tmp_path: Path) -> None:
     rc, _, err = cli("campaign", "--seeds", "0:1", "--dask", "no-port", "--out", str(tmp_path))
     assert rc == 2
     assert "riscv-iommu campaign: cannot reach the Dask scheduler 'no-port': " in err
+
+
+def test_campaign_command_json(tmp_path: Path) -> None:
+    rc, out, _ = cli(
+        "campaign", "--seeds", "0:3", "--jobs", "1", "--requests", "2", "--no-plugin",
+        "--out", str(tmp_path), "--json",
+    )  # fmt: skip
+    data = json.loads(out)
+    assert rc == 0 and data["passed"] == 3 and data["requests"] == 6
+    assert data["reports"][0] == str(tmp_path / "summary.json")
+    rc, out, _ = cli(
+        "campaign", "--seeds", "0:1", "--plugin", "x", "--json", "--out", str(tmp_path)
+    )
+    assert rc == 2 and json.loads(out) == {
+        "error": {"message": "plugin 'x': expected MODULE:ATTRIBUTE"}
+    }

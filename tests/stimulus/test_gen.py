@@ -194,3 +194,9 @@ def test_gen_command_unwritable_output(tmp_path: Path) -> None:
     )
     assert rc == 2
     assert err.startswith(f"riscv-iommu gen: cannot write {tmp_path / 'no' / 'v.json'}: ")
+
+
+def test_gen_command_json_error(tmp_path: Path) -> None:
+    target = str(tmp_path / "no" / "v.json")
+    rc, out, _ = cli("gen", "--seed", "1", "--requests", "1", "--out", target, "--json")
+    assert rc == 2 and json.loads(out)["error"]["message"].startswith(f"cannot write {target}: ")

@@ -262,6 +262,16 @@ MALFORMED: List[Tuple[str, Any, str]] = [
         ".request.access: expected one of 'read', 'write', 'execute'",
     ),
     (
+        "null",
+        lambda d: first(d, "request")[1]["request"].update(length=None),
+        ".request.length: expected a non-negative integer, got null",
+    ),
+    (
+        "bool for int",
+        lambda d: first(d, "request")[1]["request"].update(device_id=True),
+        ".request.device_id: expected a non-negative integer, got a boolean",
+    ),
+    (
         "negative",
         lambda d: first(d, "request")[1]["request"].update(length=-1),
         ".request.length: expected a non-negative integer",
@@ -533,3 +543,58 @@ def test_final_with_a_subset_of_registers_and_digests(doc: Dict[str, Any]) -> No
 def test_json_values_are_plain(doc: Dict[str, Any]) -> None:
     """Every value is a JSON type (no enum or bytes leaks into the document)."""
     assert json.loads(json.dumps(doc)) == doc
+
+
+def test_hypervisor_through_the_recorder() -> None:
+    """The hypervisor model (GIPC, both stages) records as easily as the driver: it reads the
+    platform description (capabilities, parameters, memory port) from ``rec.mmio``."""
+    from riscv_iommu.host.hypervisor import Hypervisor, R, W
+
+    rec = Recorder(rv.Capabilities.full(gipc=True), rv.IommuParams(gipc_revision="2025"))
+    hv = Hypervisor(rec.mmio)  # type: ignore[arg-type]
+    vm = hv.create_vm()
+    vm.map_guest_ram(0x8000_0000, 1 << 21)
+    hv.attach_gipc(7)
+    rec.start()
+    hv.bind_pasid(7, 1, vm)
+    hv.map(7, 1, 0x10000, 0x8000_1000, 0x1000, R | W)
+    out = rec.translate(rv.Request(device_id=7, addr=0x10008, process_id=1))
+    assert out["response"]["addr"] == hex(vm.spa(0x8000_1008))
+    assert rec.mmio.params.gipc_revision == "2025" and rec.mmio.mem is rec.mem
+    rec.mem.write(hv.driver.cq_base, bytes(8))  # a command write left without a doorbell
+    d = rec.document()
+    assert d["steps"][-1] == {"op": "mem_write", "addr": hex(hv.driver.cq_base), "data": "00" * 8}
+    assert vectors.replay(vectors.loads(vectors.dumps(d))).ok
+
+
+def test_replay_json(doc: Dict[str, Any], tmp_path: Path) -> None:
+    good = write(tmp_path / "good.json", doc)
+    d, i, old = tampered(doc)
+    bad = write(tmp_path / "bad.json", d)
+    broken = write(tmp_path / "broken.json", "{")
+    rc, out, _ = cli("replay", "--json", good, bad, broken)
+    data = json.loads(out)
+    assert rc == 2
+    files = data["files"]
+    assert [f["status"] for f in files] == ["pass", "fail", "malformed"]
+    assert files[0] == {
+        "file": good,
+        "status": "pass",
+        "steps": len(doc["steps"]),
+        "failed_steps": 0,
+        "diffs": [],
+    }
+    assert files[1]["diffs"][0].startswith(f"steps[{i}] request: expect.response.addr: ")
+    assert files[2]["error"].startswith(f"{broken}:1:2: invalid JSON")
+    rc, out, _ = cli("replay", "--json", bad)
+    assert rc == 1 and json.loads(out)["files"][0]["failed_steps"] == 1
+
+
+def test_help_of_the_new_commands() -> None:
+    for command, words in (
+        ("gen", ["--seed", "--profile", "legal"]),
+        ("replay", ["--max-diffs", "docs/vectors.md"]),
+        ("campaign", ["--seeds", "--dask", "--plugin", "docs/stimulus.md"]),
+    ):
+        rc, out, _ = cli(command, "--help")
+        assert rc == 0 and all(w in out for w in words), command
