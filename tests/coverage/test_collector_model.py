@@ -163,7 +163,15 @@ def test_suite_plugin(tmp_path: Path) -> None:
 def test_conftest_registers_the_plugin_only_with_the_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import conftest
+    import importlib.util
+
+    # tests/conftest.py by path (other conftest modules may own the name "conftest")
+    spec = importlib.util.spec_from_file_location(
+        "tests_root_conftest", Path(__file__).resolve().parent.parent / "conftest.py"
+    )
+    assert spec is not None and spec.loader is not None
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
 
     registered: Any = []
 
