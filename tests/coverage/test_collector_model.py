@@ -14,7 +14,7 @@ from helpers import SV39, TC_EN_ATS, TC_EN_PRI, TC_T2GPA, TC_V, System
 from riscv_iommu import formats as F
 from riscv_iommu.cli import DEMO_DEVICE, DEMO_IOVA, build_demo
 from riscv_iommu.coverage import BINS, Collector, Config, load
-from riscv_iommu.coverage.suite import OUTSIDE, SuiteCoverage
+from riscv_iommu.coverage.suite import OUTSIDE, SuiteCollector, SuiteCoverage
 
 
 def got(c: Collector) -> Set[str]:
@@ -132,7 +132,7 @@ def test_debug_interface_and_hpm() -> None:
 
 def test_suite_plugin(tmp_path: Path) -> None:
     out = tmp_path / "suite.json"
-    base = len(System().iommu.observers)  # 1 when the suite itself runs with coverage
+    base = len(System().iommu._observers)  # 1 when the suite itself runs with coverage
     plugin = SuiteCoverage(str(out))
     plugin.install()  # twice is once
     try:
@@ -144,7 +144,11 @@ def test_suite_plugin(tmp_path: Path) -> None:
         s.ddt.set_dc(1, tc=TC_V)
         s.t(1, 0x1000)
         plugin.pytest_runtest_logstart(Item.nodeid, None)
-        assert len(s.iommu.observers) == base + 1
+        assert len(s.iommu._observers) == base + 1
+        assert not any(isinstance(o, SuiteCollector) for o in s.iommu.observers)  # hidden
+        mine = Collector()
+        s.iommu.attach(mine)
+        assert s.iommu.observers[-1] is mine
         s.t(0x999, 0x1000)  # DDT entry not valid
         plugin.pytest_runtest_logfinish(Item.nodeid, None)
         plugin.pytest_runtest_logstart("tests/x.py::test_b", None)  # builds nothing
@@ -152,7 +156,7 @@ def test_suite_plugin(tmp_path: Path) -> None:
         plugin.pytest_sessionfinish(None)
     finally:
         plugin.pytest_unconfigure(None)
-    assert len(System().iommu.observers) == base  # uninstalled
+    assert len(System().iommu._observers) == base  # uninstalled
     cov = load(str(out))
     assert cov.runs == [OUTSIDE, "tests/x.py::test_a"]
     assert cov.first["cause.258.ttyp.2"] == "tests/x.py::test_a"

@@ -941,8 +941,8 @@ class Collector:
 
     def _interrupt(self, ev: Any) -> None:
         src = ev.source
-        if ev.wired and not getattr(ev, "level", True):
-            return  # a wire released
+        if not src or (ev.wired and not ev.level):
+            return  # a wire released, or a message no source is pending for any more
         if ev.wired:
             self.hit(f"intr.{src}.wired")
         else:
