@@ -22,6 +22,7 @@ from . import campaign as _campaign
 from . import gen as _gen
 from . import vectors as _vectors
 from .capabilities import Capabilities, IommuParams
+from .coverage import cli as _coverage_cli
 from .host.hypervisor import Hypervisor, R, Vm, W
 from .iommu import Iommu
 from .memory import SparseMemory
@@ -339,7 +340,7 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="riscv-iommu",
         description="RISC-V IOMMU reference model with GIPC: demo, explain, run, bench, gen, "
-        "replay, campaign.",
+        "replay, campaign, coverage.",
     )
     p.add_argument("--version", action="version", version=f"riscv-iommu {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
@@ -405,7 +406,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--json", action="store_true", help="print JSON")
     b.add_argument("cases", nargs="*", help=f"cases (default all): {', '.join(_bench.CASES)}")
-    for mod in (_gen, _vectors, _campaign):  # gen, replay, campaign: their own modules
+    for mod in (_gen, _vectors, _campaign, _coverage_cli):  # gen, replay, campaign, coverage
         mod.add_cli(sub)
     return p
 

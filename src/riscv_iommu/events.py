@@ -246,7 +246,8 @@ class RegWrite(Event):
 
 @dataclass(slots=True)
 class QueueRecord(Event):
-    """A record written to the fault queue (``FQ``) or page-request queue (``PQ``)."""
+    """A record written to the fault queue (``FQ``) or page-request queue (``PQ``), or
+    discarded (see ``status``)."""
 
     kind: ClassVar[str] = "queue_record"
     queue: str
@@ -254,6 +255,10 @@ class QueueRecord(Event):
     addr: int
     #: the decoded record (a FaultRecord or PageRequest)
     record: Any
+    #: ``written``; or the record was discarded: ``overflow`` (the queue was full:
+    #: xqof set) or ``memory_fault`` (its write faulted: xqmf set); ``index`` is
+    #: then the tail the record would have had
+    status: str = "written"
 
 
 @dataclass(slots=True)
