@@ -83,8 +83,8 @@ class SeedCollector(Protocol):
 class CampaignPlugin(Protocol):
     """What a campaign needs of a plugin (e.g. functional coverage).
 
-    ``collector()`` makes a fresh :class:`SeedCollector` for each seed (in
-    the worker).  ``merge(total, result)`` folds a seed's result into the
+    ``collector(seed)`` makes a fresh :class:`SeedCollector` for each seed
+    (in the worker).  ``merge(total, result)`` folds a seed's result into the
     running total (``total`` is None at first) and returns the new total and
     the names of the bins the result added.  ``report(total, out_dir)``
     writes the plugin's reports and returns the paths it wrote.
@@ -92,8 +92,8 @@ class CampaignPlugin(Protocol):
 
     name: str
 
-    def collector(self) -> SeedCollector:
-        """A collector for one seed."""
+    def collector(self, seed: Optional[int] = None) -> SeedCollector:
+        """A collector for one seed (``seed`` labels its result)."""
 
     def merge(self, total: Any, result: Any) -> Tuple[Any, List[str]]:
         """Fold one seed's result into the total; returns (total, new bins)."""
@@ -176,7 +176,7 @@ def run_seed(
     """
     out: Dict[str, Any] = {"seed": seed, "ok": True, "error": None, "plugin": None}
     try:
-        collector = load_plugin(plugin).collector() if plugin else None
+        collector = load_plugin(plugin).collector(seed) if plugin else None
         hook = collector.on_model if collector is not None else None
         doc = generate(seed, requests, profile, on_model=hook)
         out.update(_summary(doc))

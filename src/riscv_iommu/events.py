@@ -255,9 +255,10 @@ class QueueRecord(Event):
     addr: int
     #: the decoded record (a FaultRecord or PageRequest)
     record: Any
-    #: ``written``; or the record was discarded: ``overflow`` (the queue was full:
-    #: xqof set) or ``memory_fault`` (its write faulted: xqmf set); ``index`` is
-    #: then the tail the record would have had
+    #: ``written``; or the record was discarded: ``overflow`` (the queue was full,
+    #: or xqof is still set), ``memory_fault`` (its write faulted, or xqmf is still
+    #: set) or ``off`` (xqon = 0); ``index`` is then the tail the record would have
+    #: had, and ``addr`` the address of the faulting write (0 when none was tried)
     status: str = "written"
 
 

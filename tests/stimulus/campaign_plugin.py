@@ -32,7 +32,8 @@ class Collector:
 class Plugin:
     name = "test-bins"
 
-    def collector(self) -> Collector:
+    def collector(self, seed: Optional[int] = None) -> Collector:
+        assert isinstance(seed, int)  # the campaign labels each collector with its seed
         return Collector()
 
     def merge(self, total: Any, result: Any) -> Tuple[Any, List[str]]:

@@ -916,7 +916,7 @@ class Collector:
                 self.hit("queue.fq.overflow")
             elif status == "memory_fault":
                 self.hit("queue.fq.mf")
-            elif ev.record is not None:
+            elif status == "written" and ev.record is not None:
                 if 0 <= ev.index < self._fq_last:
                     self.hit("queue.fq.wrap")
                 self._fq_last = ev.index
@@ -927,7 +927,7 @@ class Collector:
                 self.hit("queue.pq.overflow")
             elif status == "memory_fault":
                 self.hit("queue.pq.mf")
-            elif ev.record is not None:
+            elif status == "written" and ev.record is not None:
                 if 0 <= ev.index < self._pq_last:
                     self.hit("queue.pq.wrap")
                 self._pq_last = ev.index
