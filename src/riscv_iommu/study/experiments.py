@@ -261,6 +261,7 @@ def _rebind(cfg: StudyConfig, kind: str, _: Any) -> Dict[str, Any]:
             {
                 "op": name,
                 "commands": probe.commands,
+                "command_names": probe.names,
                 "dropped": dropped,
                 "reads_before": before,
                 "reads_after": after,

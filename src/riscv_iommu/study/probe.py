@@ -13,49 +13,56 @@ snapshots.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
 from ..events import CommandEvent, Event, StructRead
 
-__all__ = ["Probe", "STRUCTURES", "cache_counts", "delta", "hit_rate"]
+__all__ = ["Probe", "STRUCTURES", "TABLE_WALKS", "cache_counts", "delta", "hit_rate"]
 
-#: Columns of a reads-per-translation breakdown, in walk order.  ``G_PTE_table``:
-#: G-stage PTEs read to translate the GPA of another structure (a first-stage
-#: PTE, a PDT entry, a PC, ...); ``G_PTE_final``: G-stage PTEs of the request's GPA.
+#: Columns of a reads-per-translation breakdown, in walk order.  The G-stage PTE
+#: reads are split by what they translate: ``G_PTE_pdt`` the GPA of a PDT entry or
+#: PC (base spec: the PDT is in guest memory), ``G_PTE_s1`` the GPA of a
+#: first-stage PTE, ``G_PTE_final`` the request's own GPA; ``G_PTE_other`` any
+#: other implicit access (MSI PTE, MRIF: none in this study's systems).
 STRUCTURES: Tuple[str, ...] = (
     "DDTE",
     "DC",
     "PDTE",
     "PC",
     "S_PTE",
-    "G_PTE_table",
+    "G_PTE_pdt",
+    "G_PTE_s1",
     "G_PTE_final",
+    "G_PTE_other",
     "MSI_PTE",
     "MRIF",
 )
+#: The G-stage reads that translate the address of a table (not the request's GPA).
+TABLE_WALKS: Tuple[str, ...] = ("G_PTE_pdt", "G_PTE_s1", "G_PTE_other")
+_G_NAME = {"final": "G_PTE_final", "PDTE": "G_PTE_pdt", "PC": "G_PTE_pdt", "S_PTE": "G_PTE_s1"}
 
 
 class Probe:
-    """Counts structure reads and commands while ``active``."""
+    """Counts structure reads and commands."""
 
-    __slots__ = ("reads", "commands", "active")
+    __slots__ = ("reads", "commands", "names")
 
     def __init__(self) -> None:
         self.reads: Dict[str, int] = {}
         self.commands = 0
-        self.active = True
+        #: names of the commands, in order
+        self.names: List[str] = []
 
     def __call__(self, event: Event) -> None:
-        if not self.active:
-            return
         t = type(event)
         if t is StructRead:
             name = event.structure  # type: ignore[attr-defined]
             if name == "G_PTE":
-                name = "G_PTE_final" if event.walk == "final" else "G_PTE_table"  # type: ignore[attr-defined]
+                name = _G_NAME.get(event.walk, "G_PTE_other")  # type: ignore[attr-defined]
             self.reads[name] = self.reads.get(name, 0) + 1
         elif t is CommandEvent:
             self.commands += 1
+            self.names.append(event.name)  # type: ignore[attr-defined]
 
     def total(self) -> int:
         """Every structure read counted."""
@@ -65,11 +72,13 @@ class Probe:
         """Forget the counts."""
         self.reads = {}
         self.commands = 0
+        self.names = []
 
     def per(self, n: int) -> Dict[str, float]:
         """Reads per translation (``n`` translations), by structure, with ``total``."""
         out = {s: self.reads.get(s, 0) / n for s in STRUCTURES}
         out["total"] = self.total() / n
+        out["G_PTE_table"] = sum(self.reads.get(s, 0) for s in TABLE_WALKS) / n
         return out
 
 
