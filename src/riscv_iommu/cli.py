@@ -18,6 +18,7 @@ from .capabilities import Capabilities, IommuParams
 from .host.hypervisor import Hypervisor, HypervisorError, R, Vm, W, X
 from .iommu import Iommu
 from .memory import SparseMemory
+from .study import command as _study
 from .trace import Tracer
 from .types import Access, Cause, FaultRecord, Request, Response, Status
 
@@ -545,6 +546,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--seconds", type=float, default=1.0, help="time per case (default 1)")
     b.add_argument("--json", action="store_true", help="print JSON")
     b.add_argument("cases", nargs="*", help=f"cases (default all): {', '.join(_bench.CASES)}")
+    _study.add_parser(sub)
     return p
 
 
@@ -572,6 +574,8 @@ def main(argv: Optional[Sequence[str]] = None, stream: Optional[TextIO] = None) 
             length=1,
         )
         return explain(sc, req, out, args.json)
+    if args.command == "study":
+        return _study.main(args, stream)
     if args.command == "run":
         try:
             res = run_scenario(args.scenario)
