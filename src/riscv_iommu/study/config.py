@@ -23,6 +23,7 @@ __all__ = [
     "PRESETS",
     "MAX_VMS",
     "MAX_PASIDS",
+    "MAX_BUFFER",
 ]
 
 #: The configurations compared (see docs/study-gipc.md for what each one builds).
@@ -63,10 +64,8 @@ EXPERIMENTS: Dict[str, str] = {
 MAX_VMS = 1 << 16
 #: PASIDs of one device (process_id is 20 bits; 0 is not used).
 MAX_PASIDS = 1_000_000
-
-
-def _ints(value: Any) -> Tuple[int, ...]:
-    return tuple(int(v) for v in value)
+#: Largest buffer a PASID maps (pages x page size): the Sv39 IOVA space above 1 GiB.
+MAX_BUFFER = 1 << 37
 
 
 @dataclass(frozen=True)
@@ -142,6 +141,12 @@ class StudyConfig:
         _check_name("policy", self.policy, {p: p for p in POLICIES})
         _check_names("patterns", self.patterns, PATTERNS)
         _check_names("page_sizes", self.page_sizes, PAGE_SIZES)
+        largest = max(PAGE_SIZES[p] for p in (self.page_size, *self.page_sizes))
+        if self.pages * largest > MAX_BUFFER:
+            raise ValueError(
+                f"pages: {self.pages} pages of {largest >> 20} MiB exceed the "
+                f"{MAX_BUFFER >> 30} GiB an Sv39 address space leaves a PASID"
+            )
         if len(set(self.memory_points)) < 2:
             raise ValueError("memory_points: needs two different VM counts")
         for v in self.memory_points:

@@ -15,6 +15,10 @@ difference of two ``iommu.stats`` snapshots.
 from __future__ import annotations
 
 import gc
+import json
+import os
+import subprocess
+import sys
 import tracemalloc
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -292,20 +296,23 @@ def _group_reads(io: Iommu, sysm: System, groups: Dict[str, List[int]]) -> Dict[
     return out
 
 
+#: what the memory experiment reports, by the file that allocated: the simulated
+#: memory's pages (the tables), the host toolkit's objects, the model's own state
 _COMPONENTS = (
     ("simulated memory", "/riscv_iommu/memory.py"),
     ("host toolkit", "/riscv_iommu/host/"),
-    ("study", "/riscv_iommu/study/"),
     ("model", "/riscv_iommu/"),
 )
 
 
 def _component(filename: str) -> str:
     name = filename.replace("\\", "/")
+    if "/riscv_iommu/study/" in name:
+        return ""  # the study's own requests and bookkeeping
     for comp, part in _COMPONENTS:
         if part in name:
             return comp
-    return "other"
+    return ""  # the interpreter and the standard library
 
 
 def _traced(cfg: StudyConfig, kind: str, vms: int, pasids: int) -> Dict[str, int]:
@@ -314,9 +321,7 @@ def _traced(cfg: StudyConfig, kind: str, vms: int, pasids: int) -> Dict[str, int
     tracemalloc.start()
     try:
         snap0 = tracemalloc.take_snapshot()
-        sysm = build(
-            kind, vms, pasids, cfg.pages, PAGE_SIZES[cfg.page_size], params_for(cfg)
-        )
+        sysm = build(kind, vms, pasids, cfg.pages, PAGE_SIZES[cfg.page_size], params_for(cfg))
         io = sysm.fresh_iommu(params_for(cfg))
         _warm(io, sysm, _pass(sysm, range(pasids)))
         gc.collect()
@@ -324,23 +329,46 @@ def _traced(cfg: StudyConfig, kind: str, vms: int, pasids: int) -> Dict[str, int
     finally:
         tracemalloc.stop()
     out = {c: 0 for c, _ in _COMPONENTS}
-    out["other"] = 0
     for st in snap1.compare_to(snap0, "filename"):
-        out[_component(st.traceback[0].filename)] += st.size_diff
+        comp = _component(st.traceback[0].filename)
+        if comp:
+            out[comp] += st.size_diff
     del sysm, io
+    return out
+
+
+def memory_point(argv: Sequence[str]) -> None:
+    """The child process of :func:`_fresh`: ``argv`` = config JSON, system, VMs, PASIDs;
+    prints the bytes by component as JSON."""
+    cfg = StudyConfig.from_dict(json.loads(argv[0]))
+    print(json.dumps(_traced(cfg, argv[1], int(argv[2]), int(argv[3]))))
+
+
+def _fresh(cfg: StudyConfig, kind: str, vms: int, pasids: int) -> Dict[str, int]:
+    """:func:`_traced` in a new interpreter: what a process allocates depends on what it
+    did before, so each point starts from the same state and the result is repeatable."""
+    code = "import sys; from riscv_iommu.study.experiments import memory_point as m; m(sys.argv[1:])"
+    argv = [sys.executable, "-c", code, json.dumps(cfg.as_dict()), kind, str(vms), str(pasids)]
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode:
+        raise RuntimeError(f"memory measurement failed: {proc.stderr.strip()[-500:]}")
+    out: Dict[str, int] = json.loads(proc.stdout)
     return out
 
 
 def _memory(cfg: StudyConfig, kind: str, _: Any) -> Dict[str, Any]:
     """Bytes per VM and per PASID: slopes between two sizes of the same system."""
     lo, hi = min(cfg.memory_points), max(cfg.memory_points)
-    by_pasids = (_traced(cfg, kind, lo, lo), _traced(cfg, kind, lo, hi))
-    per_pasid = {c: (by_pasids[1][c] - by_pasids[0][c]) / (hi - lo) for c in by_pasids[0]}
+
+    def slope(a: Dict[str, int], b: Dict[str, int]) -> Dict[str, float]:
+        return {c: (b[c] - a[c]) / (hi - lo) for c in a}
+
+    small, many = _fresh(cfg, kind, lo, lo), _fresh(cfg, kind, lo, hi)
     per_vm: Optional[Dict[str, float]] = None
     if kind != "classic-1vm":  # one VM by construction
-        big = _traced(cfg, kind, hi, hi)
-        per_vm = {c: (big[c] - by_pasids[1][c]) / (hi - lo) for c in big}
-    return {"system": kind, "sizes": [lo, hi], "per_pasid": per_pasid, "per_vm": per_vm}
+        per_vm = slope(many, _fresh(cfg, kind, hi, hi))
+    return {"system": kind, "sizes": [lo, hi], "per_pasid": slope(small, many), "per_vm": per_vm}
 
 
 _RUNNERS: Dict[str, Any] = {

@@ -39,16 +39,25 @@ STRUCTURES: Tuple[str, ...] = (
 )
 #: The G-stage reads that translate the address of a table (not the request's GPA).
 TABLE_WALKS: Tuple[str, ...] = ("G_PTE_pdt", "G_PTE_s1", "G_PTE_other")
-_G_NAME = {"final": "G_PTE_final", "PDTE": "G_PTE_pdt", "PC": "G_PTE_pdt", "S_PTE": "G_PTE_s1"}
+_G_NAME = {
+    "final": "G_PTE_final",
+    "PDTE": "G_PTE_pdt",
+    "PC": "G_PTE_pdt",
+    "S_PTE": "G_PTE_s1",
+    "S_PTE_AD": "G_PTE_s1",  # the implicit write of a first-stage A/D update
+}
 
 
 class Probe:
     """Counts structure reads and commands."""
 
-    __slots__ = ("reads", "commands", "names")
+    __slots__ = ("reads", "bytes", "commands", "names")
 
     def __init__(self) -> None:
+        #: structure reads by structure: one per DDT entry, DC, PDT entry, PC, PTE, MSI PTE
         self.reads: Dict[str, int] = {}
+        #: bytes of those reads (a 64-byte DC is one read of 64 bytes)
+        self.bytes: Dict[str, int] = {}
         self.commands = 0
         #: names of the commands, in order
         self.names: List[str] = []
@@ -60,6 +69,7 @@ class Probe:
             if name == "G_PTE":
                 name = _G_NAME.get(event.walk, "G_PTE_other")  # type: ignore[attr-defined]
             self.reads[name] = self.reads.get(name, 0) + 1
+            self.bytes[name] = self.bytes.get(name, 0) + event.size  # type: ignore[attr-defined]
         elif t is CommandEvent:
             self.commands += 1
             self.names.append(event.name)  # type: ignore[attr-defined]
@@ -71,14 +81,17 @@ class Probe:
     def reset(self) -> None:
         """Forget the counts."""
         self.reads = {}
+        self.bytes = {}
         self.commands = 0
         self.names = []
 
     def per(self, n: int) -> Dict[str, float]:
-        """Reads per translation (``n`` translations), by structure, with ``total``."""
+        """Reads per translation (``n`` translations), by structure, with ``total``,
+        ``G_PTE_table`` (the G-stage reads of table addresses) and ``bytes``."""
         out = {s: self.reads.get(s, 0) / n for s in STRUCTURES}
         out["total"] = self.total() / n
         out["G_PTE_table"] = sum(self.reads.get(s, 0) for s in TABLE_WALKS) / n
+        out["bytes"] = sum(self.bytes.values()) / n
         return out
 
 

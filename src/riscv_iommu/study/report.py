@@ -68,12 +68,12 @@ def _cold_tables(rows: List[Dict[str, Any]]) -> List[Table]:
     for state in rows[0]["states"]:
         body = [
             [r["system"]] + [_n(r["states"][state][s]) for s in used]
-            + [_n(r["states"][state]["total"])]
+            + [_n(r["states"][state]["total"]), _n(r["states"][state]["bytes"])]
             for r in rows
         ]
         out.append(
             (f"reads of one translation: {state}", ["system"] + [_SHORT[s] for s in used]
-             + ["total"], body)
+             + ["total", "bytes"], body)
         )
     return out
 
@@ -250,24 +250,24 @@ def _cold_claims(c: Dict[str, Any]) -> List[str]:
     if "classic" in c and "gipc-2025" in c:
         cl, g5 = c["classic"], c["gipc-2025"]
         saved = _tot(cl, "cold", "G_PTE_pdt") - _tot(g5, "cold", "G_PTE_pdt")
-        extra = _tot(g5, "cold", "PC") - _tot(cl, "cold", "PC")
         out.append(
             f"**The SPA-addressed PDT saves {_n(saved)} G-stage reads on a cold translation**: "
             f"with the PDT in guest memory (classic) each of the PDT walk's "
-            f"{_n(_tot(cl, 'cold', 'PDTE') + _tot(cl, 'cold', 'PC'))} reads "
-            f"(PDTEs and PC doublewords) needs its address translated first, "
-            f"{_n(_tot(cl, 'cold', 'G_PTE_pdt'))} G-stage reads in all; GIPC 2025 reads the "
-            f"same PDT at SPAs and pays {_n(extra)} more PC doublewords for its 32-byte PC: "
-            f"{_n(_tot(cl, 'cold'))} reads become {_n(_tot(g5, 'cold'))} (Figure 1)."
+            f"{_n(_tot(cl, 'cold', 'PDTE') + _tot(cl, 'cold', 'PC'))} reads (PDT entries and "
+            f"the PC) needs its GPA translated first, {_n(_tot(cl, 'cold', 'G_PTE_pdt'))} "
+            f"G-stage PTE reads in all; GIPC 2025 reads the same PDT at SPAs: "
+            f"{_n(_tot(cl, 'cold'))} reads become {_n(_tot(g5, 'cold'))} "
+            f"({_n(_tot(cl, 'cold', 'bytes'))} bytes become {_n(_tot(g5, 'cold', 'bytes'))}; "
+            f"its PC is 32 bytes instead of 16) (Figure 1)."
         )
     if "classic" in c and "gipc-2024" in c:
         cl, g4 = c["classic"], c["gipc-2024"]
         out.append(
             f"**GIPC 2024 needs no G-stage translation of any table address**: a cold "
             f"translation takes {_n(_tot(g4, 'cold'))} reads against classic's "
-            f"{_n(_tot(cl, 'cold'))}, although its 64-byte PC (with `MSI_FLAT`) costs "
-            f"{_n(_tot(g4, 'cold', 'PC'))} doubleword reads instead of "
-            f"{_n(_tot(cl, 'cold', 'PC'))} (Figure 1)."
+            f"{_n(_tot(cl, 'cold'))} ({_n(_tot(g4, 'cold', 'bytes'))} bytes against "
+            f"{_n(_tot(cl, 'cold', 'bytes'))}; its 64-byte PC, used with `MSI_FLAT`, is four "
+            f"times the base PC) (Figure 1)."
         )
         out.append(
             f"**With the DC and PC cached and no G-stage walk cache**, an IOTLB miss costs "
@@ -542,9 +542,10 @@ capacities, unless a figure sweeps them: {defaults}; replacement
 |---|---|
 {patterns}
 
-A "read" is one structure read of the translation process: a DDT entry, one
-doubleword of a DC or PC, a PDT entry, a first-stage PTE, a G-stage PTE or an
-MSI PTE. G-stage PTE reads are split by what they translate: a PDT address
+A "read" is one structure read of the translation process (a `StructRead`
+event): a DDT entry, a DC, a PDT entry, a PC, a first-stage PTE, a G-stage PTE
+or an MSI PTE; a DC or a PC is one read of 32 or 64 bytes (16 for a base PC),
+counted in the bytes columns. G-stage PTE reads are split by what they translate: a PDT address
 (base spec: the PDT is in guest memory), a first-stage PTE address, or the
 request's own GPA (final).
 """

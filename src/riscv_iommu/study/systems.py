@@ -40,6 +40,7 @@ from ..host.tables import A, D, MsiPageTable, PageAllocator, R, U, W
 from ..iommu import REG, Iommu
 from ..memory import SparseMemory
 from ..types import Access, Request
+from .config import MAX_BUFFER
 
 __all__ = [
     "System",
@@ -59,8 +60,6 @@ DEVICE = 0x100
 IOVA_BASE = 1 << 30
 #: GPA of every VM's guest RAM
 RAM_GPA = 1 << 32
-#: largest buffer (pages * page size): the Sv39 IOVA space above IOVA_BASE
-MAX_BUFFER = 1 << 37
 #: IOVA of the MSI doorbell page of every PASID
 MSI_IOVA = 0x1000_0000
 #: GPA of VM 0's interrupt file (VM v's is IMSIC_GPA + v * 4096)
