@@ -47,8 +47,9 @@ from riscv_iommu.study.systems import (
 QUICK = study.PRESETS["quick"]
 
 
-def _one(kind: str, sizes: Dict[str, int], warm: List[Tuple[int, int, bool]],
-         item: Tuple[int, int, bool]) -> Probe:
+def _one(
+    kind: str, sizes: Dict[str, int], warm: List[Tuple[int, int, bool]], item: Tuple[int, int, bool]
+) -> Probe:
     sysm = build(kind, 2, 2, 16, 4096, bind=[0, 1])
     iommu = sysm.fresh_iommu(params_for(QUICK, sizes))
     for it in warm:
@@ -82,11 +83,24 @@ def test_iotlb_miss_with_dc_and_pc_cached_hand_count(kind: str, reads: Dict[str,
 @pytest.mark.parametrize(
     "kind, reads",
     [
-        ("classic", {"DDTE": 2, "DC": 1, "PDTE": 2, "PC": 1, "G_PTE_pdt": 9, "S_PTE": 3,
-                     "G_PTE_s1": 9, "G_PTE_final": 3}),
+        (
+            "classic",
+            {
+                "DDTE": 2,
+                "DC": 1,
+                "PDTE": 2,
+                "PC": 1,
+                "G_PTE_pdt": 9,
+                "S_PTE": 3,
+                "G_PTE_s1": 9,
+                "G_PTE_final": 3,
+            },
+        ),
         ("gipc-2024", {"DDTE": 2, "DC": 1, "PDTE": 2, "PC": 1, "S_PTE": 3, "G_PTE_final": 3}),
-        ("gipc-2025", {"DDTE": 2, "DC": 1, "PDTE": 2, "PC": 1, "S_PTE": 3, "G_PTE_s1": 9,
-                       "G_PTE_final": 3}),
+        (
+            "gipc-2025",
+            {"DDTE": 2, "DC": 1, "PDTE": 2, "PC": 1, "S_PTE": 3, "G_PTE_s1": 9, "G_PTE_final": 3},
+        ),
     ],
 )
 def test_cold_translation_hand_count(kind: str, reads: Dict[str, int]) -> None:
@@ -102,7 +116,9 @@ def test_warm_g_stage_walk_cache_and_iotlb_hit() -> None:
     """With the G-stage walk cache warm an IOTLB miss is 6 reads everywhere; a hit is 0."""
     for kind in study.SYSTEMS:
         assert _one(kind, {}, [(0, 0, False)], (0, 1, False)).reads == {
-            "S_PTE": 3, "G_PTE_final": 3}
+            "S_PTE": 3,
+            "G_PTE_final": 3,
+        }
         assert _one(kind, {}, [(0, 1, False)], (0, 1, False)).reads == {}
 
 
@@ -123,9 +139,17 @@ def test_cold_experiment_through_run() -> None:
     res = study.run(QUICK.replace(experiments=("cold",)))
     rows = {r["system"]: r["states"] for r in res.data["experiments"]["cold"]}
     assert {k: v["dirs"]["total"] for k, v in rows.items()} == {
-        "classic": 15, "classic-1vm": 15, "gipc-2024": 6, "gipc-2025": 15}
+        "classic": 15,
+        "classic-1vm": 15,
+        "gipc-2024": 6,
+        "gipc-2025": 15,
+    }
     assert {k: v["cold"]["total"] for k, v in rows.items()} == {
-        "classic": 30, "classic-1vm": 30, "gipc-2024": 12, "gipc-2025": 21}
+        "classic": 30,
+        "classic-1vm": 30,
+        "gipc-2024": 12,
+        "gipc-2025": 21,
+    }
     assert rows["gipc-2024"]["iotlb-hit"]["total"] == 0
     assert res.data["faults"] == 0
 
@@ -185,7 +209,11 @@ def test_rebind_costs() -> None:
     rows = {r["system"]: {o["op"]: o for o in r["ops"]} for r in res.data["experiments"]["rebind"]}
     g4 = rows["gipc-2024"]
     assert g4["rebind"]["command_names"] == [
-        "IODIR.INVAL_PDT", "IOTINVAL.VMA", "IOTINVAL.GVMA", "IOFENCE.C"]
+        "IODIR.INVAL_PDT",
+        "IOTINVAL.VMA",
+        "IOTINVAL.GVMA",
+        "IOFENCE.C",
+    ]
     assert g4["bind"]["command_names"] == ["IODIR.INVAL_PDT", "IOFENCE.C"]
     assert rows["classic"]["bind"]["commands"] == 0  # an invalid PC becomes valid
     assert g4["unbind"]["command_names"] == ["IODIR.INVAL_PDT", "IOTINVAL.VMA", "IOFENCE.C"]
@@ -267,7 +295,9 @@ def test_report_with_the_plot_extra(quick_all: study.StudyResult, tmp_path: Path
         assert f"![Figure {n}](study/fig{n}-{exp}.png)" in doc
     assert files["figure 1"].endswith("fig1-cold.png")
     assert study.write_report(quick_all, str(tmp_path / "x"), plots=False).keys() == {
-        "json", "html"}
+        "json",
+        "html",
+    }
 
 
 def test_every_claim_cites_a_figure(quick_all: study.StudyResult) -> None:
@@ -335,8 +365,10 @@ def test_patterns() -> None:
         ({"memory_points": (4, 4)}, "memory_points"),
         ({"memory_points": (0, 4)}, "memory_points"),
         ({"cache_defaults": {"DDT": 1}}, "cache_defaults"),
-        ({"cache_defaults": {"DDT": -1, "PDT": 1, "IOTLB": 1, "MSI": 1, "GWALK": 1}},
-         "cache_defaults.DDT"),
+        (
+            {"cache_defaults": {"DDT": -1, "PDT": 1, "IOTLB": 1, "MSI": 1, "GWALK": 1}},
+            "cache_defaults.DDT",
+        ),
     ],
 )
 def test_config_errors_name_the_field(change: Dict[str, Any], field: str) -> None:
@@ -353,14 +385,25 @@ def test_config_round_trip_and_scale() -> None:
         study.run(QUICK, jobs=0)
     with pytest.raises(ValueError, match="schema"):
         study.StudyResult.from_json("[]")
-    assert study.StudyResult.from_json(study.run(
-        QUICK.replace(experiments=("cold",), systems=("gipc-2024",))).to_json()).config.vms == 4
+    assert (
+        study.StudyResult.from_json(
+            study.run(QUICK.replace(experiments=("cold",), systems=("gipc-2024",))).to_json()
+        ).config.vms
+        == 4
+    )
 
 
 def test_many_pasids_bind_only_those_touched() -> None:
     """10^6 PASIDs are expressible: only the PASIDs the requests touch are bound."""
-    cfg = QUICK.replace(pasids=1_000_000, vms=1000, experiments=("vms",), systems=("gipc-2024",),
-                        vm_sweep=(1000,), translations=100, warmup=50)
+    cfg = QUICK.replace(
+        pasids=1_000_000,
+        vms=1000,
+        experiments=("vms",),
+        systems=("gipc-2024",),
+        vm_sweep=(1000,),
+        translations=100,
+        warmup=50,
+    )
     res = study.run(cfg)
     assert res.data["faults"] == 0
     assert res.data["experiments"]["vms"][0]["translations"] == 100
@@ -408,22 +451,50 @@ def test_bad_arguments_exit_2_with_a_message(args: List[str], text: str) -> None
 
 
 def test_command_tables_json_and_files(tmp_path: Path) -> None:
-    rc, out, err = cli("study", "--preset", "quick", "--experiments", "cold", "--systems",
-                       "classic,gipc-2024", "--json")
+    rc, out, err = cli(
+        "study",
+        "--preset",
+        "quick",
+        "--experiments",
+        "cold",
+        "--systems",
+        "classic,gipc-2024",
+        "--json",
+    )
     assert rc == 0 and err == ""
     data = json.loads(out)
     assert [r["system"] for r in data["experiments"]["cold"]] == ["classic", "gipc-2024"]
     (tmp_path / "old.json").write_text(out)
-    rc, out, err = cli("study", "--from-json", str(tmp_path / "old.json"), "--out",
-                       str(tmp_path / "r"), "--no-plots", "--markdown", str(tmp_path / "d.md"))
+    rc, out, err = cli(
+        "study",
+        "--from-json",
+        str(tmp_path / "old.json"),
+        "--out",
+        str(tmp_path / "r"),
+        "--no-plots",
+        "--markdown",
+        str(tmp_path / "d.md"),
+    )
     assert rc == 0 and "reads of one translation: dirs" in out
     assert "wrote html:" in out and (tmp_path / "d.md").exists()
-    rc, out, err = cli("study", "--preset", "quick", "--experiments", "cold", "--systems",
-                       "gipc-2025", "--seed", "3", "--out", str(tmp_path / "r2"))
+    rc, out, err = cli(
+        "study",
+        "--preset",
+        "quick",
+        "--experiments",
+        "cold",
+        "--systems",
+        "gipc-2025",
+        "--seed",
+        "3",
+        "--out",
+        str(tmp_path / "r2"),
+    )
     assert rc == 0 and "] 1/1" in err  # the progress bar, on stderr
     (tmp_path / "file").write_text("")
-    rc, out, err = cli("study", "--from-json", str(tmp_path / "old.json"), "--out",
-                       str(tmp_path / "file"))
+    rc, out, err = cli(
+        "study", "--from-json", str(tmp_path / "old.json"), "--out", str(tmp_path / "file")
+    )
     assert rc == 2 and "riscv-iommu study: --out:" in err
 
 
@@ -431,8 +502,18 @@ def test_command_without_matplotlib_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _no_plots(monkeypatch)
-    rc, out, _ = cli("study", "--preset", "quick", "--experiments", "cold", "--systems",
-                     "gipc-2024", "--no-progress", "--out", str(tmp_path))
+    rc, out, _ = cli(
+        "study",
+        "--preset",
+        "quick",
+        "--experiments",
+        "cold",
+        "--systems",
+        "gipc-2024",
+        "--no-progress",
+        "--out",
+        str(tmp_path),
+    )
     assert rc == 0 and "no figures: install the [plot] extra" in out
 
 

@@ -70,9 +70,7 @@ def _names(allowed: Any) -> Callable[[str], List[str]]:
             raise argparse.ArgumentTypeError(f"needs one or more of {', '.join(allowed)}")
         for t in items:
             if t not in allowed:
-                raise argparse.ArgumentTypeError(
-                    f"{t!r} is not one of {', '.join(allowed)}"
-                )
+                raise argparse.ArgumentTypeError(f"{t!r} is not one of {', '.join(allowed)}")
         return items
 
     return parse
@@ -89,12 +87,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "PNG figures (with the [plot] extra) and report.html; --markdown writes the results "
         "document. The default sweep is the one of docs/study-gipc.md.",
     )
-    s.add_argument("--preset", choices=list(PRESETS), default="default",
-                   help="starting configuration (default: default)")
+    s.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default="default",
+        help="starting configuration (default: default)",
+    )
     s.add_argument("--seed", type=_int(0, (1 << 63) - 1), help="random seed")
     s.add_argument("--systems", type=_names(SYSTEMS), help=f"of {', '.join(SYSTEMS)}")
-    s.add_argument("--experiments", type=_names(EXPERIMENTS),
-                   help=f"of {', '.join(EXPERIMENTS)}")
+    s.add_argument("--experiments", type=_names(EXPERIMENTS), help=f"of {', '.join(EXPERIMENTS)}")
     s.add_argument("--vms", type=_int(1, 1 << 16), help="VMs (1..65536)")
     s.add_argument("--pasids", type=_int(1, 1_000_000), help="PASIDs of the device (1..10^6)")
     s.add_argument("--pages", type=_int(1, 4096), help="pages mapped per PASID")
@@ -109,8 +110,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     s.add_argument("--policies", type=_names(POLICIES), help="lru,fifo")
     s.add_argument("--patterns", type=_names(PATTERNS), help="patterns of the workloads figure")
     s.add_argument("--page-sizes", type=_names(PAGE_SIZES), help="4k,2m,1g")
-    s.add_argument("--memory-points", type=_ints(1, 1 << 16),
-                   help="two VM counts for the memory figure")
+    s.add_argument(
+        "--memory-points", type=_ints(1, 1 << 16), help="two VM counts for the memory figure"
+    )
     s.add_argument("--jobs", type=_int(1, 64), default=1, help="worker processes (default 1)")
     s.add_argument("--out", help="directory for study.json, the PNGs and report.html")
     s.add_argument("--markdown", help="also write the results document to this file")
@@ -122,9 +124,24 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 _FIELDS = (
-    "seed", "systems", "experiments", "vms", "pasids", "pages", "page_size", "pattern",
-    "msi_fraction", "translations", "warmup", "vm_sweep", "cache_sweep", "caches",
-    "policies", "patterns", "page_sizes", "memory_points",
+    "seed",
+    "systems",
+    "experiments",
+    "vms",
+    "pasids",
+    "pages",
+    "page_size",
+    "pattern",
+    "msi_fraction",
+    "translations",
+    "warmup",
+    "vm_sweep",
+    "cache_sweep",
+    "caches",
+    "policies",
+    "patterns",
+    "page_sizes",
+    "memory_points",
 )
 
 

@@ -115,8 +115,9 @@ class StudyConfig:
         _check_int("vms", self.vms, 1, MAX_VMS)
         _check_int("pasids", self.pasids, 1, MAX_PASIDS)
         if self.pasids < self.vms:
-            raise ValueError(f"pasids: {self.pasids} is fewer than vms ({self.vms}): "
-                             "every VM needs a PASID")
+            raise ValueError(
+                f"pasids: {self.pasids} is fewer than vms ({self.vms}): every VM needs a PASID"
+            )
         _check_int("pages", self.pages, 1, 4096)
         _check_name("page_size", self.page_size, PAGE_SIZES)
         _check_name("pattern", self.pattern, PATTERNS)

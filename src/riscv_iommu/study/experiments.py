@@ -347,7 +347,8 @@ def memory_point(argv: Sequence[str]) -> None:
 def _fresh(cfg: StudyConfig, kind: str, vms: int, pasids: int) -> Dict[str, int]:
     """:func:`_traced` in a new interpreter: what a process allocates depends on what it
     did before, so each point starts from the same state and the result is repeatable."""
-    code = "import sys; from riscv_iommu.study.experiments import memory_point as m; m(sys.argv[1:])"
+    code = "import sys; from riscv_iommu.study.experiments import memory_point; "
+    code += "memory_point(sys.argv[1:])"
     argv = [sys.executable, "-c", code, json.dumps(cfg.as_dict()), kind, str(vms), str(pasids)]
     env = dict(os.environ, PYTHONHASHSEED="0")
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)

@@ -126,15 +126,21 @@ def fig_vms(data: Dict[str, Any], path: str) -> None:
             if len(rs) == 1:  # classic-1vm: one VM whatever the sweep; a flat reference
                 rs = [dict(rs[0], vms=n) for n in sweep]
             ys = [
-                r["reads"]["total"] if panel == "reads" else 100 * r["hit_rate"][panel]
-                for r in rs
+                r["reads"]["total"] if panel == "reads" else 100 * r["hit_rate"][panel] for r in rs
             ]
-            ax.plot([r["vms"] for r in rs], ys, marker="o", markersize=3,
-                    color=_COLORS[kind], label=kind)
+            ax.plot(
+                [r["vms"] for r in rs],
+                ys,
+                marker="o",
+                markersize=3,
+                color=_COLORS[kind],
+                label=kind,
+            )
         ax.set_xscale("log", base=2)
         ax.set_xlabel("VMs", fontsize=8)
-        ax.set_title("reads per translation" if panel == "reads" else f"{panel} hit rate (%)",
-                     fontsize=9)
+        ax.set_title(
+            "reads per translation" if panel == "reads" else f"{panel} hit rate (%)", fontsize=9
+        )
         ax.tick_params(labelsize=7)
     axes[0].legend(fontsize=6)
     fig.suptitle("Figure 3: the same PASIDs spread over more VMs", fontsize=10)
@@ -152,8 +158,13 @@ def fig_workloads(data: Dict[str, Any], path: str) -> None:
             r = next(r for r in rows if r["system"] == kind and r["page_size"] == size)
             pats = [p["pattern"] for p in r["points"]]
             xs = [i + (k - (len(systems) - 1) / 2) * 0.2 for i in range(len(pats))]
-            ax.bar(xs, [p["reads"]["total"] for p in r["points"]], width=0.2,
-                   color=_COLORS[kind], label=kind)
+            ax.bar(
+                xs,
+                [p["reads"]["total"] for p in r["points"]],
+                width=0.2,
+                color=_COLORS[kind],
+                label=kind,
+            )
             ax.set_xticks(range(len(pats)), pats, fontsize=7)
         ax.set_title(f"{size} pages", fontsize=9)
         ax.tick_params(labelsize=7)

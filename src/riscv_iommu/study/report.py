@@ -61,19 +61,21 @@ def _kib(v: Optional[float]) -> str:
 
 
 def _cold_tables(rows: List[Dict[str, Any]]) -> List[Table]:
-    used = [
-        s for s in STRUCTURES if any(st[s] for r in rows for st in r["states"].values())
-    ]
+    used = [s for s in STRUCTURES if any(st[s] for r in rows for st in r["states"].values())]
     out = []
     for state in rows[0]["states"]:
         body = [
-            [r["system"]] + [_n(r["states"][state][s]) for s in used]
+            [r["system"]]
+            + [_n(r["states"][state][s]) for s in used]
             + [_n(r["states"][state]["total"]), _n(r["states"][state]["bytes"])]
             for r in rows
         ]
         out.append(
-            (f"reads of one translation: {state}", ["system"] + [_SHORT[s] for s in used]
-             + ["total", "bytes"], body)
+            (
+                f"reads of one translation: {state}",
+                ["system"] + [_SHORT[s] for s in used] + ["total", "bytes"],
+                body,
+            )
         )
     return out
 
@@ -142,8 +144,7 @@ def _rebind_tables(rows: List[Dict[str, Any]]) -> List[Table]:
         + [f"{c} dropped" for c in caches]
         + ["reads/tr PASID", "reads/tr same VM", "reads/tr other VMs"]
     )
-    return [("bind, rebind and unbind: cost (reads per translation before -> after)", heads,
-             body)]
+    return [("bind, rebind and unbind: cost (reads per translation before -> after)", heads, body)]
 
 
 def _memory_tables(rows: List[Dict[str, Any]]) -> List[Table]:
@@ -197,8 +198,12 @@ def text_tables(data: Dict[str, Any]) -> str:
 
 
 def _md_table(title: str, heads: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = [f"*{title}*", "", "| " + " | ".join(heads) + " |",
-             "|" + "|".join("---" for _ in heads) + "|"]
+    lines = [
+        f"*{title}*",
+        "",
+        "| " + " | ".join(heads) + " |",
+        "|" + "|".join("---" for _ in heads) + "|",
+    ]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -295,7 +300,9 @@ def _cold_claims(c: Dict[str, Any]) -> List[str]:
     return out
 
 
-def _sweep(rows: List[Dict[str, Any]], cache: str, policy: str) -> Dict[str, List[Tuple[int, float]]]:
+def _sweep(
+    rows: List[Dict[str, Any]], cache: str, policy: str
+) -> Dict[str, List[Tuple[int, float]]]:
     out = {}
     for r in rows:
         if r["policy"] == policy:
@@ -328,7 +335,8 @@ def _caches_claims(rows: List[Dict[str, Any]]) -> List[str]:
             cl = sw["classic"]
             others = ", ".join(
                 f"{k} {_n(round(v[0][1], 2))} -> {_n(round(v[-1][1], 2))}"
-                for k, v in sw.items() if k != "classic"
+                for k, v in sw.items()
+                if k != "classic"
             )
             out.append(
                 f"**DDT cache**: classic SR-IOV assignment uses one DC per VM, so its reads "
@@ -339,9 +347,7 @@ def _caches_claims(rows: List[Dict[str, Any]]) -> List[str]:
     if len(policies) > 1 and "IOTLB" in caches:
         a = _sweep(rows, "IOTLB", policies[0])
         b = _sweep(rows, "IOTLB", policies[1])
-        diffs = [
-            abs(x[1] - y[1]) for k in a for x, y in zip(a[k], b[k], strict=True)
-        ]
+        diffs = [abs(x[1] - y[1]) for k in a for x, y in zip(a[k], b[k], strict=True)]
         out.append(
             f"**Replacement policy**: {policies[0].upper()} and {policies[1].upper()} differ by "
             f"at most {_n(round(max(diffs), 2))} reads per translation across the IOTLB sweep "
@@ -365,7 +371,8 @@ def _vms_claims(rows: List[Dict[str, Any]], cfg: Dict[str, Any]) -> List[str]:
             f"{cfg['pasids']} PASIDs over {hi} VMs, classic SR-IOV needs {hi} DCs and its DDT "
             f"cache hit rate falls from {_pct(cl[lo]['hit_rate']['DDT'])}% to "
             f"{_pct(cl[hi]['hit_rate']['DDT'])}%; with GIPC one DC serves every VM"
-            + (f" ({gtxt})" if gtxt else "") + " (Figure 3)."
+            + (f" ({gtxt})" if gtxt else "")
+            + " (Figure 3)."
         )
     parts = []
     for k, v in by.items():
@@ -459,8 +466,7 @@ def _rebind_claims(r: Dict[str, Any]) -> List[str]:
                 f"(Figure 5)."
             )
     bind = [
-        f"{k} {next(o['commands'] for o in v['ops'] if o['op'] == 'bind')}"
-        for k, v in r.items()
+        f"{k} {next(o['commands'] for o in v['ops'] if o['op'] == 'bind')}" for k, v in r.items()
     ]
     out.append(
         f"**Binding** a PASID takes these commands: {', '.join(bind)}: a classic PC goes from "
@@ -613,8 +619,13 @@ def _patterns() -> Dict[str, str]:
 
 def _page_name(key: str) -> str:
     size = PAGE_SIZES[key]
-    return f"{size >> 30} GiB" if size >= 1 << 30 else f"{size >> 20} MiB" if size >= 1 << 20 \
+    return (
+        f"{size >> 30} GiB"
+        if size >= 1 << 30
+        else f"{size >> 20} MiB"
+        if size >= 1 << 20
         else f"{size >> 10} KiB"
+    )
 
 
 def html_page(data: Dict[str, Any], images: Dict[str, str]) -> str:
@@ -635,8 +646,9 @@ def html_page(data: Dict[str, Any], images: Dict[str, str]) -> str:
     parts += [f"<li>{_md_inline(c)}</li>" for c in claims(data)]
     parts.append("</ol>")
     if not images:
-        parts.append("<p><em>No figures: install the [plot] extra (matplotlib) to draw "
-                     "them.</em></p>")
+        parts.append(
+            "<p><em>No figures: install the [plot] extra (matplotlib) to draw them.</em></p>"
+        )
     for exp, tabs in tables_of(data).items():
         num, _, caption = FIGURES[exp]
         parts.append(f"<h2>Figure {num}: {e(caption)}</h2>")

@@ -142,27 +142,21 @@ class System:
             vm.gstage.map(RAM_GPA + off, spa + off, size=self.page_size, flags=U | R | W | A | D)
         vm.ram.append((RAM_GPA, size, self.page_size, spa))
 
-    def _msi_table(self, entries: int, first_vm: int) -> Tuple[int, int]:
-        """A flat MSI page table whose entry i is VM ``first_vm + i``'s interrupt file;
-        returns (msiptp, msi_addr_mask)."""
-        n = 1
-        while n < entries:
-            n <<= 1
-        table = MsiPageTable(self.mem, self.hv.alloc, entries=n)
-        for i in range(entries):
-            table.set_flat(i, _FILES_SPA + (first_vm + i) * 4096)
-        return table.msiptp(), n - 1
+    def _msi_table(self, v: int) -> int:
+        """A flat MSI page table of one entry, VM ``v``'s interrupt file; its msiptp."""
+        table = MsiPageTable(self.mem, self.hv.alloc, entries=1)
+        table.set_flat(0, _FILES_SPA + v * 4096)
+        return table.msiptp()
 
     def _pattern(self, v: int) -> int:
         return (IMSIC_GPA >> 12) + v
 
     def _attach(self) -> None:
         hv = self.hv
-        ddt = hv.ddt
         if not self.gipc:
             for v, vm in enumerate(self.vms):
                 hv.attach(DEVICE + v, vm)
-                self.msiptp.append(self._msi_table(1, v)[0])
+                self.msiptp.append(self._msi_table(v))
                 self._dc_msi(DEVICE + v, v)
             return
         hv.attach_gipc(DEVICE)
@@ -171,11 +165,9 @@ class System:
                 # DC.iohgatp is Bare on a GIPC device, so DC.msiptp must be Off (spec "Device
                 # context fields": "When DC.iohgatp.MODE is Bare, DC.msiptp.MODE must be set
                 # to Off"): the VM's G-stage maps its interrupt file, as for a CPU
-                vm.gstage.map(
-                    IMSIC_GPA + v * 4096, _FILES_SPA + v * 4096, flags=U | R | W | A | D
-                )
+                vm.gstage.map(IMSIC_GPA + v * 4096, _FILES_SPA + v * 4096, flags=U | R | W | A | D)
             else:
-                self.msiptp.append(self._msi_table(1, v)[0])
+                self.msiptp.append(self._msi_table(v))
 
     def _dc_msi(self, d: int, v: int) -> None:
         """The MSI doublewords of the DC of ``d`` (VM ``v``'s MSI page table).  The DC
@@ -281,4 +273,3 @@ def build(
     for g in range(pasids) if bind is None else bind:
         sysm.bind(g)
     return sysm
-
