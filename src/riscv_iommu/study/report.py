@@ -331,8 +331,9 @@ def _caches_claims(rows: List[Dict[str, Any]]) -> List[str]:
         )
     if "DDT" in caches:
         sw = _sweep(rows, "DDT", pol)
-        if "classic" in sw and len(sw["classic"]) > 2:
-            k = next(i for i, (cap, _) in enumerate(sw["classic"]) if cap)  # smallest non-zero
+        nonzero = [i for i, (cap, _) in enumerate(sw.get("classic", [])) if cap]
+        if nonzero:
+            k = nonzero[0]  # the smallest non-zero capacity
             cap = sw["classic"][k][0]
             others = ", ".join(
                 f"{name} {_n(round(v[k][1], 2))}" for name, v in sw.items() if name != "classic"
@@ -440,9 +441,15 @@ def _workloads_claims(rows: List[Dict[str, Any]]) -> List[str]:
             f"{'; '.join(lines)} (Figure 4)."
         )
     spread = "; ".join(f"{p} {_pct(min(v))}..{_pct(max(v))}%" for p, v in rates.items())
+    thrash = [p for p, v in rates.items() if max(v) < 0.05]
+    note = (
+        f" {' and '.join(thrash)} cycle over more pages than the IOTLB holds, which defeats "
+        f"LRU whatever the assignment model."
+        if thrash
+        else ""
+    )
     out.append(
-        f"**IOTLB hit rate by pattern** ({sizes[0]} pages, every system): {spread}. Streaming "
-        f"over more pages than the IOTLB holds defeats LRU whatever the assignment model "
+        f"**IOTLB hit rate by pattern** ({sizes[0]} pages, every system): {spread}.{note} "
         f"(Figure 4)."
     )
     return out
