@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Dict, List, Literal, Optional, Tuple
 from . import formats as F
 from ._fault import Fault, page_fault
 from .ddt import DC
+from .events import Check
 from .hpm import Event
+from .ioatc import cached_dc
 from .msi import msi_translate
 from .paging import S_MODES, first_stage, second_stage
 from .types import (
@@ -166,9 +168,10 @@ def ats_translate(
         )
         if s1 & _U:
             if priv and not sum_:  # a supervisor request to a user page needs SUM
-                raise page_fault(Access.READ)
+                why = ("ATS_FAULTS", "", "U", "U=1 for a supervisor-mode access and PC.ta.SUM=0")
+                raise page_fault(Access.READ, why)
         elif not priv:  # a request without privilege needs U = 1
-            raise page_fault(Access.READ)
+            raise page_fault(Access.READ, ("ATS_FAULTS", "", "U", "U=0 for a user-mode access"))
         s1size = size
         perms = s1 & _RWX
         if priv and s1 & _U:
@@ -226,6 +229,9 @@ def ats_translate(
             if f.cause not in _DENIALS:
                 raise  # an access fault or poison while updating D: reported (CA)
             perms &= ~_W  # D cannot be set (no hardware A/D, or no G-stage W): deny W
+            if io.emit is not None and f.why is not None:
+                section, step, fieldname, rule = f.why
+                io.emit(Check(section, step, f"W denied: {rule}", False, fieldname, 0))
     if io.params.ats_fills_iotlb and (geom is not None or hg):
         io.iotlb.fill(
             gscid,
@@ -322,15 +328,24 @@ def page_request(io: "Iommu", msg: PageRequest) -> Optional[PageRequestGroupResp
     try:
         mode = io.ddtp_mode
         if mode == 0:
-            raise Fault(Cause.ALL_INBOUND_TRANSACTIONS_DISALLOWED)
+            why = ("ATS_PRI", "", "ddtp.iommu_mode", "ddtp.iommu_mode is Off")
+            raise Fault(Cause.ALL_INBOUND_TRANSACTIONS_DISALLOWED, 0, why)
         if mode == 1 or not io.device_id_fits(msg.device_id):  # Bare, or device_id too wide
-            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
-        dc = io.get_dc(msg.device_id)
+            why = (
+                "ATS_PRI",
+                "",
+                "device_id",
+                "ddtp.iommu_mode is Bare" if mode == 1 else "device_id too wide for the DDT",
+            )
+            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, why)
+        dc = cached_dc(io, msg.device_id)
         tc = dc[0]
         io.dtf = bool(tc & _TC.DTF.mask)
         prpr = bool(tc & _TC.PRPR.mask)
         if not tc & _TC.EN_ATS.mask or not tc & _TC.EN_PRI.mask:
-            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+            fieldname = "DC.tc.EN_ATS" if not tc & _TC.EN_ATS.mask else "DC.tc.EN_PRI"
+            why = ("ATS_PRI", "", fieldname, f"a Page Request and {fieldname} is 0")
+            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, why)
     except Fault as f:
         rec = FaultRecord(
             cause=f.cause,
@@ -341,7 +356,7 @@ def page_request(io: "Iommu", msg: PageRequest) -> Optional[PageRequestGroupResp
             pv=pid is not None,
             priv=bool(msg.priv) and pid is not None,
         )
-        io.report_fault(rec)
+        io.fault_detected(f, rec)
         if f.cause == Cause.TRANSACTION_TYPE_DISALLOWED:
             return respond(PrgResponseCode.INVALID_REQUEST, prpr and pid is not None)
         return respond(PrgResponseCode.RESPONSE_FAILURE, pid is not None)
@@ -357,7 +372,7 @@ def page_request(io: "Iommu", msg: PageRequest) -> Optional[PageRequestGroupResp
         R=int(msg.read), W=int(msg.write), L=int(msg.last), PRGI=msg.prg_index, ADDR=msg.addr >> 12
     )
     order: Literal["little", "big"] = "big" if io.be else "little"
-    queued = pq.push(d0.to_bytes(8, order) + d1.to_bytes(8, order))
+    queued = pq.push(d0.to_bytes(8, order) + d1.to_bytes(8, order), msg)
     if queued is None:  # full (pqof now set) or pqof already set: Success, nothing logged
         return respond(PrgResponseCode.SUCCESS, prpr and pid is not None)
     if queued is False:  # the record's write faulted: pqmf, Response Failure

@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+import copy
 import struct
-from typing import Any, Callable, Dict, FrozenSet, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple, Union
 
 from . import commands
 from . import formats as F
 from ._fault import Fault
 from .ats import InvalidationTracker, MessageCode, encode_range, page_request
 from .capabilities import IGS, Capabilities, IommuParams
-from .ddt import DC, ddi, locate_dc
+from .ddt import DC, ddi
 from .debug import DebugInterface
+from .events import (
+    AtsMessageEvent,
+    Check,
+    CompletionEvent,
+    MemAccess,
+    Observer,
+    RequestEvent,
+    ResponseEvent,
+    Stats,
+)
+from .events import Event as ModelEvent
 from .gipc import pc_format
 from .hpm import Event, Hpm
 from .interrupts import Interrupts
-from .ioatc import Iotlb
+from .ioatc import Cache, Ioatc, Iotlb, cached_dc
 from .memory import MemoryAccessError, MemoryFault, SparseMemory
-from .pdt import PC, PID_WIDTH, locate_pc
+from .pdt import PC, PID_WIDTH
 from .queues import CommandQueue, FaultQueue, PageRequestQueue
-from .registers import REG, build_register_map
+from .registers import REG, build_register_map, emit_reg_writes
+from .trace import Explanation
 from .translate import PERM_R, PERM_W, PERM_X, translate_iova
 from .types import (
     Access,
@@ -34,7 +47,7 @@ from .types import (
     Ttyp,
 )
 
-__all__ = ["Iommu", "REG"]
+__all__ = ["Iommu", "REG", "Snapshot"]
 
 
 _TC = F.DC_TC
@@ -83,6 +96,93 @@ _REQUEST_EVENT = (
     Event.TRANSLATED_REQUEST,
     Event.ATS_TRANSLATION_REQUEST,
 )
+# Stats.counts indexes (events.REQUEST_KINDS) beyond the RequestKind values
+_DEBUG, _PAGE_REQUEST, _COMPLETION = 3, 4, 5
+
+
+# the Iommu attributes that are model state (the rest is configuration, ports or observers)
+_STATE = (
+    "_fctl",
+    "be",
+    "gxl",
+    "g_modes",
+    "ddtp_mode",
+    "ddtp_ppn",
+    "iommu_qosid",
+    "dtf",
+    "qos",
+    "_datapath_errors",
+)
+# the components whose attributes (all but the back-reference "io") are model state
+_COMPONENTS = ("intr", "fq", "pq", "cq", "hpm", "dbg", "invalidations")
+
+
+class Snapshot:
+    """The whole model state at one moment (``Iommu.snapshot``): registers, caches and
+    shortcuts, queues' internal state, pending ATS invalidations, HPM counters,
+    interrupt state, statistics.  Not the memory port's contents.  Opaque;
+    snapshots compare equal when the states are equal."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, state: Dict[str, Any]) -> None:
+        self._state = state
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Snapshot) and self._state == other._state
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _put(obj: Any, name: str, value: Any) -> None:
+    """Restore one attribute, keeping list and dict objects (the register map holds them)."""
+    cur = getattr(obj, name, None)
+    if isinstance(cur, list) and isinstance(value, list):
+        cur[:] = copy.deepcopy(value)
+    elif isinstance(cur, dict) and isinstance(value, dict):
+        cur.clear()
+        cur.update(copy.deepcopy(value))
+    else:
+        setattr(obj, name, copy.deepcopy(value))
+
+
+class _Overlay:
+    """A memory port that keeps writes to itself (``Iommu.explain``): reads see them,
+    the real port never does.  Writes are probed with a read of the same bytes, so an
+    injected access fault on the range faults the write as it would the real one."""
+
+    def __init__(self, port: Any) -> None:
+        self.port = port
+        self.written: Dict[int, int] = {}
+
+    @property
+    def qos(self) -> Any:
+        return self.port.qos
+
+    @qos.setter
+    def qos(self, value: Any) -> None:
+        self.port.qos = value
+
+    def read(self, addr: int, size: int) -> bytes:
+        data = bytearray(self.port.read(addr, size))
+        w = self.written
+        if w:
+            for k in range(size):
+                b = w.get(addr + k)
+                if b is not None:
+                    data[k] = b
+        return bytes(data)
+
+    def write(self, addr: int, data: bytes) -> None:
+        self.port.read(addr, len(data))  # the access faults the real write would meet
+        for k, b in enumerate(bytes(data)):
+            self.written[addr + k] = b
+
+    def cas(self, addr: int, expected: bytes, desired: bytes) -> bytes:
+        old = self.read(addr, len(expected))
+        if old == bytes(expected):
+            self.write(addr, desired)
+        return old
 
 
 def _check_int(name: str, value: Any, bits: int) -> int:
@@ -93,56 +193,6 @@ def _check_int(name: str, value: Any, bits: int) -> int:
     if v < 0 or v >> bits:
         raise ValueError(f"{name} {v:#x} does not fit in {bits} bits")
     return v
-
-
-def _touch(cache: Dict[Any, Any], key: Any) -> None:
-    """LRU: move ``key`` to the young end of ``cache``."""
-    v = cache.pop(key, None)
-    if v is not None:
-        cache[key] = v
-
-
-def _cache_insert(io: "Iommu", cache: Dict[Any, Any], capacity: int, key: Any, value: Any) -> None:
-    """Insert into a directory cache, evicting the oldest (FIFO) or least recently used entry."""
-    if not capacity:
-        return
-    while len(cache) >= capacity:
-        del cache[next(iter(cache))]
-        io.flush_front_cache()  # shortcuts may rest on the evicted entry
-    cache[key] = value
-
-
-def _unindex_key(index: Dict[int, Set[Tuple[int, int]]], key: Tuple[int, int]) -> None:
-    keys = index[key[0]]
-    keys.discard(key)
-    if not keys:
-        del index[key[0]]
-
-
-def _drop_tagged(
-    cache: Dict[Tuple[int, int], Any],
-    index: Dict[int, Set[Tuple[int, int]]],
-    gv: bool,
-    gscid: int,
-    lo: int,
-    hi: int,
-) -> None:
-    """IOTINVAL.GVMA on a cache tagged (GSCID, GPA page): all VMs, one GSCID, or one
-    GSCID's GPA range, visiting the range's pages or the GSCID's entries, the fewer."""
-    if not gv:
-        cache.clear()
-        index.clear()
-        return
-    keys = index.get(gscid, set())
-    if hi < 0:
-        victims = list(keys)
-    elif (hi >> 12) - (lo >> 12) < len(keys):
-        victims = [(gscid, p) for p in range(lo >> 12, (hi >> 12) + 1) if (gscid, p) in keys]
-    else:
-        victims = [k for k in keys if lo >> 12 <= k[1] <= hi >> 12]
-    for key in victims:
-        del cache[key]
-        _unindex_key(index, key)
 
 
 class Iommu:
@@ -223,16 +273,16 @@ class Iommu:
         self.pte32_nl_rsv = F.PTE32.mask_of("D", "A", "U")
         #: rd(addr, size, big) -> int: one implicit read through the memory port
         self.rd: Callable[[int, int, bool], int] = self._make_reader()
-        # directory caches (DDT cache tagged by device_id, PDT cache by
-        # device_id and process_id); capacity 0 = no caching
-        self.ddt_cache: Dict[int, DC] = {}
-        self.pdt_cache: Dict[Tuple[int, int], PC] = {}
-        # MSI PTE cache: (GSCID, GPA page) -> (msipte dword 0, dword 1)
-        self.msi_cache: Dict[Tuple[int, int], Tuple[int, int]] = {}
-        self.msi_by_g: Dict[int, Set[Tuple[int, int]]] = {}
-        # G-stage walk cache: (GSCID, GPA page) -> SPA page of implicit reads
-        self.gwalk_cache: Dict[Tuple[int, int], int] = {}
-        self.gwalk_by_g: Dict[int, Set[Tuple[int, int]]] = {}
+        #: the observer of the event stream: None (nothing attached), the one
+        #: attached observer, or a fan-out to several (see attach)
+        self.emit: Optional[Observer] = None
+        self._observers: List[Observer] = []
+        #: the caches (IOATC: DDT, PDT, IOTLB, MSI PTE, G-stage walk) and the
+        #: whole-response shortcut; the spec processes reach them through it
+        self.ioatc = Ioatc(params)
+        #: exact statistics: the caches' own counters, faults, requests
+        self.stats = Stats()
+        self.stats.caches = {c.name: c.stats for c in self.ioatc.caches}
         # registers
         self._fctl = 0
         self.be = False
@@ -259,21 +309,16 @@ class Iommu:
         self.hpm = Hpm(self)
         self.dbg = DebugInterface(self)
         self.lru = params.cache_policy == "lru"
-        self.iotlb = Iotlb(params.iotlb_size, lru=self.lru)
-        self.iotlb.on_evict = self.flush_front_cache
-        #: the IOTLB key / PDT-cache key the last translation used (None: none)
-        self.last_tlb_key: Optional[Tuple[int, int, int, int]] = None
-        self.last_pc_key: Optional[Tuple[int, int]] = None
-        # the "front" cache: whole responses by request, flushed by every
-        # invalidation; only with every other cache on (so it never hides a
-        # structure the strict, capacity-0 modes must walk)
-        self._front: Dict[Tuple[int, int, int, int, int], Tuple[Any, ...]] = {}
-        self._front_on = bool(params.iotlb_size and params.ddt_cache_size and params.pdt_cache_size)
-        #: QoS IDs last seen per device (for front-cache hits)
-        self.qos_of: Dict[int, Tuple[int, int]] = {}
+        self.iotlb: Iotlb = self.ioatc.iotlb
+        # the shortcut and the caches it replays (translate's hot path)
+        self._front = self.ioatc.front
+        self._ddt: Cache = self.ioatc.ddt
+        self._pdt: Cache = self.ioatc.pdt
+        self._nreq = self.stats.counts
         self.invalidations = InvalidationTracker(params.ats_inval_timeout)
         self._in_commands = False
         self._more_commands = False
+        self._in_mmio = False
         self.qos_port = hasattr(mem, "qos")
         self._regs = build_register_map(self)
         #: Outbound ports: ATS messages, wired interrupts (vector, level),
@@ -281,9 +326,8 @@ class Iommu:
         self.on_ats_message: Optional[Callable[[Any], None]] = None
         self.on_wired_interrupt: Optional[Callable[[int, bool], None]] = None
         self.on_fence: Optional[Callable[[bool, bool], None]] = None
-        #: set to a riscv_iommu.trace.Tracer (or any callable of the same shape)
-        #: to record every step of each translation
-        self.tracer: Optional[Callable[..., None]] = None
+        self._tracer: Optional[Callable[..., None]] = None
+        self._tracer_obs: Optional[Observer] = None
 
     def _make_reader(self) -> Callable[[int, int, bool], int]:
         mem = self.mem
@@ -375,29 +419,32 @@ class Iommu:
         old = self._fctl
         self._set_fctl(value)
         if (old ^ self._fctl) & (F.FCTL.BE.mask | F.FCTL.GXL.mask):
-            self.invalidate_ddt()
-            self.iotlb.clear()
-            self.invalidate_gwalk(False, 0)
-            self.invalidate_msi(False, 0)
-        self.flush_front_cache()
+            self.ioatc.clear()
+        self.ioatc.flush_front()
         self.intr.refresh()
 
     def write_ddtp(self, value: int) -> None:
         """ddtp: iommu_mode (WARL) and PPN."""
         self._set_ddtp(value)
-        self.flush_front_cache()
+        self.ioatc.flush_front()
 
     def write_cqt(self, value: int) -> None:
         """cqt: the command-queue doorbell."""
         self.cq.write_tail(value)
-        if self.params.auto_process:
-            self.process_commands()
+        self._auto_process()
 
     def write_cqcsr(self, value: int) -> None:
         """cqcsr: enabling the queue (or clearing an error) resumes processing."""
         self.cq.write_csr(value)
+        self._auto_process()
+
+    def _auto_process(self) -> None:
+        """With ``auto_process``: run the commands, once the current MMIO write is done."""
         if self.params.auto_process:
-            self.process_commands()
+            if self._in_mmio:
+                self._more_commands = True  # mmio_write runs them when the write is done
+            else:
+                self.process_commands()
 
     def read_iommu_qosid(self) -> int:
         """iommu_qosid."""
@@ -409,7 +456,7 @@ class Iommu:
         r = F.IOMMU_QOSID.RCID.get(value) & ((1 << self.params.rcid_width) - 1)
         m = F.IOMMU_QOSID.MCID.get(value) & ((1 << self.params.mcid_width) - 1)
         self.iommu_qosid = (r, m)
-        self.flush_front_cache()
+        self.ioatc.flush_front()
 
     def reevaluate_interrupts(self) -> None:
         """After ipsr bits are cleared: set them again where the conditions persist."""
@@ -442,7 +489,9 @@ class Iommu:
         """Write a register as software does (little-endian, 4- or 8-byte).
 
         An 8-byte write is two 4-byte writes, high half first.  Sizes other
-        than 4 and 8 and misaligned accesses are UNSPECIFIED: ignored.
+        than 4 and 8 and misaligned accesses are UNSPECIFIED: ignored.  A
+        doorbell (``cqt``, ``cqcsr``) runs the command queue once the whole
+        write is done.
         """
         offset = _check_int("offset", offset, 12)
         size = _check_int("size", size, 4)
@@ -450,10 +499,82 @@ class Iommu:
         if size not in (4, 8) or offset % size:
             return
         regs = self._regs
-        for k in range(size - 4, -1, -4):
-            word = regs.get(offset + k)
-            if word is not None:
-                word[1]((value >> (8 * k)) & 0xFFFFFFFF)
+        emit = self.emit
+        before = emit_reg_writes(self, offset, size, None) if emit is not None else None
+        nested = self._in_mmio
+        self._in_mmio = True
+        try:
+            for k in range(size - 4, -1, -4):
+                word = regs.get(offset + k)
+                if word is not None:
+                    word[1]((value >> (8 * k)) & 0xFFFFFFFF)
+        finally:
+            self._in_mmio = nested
+        if before is not None:
+            emit_reg_writes(self, offset, size, before)
+        if self._more_commands and not nested and not self._in_commands:
+            self.process_commands()
+
+    # ------------------------------------------------------------------
+    # observers (the event stream, docs/events.md)
+    # ------------------------------------------------------------------
+    def attach(self, observer: Observer) -> None:
+        """Send every event of the model to ``observer`` (any callable taking one event).
+
+        Observers are called in the order they were attached; attaching the
+        same observer twice sends it every event twice.
+        """
+        if not callable(observer):
+            raise TypeError("observer must be callable")
+        self._observers.append(observer)
+        self._set_emit()
+
+    def detach(self, observer: Observer) -> None:
+        """Stop sending events to ``observer`` (ValueError when it is not attached)."""
+        try:
+            self._observers.remove(observer)
+        except ValueError:
+            raise ValueError("observer is not attached") from None
+        self._set_emit()
+
+    @property
+    def observers(self) -> Tuple[Observer, ...]:
+        """The attached observers."""
+        return tuple(self._observers)
+
+    def _set_emit(self) -> None:
+        obs = tuple(self._observers)
+        emit: Optional[Observer]
+        if not obs:
+            emit = None
+        elif len(obs) == 1:
+            emit = obs[0]
+        else:
+
+            def emit(event: ModelEvent) -> None:
+                for o in obs:
+                    o(event)
+
+        self.emit = emit
+        self.ioatc.set_emit(emit)
+
+    @property
+    def tracer(self) -> Optional[Callable[..., None]]:
+        """Deprecated: ``iommu.tracer = riscv_iommu.trace.Tracer()`` attaches the tracer as an
+        observer (``iommu.attach``); None detaches it.  Use :meth:`attach` or :meth:`explain`."""
+        return self._tracer
+
+    @tracer.setter
+    def tracer(self, tracer: Optional[Callable[..., None]]) -> None:
+        from .trace import as_observer  # the tracer module sits above the model
+
+        if self._tracer_obs is not None:
+            self.detach(self._tracer_obs)
+            self._tracer_obs = None
+        self._tracer = tracer
+        if tracer is not None:
+            self._tracer_obs = as_observer(tracer)
+            self.attach(self._tracer_obs)
 
     # ------------------------------------------------------------------
     # queues and commands
@@ -502,11 +623,20 @@ class Iommu:
 
     def send_ats_message(self, msg: Any) -> None:
         """Deliver an outbound ATS message through ``on_ats_message``."""
+        if self.emit is not None:
+            self.emit(AtsMessageEvent(msg))
         if self.on_ats_message is not None:
             self.on_ats_message(msg)
 
-    def port_write(self, addr: int, data: bytes, qos: Tuple[int, int]) -> None:
-        """An IOMMU-initiated write through the memory port, with its QoS IDs."""
+    def port_write(
+        self, addr: int, data: bytes, qos: Tuple[int, int], purpose: str = "MSI"
+    ) -> None:
+        """An IOMMU-initiated write through the memory port, with its QoS IDs.
+
+        ``purpose`` names it in the event stream (``FQ``, ``PQ``, ``MSI``, ``CQ``).
+        """
+        if self.emit is not None:
+            self.emit(MemAccess(addr, len(data), "write", purpose, qos[0], qos[1], self.be))
         if self.qos_port:
             self.mem.qos = qos
         self.mem.write(addr, data)
@@ -518,8 +648,8 @@ class Iommu:
         return self.rd(addr, 8, big)
 
     def flush_front_cache(self) -> None:
-        """Forget whole-response shortcuts (done by every invalidation)."""
-        self._front.clear()
+        """Forget the whole-response shortcuts (they are exact without it; kept for callers)."""
+        self.ioatc.flush_front()
 
     def tick(self, cycles: int = 1) -> None:
         """Advance time by ``cycles`` clock cycles: iohpmcycles counts them and
@@ -546,6 +676,19 @@ class Iommu:
         if not self.dtf or rec.cause in _DTF_REPORTED:
             self.fq.report(rec)
 
+    def fault_detected(self, f: Fault, rec: Optional[FaultRecord] = None) -> None:
+        """A fault the IOMMU detected: counted in ``stats.faults``, explained to the
+        observers (a failed :class:`~riscv_iommu.events.Check` with its reason) and,
+        with a record, reported unless DC.tc.DTF suppresses it."""
+        cause = f.cause
+        faults = self.stats.faults
+        faults[cause] = faults.get(cause, 0) + 1
+        if self.emit is not None:
+            section, step, fieldname, rule = f.why or ("", "", "", Cause(cause).description)
+            self.emit(Check(section, step, rule, False, fieldname, cause))
+        if rec is not None:
+            self.report_fault(rec)
+
     # ------------------------------------------------------------------
     # PCIe messages from devices
     # ------------------------------------------------------------------
@@ -565,7 +708,14 @@ class Iommu:
         _check_int("prg_index", msg.prg_index, 9)
         if msg.process_id is not None:
             _check_int("process_id", msg.process_id, 20)
-        return page_request(self, msg)
+        self._nreq[_PAGE_REQUEST] += 1
+        emit = self.emit
+        if emit is not None:
+            emit(RequestEvent(msg))
+        rsp = page_request(self, msg)
+        if emit is not None:
+            emit(ResponseEvent(msg, rsp))
+        return rsp
 
     def invalidation_completion(self, device_id: int, itag_vector: int, cc: int = 1) -> int:
         """A PCIe ATS "Invalidation Completion" message from ``device_id``.
@@ -580,27 +730,49 @@ class Iommu:
         device_id = _check_int("device_id", device_id, 24)
         itag_vector = _check_int("itag_vector", itag_vector, 32)
         cc = _check_int("cc", cc, 3)
+        self._nreq[_COMPLETION] += 1
         self.dtf = False
+        self.qos = self.iommu_qosid
         try:
             if self.ddtp_mode == 0:
-                raise Fault(Cause.ALL_INBOUND_TRANSACTIONS_DISALLOWED)
+                why = ("ATS", "", "ddtp.iommu_mode", "ddtp.iommu_mode is Off")
+                raise Fault(Cause.ALL_INBOUND_TRANSACTIONS_DISALLOWED, 0, why)
             if self.ddtp_mode == 1 or not self.device_id_fits(device_id):
-                raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
-            tc = self.get_dc(device_id)[0]
+                why = (
+                    "ATS",
+                    "",
+                    "device_id",
+                    "ddtp.iommu_mode is Bare"
+                    if self.ddtp_mode == 1
+                    else "device_id too wide for the DDT",
+                )
+                raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, why)
+            tc = cached_dc(self, device_id)[0]
             self.dtf = bool(tc & _TC.DTF.mask)
             if not tc & _TC.EN_ATS.mask:
-                raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+                why = (
+                    "ATS",
+                    "",
+                    "DC.tc.EN_ATS",
+                    "an Invalidation Completion and DC.tc.EN_ATS is 0",
+                )
+                raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, why)
         except Fault as f:
-            self.report_fault(
+            self.fault_detected(
+                f,
                 FaultRecord(
                     cause=f.cause,
                     ttyp=Ttyp.PCIE_MESSAGE,
                     iotval=MessageCode.INVALIDATE_COMPLETION,
                     device_id=device_id,
-                )
+                ),
             )
+            if self.emit is not None:
+                self.emit(CompletionEvent(device_id, itag_vector, cc, 0))
             return 0
         done = self.invalidations.complete(device_id, itag_vector, cc)
+        if self.emit is not None:
+            self.emit(CompletionEvent(device_id, itag_vector, cc, done))
         if done and self.params.auto_process:
             self.process_commands()
         return done
@@ -610,117 +782,109 @@ class Iommu:
         self.hpm.count(event, did, -1 if pid is None else pid, gscid, pscid)
 
     # ------------------------------------------------------------------
-    # directory lookups (the caching layer overrides these)
+    # the caches (ioatc.py), as testbenches inspect them
     # ------------------------------------------------------------------
-    def get_dc(self, device_id: int) -> DC:
-        """The device context of ``device_id`` (§GET_DC), through the DDT cache."""
-        dc = self.ddt_cache.get(device_id)
-        if dc is not None:
-            if self.lru:
-                _touch(self.ddt_cache, device_id)
-            if self.tracer is not None:
-                self.tracer("GET_DC", "", f"DC of device {device_id:#x} from the DDT cache")
-        else:
-            if self.hpm.active:
-                self.count_event(Event.DDT_WALK, device_id, None, -1, -1)
-            if self.qos_port:
-                self.mem.qos = self.iommu_qosid
-            dc = locate_dc(self, device_id)
-            _cache_insert(self, self.ddt_cache, self.params.ddt_cache_size, device_id, dc)
-        return dc
+    @property
+    def ddt_cache(self) -> Dict[int, DC]:
+        """Cached device contexts by device_id (``ioatc.ddt.entries``; read-only use)."""
+        return self.ioatc.ddt.entries
 
-    def get_pc(self, device_id: int, process_id: int, dc: DC, access: int) -> PC:
-        """The process context of ``process_id`` under ``dc`` (§GET_PC), through the PDT cache."""
-        key = (device_id, process_id)
-        self.last_pc_key = key
-        pc = self.pdt_cache.get(key)
-        if pc is not None:
-            if self.lru:
-                _touch(self.pdt_cache, key)
-            if self.tracer is not None:
-                self.tracer("GET_PC", "", f"PC of process_id {process_id:#x} from the PDT cache")
-        else:
-            if self.hpm.active:
-                self.count_event(Event.PDT_WALK, device_id, process_id, -1, -1)
-            pc = self._locate_pc(process_id, dc, access)
-            _cache_insert(self, self.pdt_cache, self.params.pdt_cache_size, key, pc)
-        return pc
+    @property
+    def pdt_cache(self) -> Dict[Tuple[int, int], PC]:
+        """Cached process contexts by (device_id, process_id) (``ioatc.pdt.entries``)."""
+        return self.ioatc.pdt.entries
 
-    def _locate_pc(self, process_id: int, dc: DC, access: int) -> PC:
-        tc = dc[0]
-        fmt = self.pc_fmt if tc & self.gipc_tc else None  # [GIPC] the 32/64-byte PC
-        return locate_pc(
-            self,
-            dc[3],
-            process_id,
-            dc[1],
-            bool(tc & _TC.SBE.mask),
-            1 if tc & _TC.SXL.mask else 0,
-            access,
-            (1 if tc & _TC.GADE.mask else 0) | (2 if tc & _TC.SXL.mask else 0),
-            fmt,
-        )
+    @property
+    def msi_cache(self) -> Dict[Tuple[int, int], Tuple[int, int]]:
+        """Cached MSI PTEs by (GSCID, GPA page) (``ioatc.msi.entries``)."""
+        return self.ioatc.msi.entries
+
+    @property
+    def gwalk_cache(self) -> Dict[Tuple[int, int], int]:
+        """G-stage walk cache: (GSCID, GPA page) -> SPA page (``ioatc.gwalk.entries``)."""
+        return self.ioatc.gwalk.entries
 
     def invalidate_ddt(self, device_id: Optional[int] = None) -> None:
         """Drop cached DCs (all, or one device's) and the PCs cached under them.
 
         This is what ``IODIR.INVAL_DDT`` does; the command queue calls it.
         """
-        self.flush_front_cache()
-        if device_id is None:
-            self.ddt_cache.clear()
-            self.pdt_cache.clear()
-            return
-        self.ddt_cache.pop(device_id, None)
-        for key in [k for k in self.pdt_cache if k[0] == device_id]:
-            del self.pdt_cache[key]
-
-    def cache_msi(self, key: Tuple[int, int], pte: Tuple[int, int]) -> None:
-        """Cache an MSI PTE (tag: GSCID, GPA page)."""
-        cap = self.params.msi_cache_size
-        if not cap:
-            return
-        cache = self.msi_cache
-        while len(cache) >= cap:
-            old = next(iter(cache))
-            del cache[old]
-            self._msi_unindex(old)
-            self.flush_front_cache()
-        cache[key] = pte
-        self.msi_by_g.setdefault(key[0], set()).add(key)
-
-    def _msi_unindex(self, key: Tuple[int, int]) -> None:
-        _unindex_key(self.msi_by_g, key)
-
-    def cache_gwalk(self, key: Tuple[int, int], spa_page: int) -> None:
-        """Cache the G-stage translation of a page implicit reads use."""
-        cache = self.gwalk_cache
-        while len(cache) >= self.params.gwalk_cache_size:
-            old = next(iter(cache))
-            del cache[old]
-            _unindex_key(self.gwalk_by_g, old)
-            self.flush_front_cache()
-        cache[key] = spa_page
-        self.gwalk_by_g.setdefault(key[0], set()).add(key)
-
-    def invalidate_gwalk(self, gv: bool, gscid: int, lo: int = 0, hi: int = -1) -> None:
-        """What ``IOTINVAL.GVMA`` does to the G-stage walk cache."""
-        _drop_tagged(self.gwalk_cache, self.gwalk_by_g, gv, gscid, lo, hi)
-
-    def touch_msi(self, key: Tuple[int, int]) -> None:
-        """LRU: an MSI PTE cache entry was used."""
-        if self.lru:
-            _touch(self.msi_cache, key)
-
-    def invalidate_msi(self, gv: bool, gscid: int, lo: int = 0, hi: int = -1) -> None:
-        """What ``IOTINVAL.GVMA`` does to cached MSI PTEs: all, one GSCID's, or one
-        GSCID's in a GPA range (probing the range's pages when they are fewer)."""
-        _drop_tagged(self.msi_cache, self.msi_by_g, gv, gscid, lo, hi)
+        self.ioatc.inval_ddt(device_id)
 
     def invalidate_pdt(self, device_id: int, process_id: int) -> None:
         """Drop the cached PC of (device_id, process_id): ``IODIR.INVAL_PDT``."""
-        self.flush_front_cache()
-        self.pdt_cache.pop((device_id, process_id), None)
+        self.ioatc.inval_pdt(device_id, process_id)
+
+    # ------------------------------------------------------------------
+    # checkpoints and explain
+    # ------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        """The whole model state: registers, caches (and the whole-response shortcut),
+        queues' internal state, pending ATS invalidations, HPM counters, interrupt
+        state and statistics.
+
+        The memory port's contents are not part of it (memory belongs to the
+        port: a testbench checkpoints it itself), nor are the observers and
+        outbound callbacks.
+        """
+        state: Dict[str, Any] = {name: copy.deepcopy(getattr(self, name)) for name in _STATE}
+        for comp in _COMPONENTS:
+            obj = getattr(self, comp)
+            state[comp] = {k: copy.deepcopy(v) for k, v in vars(obj).items() if k != "io"}
+        state["ioatc"] = self.ioatc.state()
+        state["faults"] = dict(self.stats.faults)
+        state["requests"] = list(self.stats.counts)
+        return Snapshot(state)
+
+    def restore(self, snap: Snapshot) -> None:
+        """Go back to the state of :meth:`snapshot` (the same snapshot may be restored
+        again).  Memory is the port's: restore it separately if it changed."""
+        if not isinstance(snap, Snapshot):
+            raise TypeError("snap must be a Snapshot from Iommu.snapshot()")
+        state = snap._state
+        for name in _STATE:
+            _put(self, name, state[name])
+        for comp in _COMPONENTS:
+            obj = getattr(self, comp)
+            for k, v in state[comp].items():
+                _put(obj, k, v)
+        self.ioatc.set_state(copy.deepcopy(state["ioatc"]))
+        _put(self.stats, "faults", state["faults"])
+        self.stats.counts[:] = state["requests"]
+
+    def explain(self, req: Request) -> Explanation:
+        """Translate ``req`` and return its steps with the reason of any fault, leaving
+        the model exactly as it was.
+
+        The model state is checkpointed and restored (:meth:`snapshot`); memory
+        writes the translation would make (A/D updates, the fault record, an
+        interrupt MSI, an MRIF update) go to an overlay that is dropped, so
+        memory is unchanged too; the outbound ports (ATS messages, wired
+        interrupts) are not called and the attached observers do not see the
+        events.  Reads still go through the memory port.
+        """
+        if not isinstance(req, Request):
+            raise TypeError("explain() takes a Request")
+        snap = self.snapshot()
+        saved = (self.mem, self.rd, self.on_ats_message, self.on_wired_interrupt, self.on_fence)
+        observers = self._observers
+        qos = getattr(self.mem, "qos", None) if self.qos_port else None
+        events: List[ModelEvent] = []
+        self.mem = _Overlay(self.mem)
+        self.rd = self._make_reader()
+        self.on_ats_message = self.on_wired_interrupt = self.on_fence = None
+        self._observers = [events.append]
+        self._set_emit()
+        try:
+            rsp = self.translate(req)
+        finally:
+            self.mem, self.rd, self.on_ats_message, self.on_wired_interrupt, self.on_fence = saved
+            self._observers = observers
+            self._set_emit()
+            if self.qos_port:
+                self.mem.qos = qos
+            self.restore(snap)
+        return Explanation(req, rsp, events)
 
     # ------------------------------------------------------------------
     # error injection
@@ -728,6 +892,7 @@ class Iommu:
     def inject_datapath_error(self, count: int = 1) -> None:
         """Make the next ``count`` requests fail with "Internal data path error" (272)."""
         self._datapath_errors += _check_int("count", count, 32)
+        self.ioatc.flush_front()
 
     # ------------------------------------------------------------------
     # requests
@@ -770,55 +935,84 @@ class Iommu:
         if kind not in _KINDS:
             raise ValueError(f"kind must be a RequestKind, not {kind!r}")
         priv = bool(req.priv) and pid is not None
+        self._nreq[_DEBUG if debug else kind] += 1
         if self.hpm.active:
             self.count_event(_REQUEST_EVENT[kind], did, pid, -1, -1)
-        front = self._front
-        if (
-            self._front_on
-            and kind != RequestKind.ATS_TRANSLATION
-            and data is None
-            and self.tracer is None
-        ):
-            key = (did, -1 if pid is None else pid, priv, access | (kind << 2), addr >> 12)
-            hit = front.get(key)
+        emit = self.emit
+        if emit is None and data is None and kind != RequestKind.ATS_TRANSLATION:
+            # the whole-response shortcut (ioatc module doc): exact, so it replays
+            # the statistics and LRU updates of the cache hits it stands for
+            hit = self._front.get(
+                (did, -1 if pid is None else pid, priv, access | (kind << 2), addr >> 12)
+            )
             if hit is not None and (addr & 0xFFF) + length <= 4096:
-                base, perms, g, pbmt, size, tlb_key, pc_key = hit
-                if self.lru:  # the caches behind this shortcut were used: refresh them
-                    _touch(self.ddt_cache, did)
+                base, r, w, x, g, pbmt, s, size, rcid, mcid, pc_key, tlb_key = hit
+                ddt = self._ddt
+                ddt.stats.hits += 1
+                if pc_key is not None:
+                    self._pdt.stats.hits += 1
+                if tlb_key is not None:
+                    self.iotlb.stats.hits += 1
+                if self.lru:
+                    entries = ddt.entries
+                    entries[did] = entries.pop(did)
                     if pc_key is not None:
-                        _touch(self.pdt_cache, pc_key)
+                        entries = self._pdt.entries
+                        entries[pc_key] = entries.pop(pc_key)
                     if tlb_key is not None:
-                        self.iotlb.touch(tlb_key)
-                rcid, mcid = self.qos_of.get(did, self.iommu_qosid)
+                        entries = self.iotlb.entries
+                        entries[tlb_key] = entries.pop(tlb_key)
                 return Response(
                     Status.SUCCESS,
                     base | (addr & 0xFFF),
                     None,
                     False,
-                    bool(perms & PERM_R),
-                    bool(perms & PERM_W),
-                    bool(perms & PERM_X),
+                    r,
+                    w,
+                    x,
                     False,
                     g,
                     priv,
                     False,
                     pbmt,
-                    size > 4096,
+                    s,
                     0,
                     size,
                     rcid=rcid,
                     mcid=mcid,
                 )
-        else:
-            key = None
+        elif emit is not None:
+            emit(RequestEvent(req, debug))
+        rsp = self._translate(did, addr, access, pid, priv, kind, data, debug, length, req)
+        if emit is not None:
+            emit(ResponseEvent(req, rsp))
+        return rsp
+
+    def _translate(
+        self,
+        did: int,
+        addr: int,
+        access: int,
+        pid: Optional[int],
+        priv: bool,
+        kind: int,
+        data: Optional[int],
+        debug: bool,
+        length: int,
+        req: Request,
+    ) -> Response:
+        """Run §P2IOVA for a checked request and build the response."""
         self.dtf = False
         self.qos = self.iommu_qosid
-        self.last_tlb_key = None
-        self.last_pc_key = None
+        c = self.ioatc
+        c.missed = False
+        c.pc_key = None
+        self.iotlb.last_hit = None
         try:
             if self._datapath_errors:
                 self._datapath_errors -= 1
-                raise Fault(Cause.INTERNAL_DATAPATH_ERROR)
+                why = ("REQUEST", "", "", "an internal data path error was injected")
+                raise Fault(Cause.INTERNAL_DATAPATH_ERROR, 0, why)
             crossing = (
                 kind != RequestKind.ATS_TRANSLATION
                 and self.params.fault_page_crossing
@@ -856,25 +1050,32 @@ class Iommu:
             )
         if msi is None:
             g = g and pid is not None
-            if key is not None and (perms or size):
-                if len(front) >= self.params.iotlb_size:
-                    front.clear()
-                front[key] = (
-                    spa & ~0xFFF,
-                    perms,
-                    g,
-                    pbmt,
-                    size,
-                    self.last_tlb_key,
-                    self.last_pc_key,
+            r, w, x = bool(perms & PERM_R), bool(perms & PERM_W), bool(perms & PERM_X)
+            if not c.missed and c.front_size and self.ddtp_mode > 1:
+                # served by cache hits alone: the next identical request may take the shortcut
+                c.remember(
+                    (did, -1 if pid is None else pid, priv, access | (kind << 2), addr >> 12),
+                    (
+                        spa & ~0xFFF,
+                        r,
+                        w,
+                        x,
+                        g,
+                        pbmt,
+                        size > 4096,
+                        size,
+                        rcid,
+                        mcid,
+                        c.pc_key,
+                        self.iotlb.last_hit,
+                    ),
                 )
-                self.qos_of[did] = (rcid, mcid)
             return Response(
                 Status.SUCCESS,
                 spa,
-                r=bool(perms & PERM_R),
-                w=bool(perms & PERM_W),
-                x=bool(perms & PERM_X),
+                r=r,
+                w=w,
+                x=x,
                 g=g,
                 priv=priv,
                 pbmt=pbmt,
@@ -911,8 +1112,6 @@ class Iommu:
         kind: int,
     ) -> Response:
         cause = f.cause
-        if self.tracer is not None:
-            self.tracer("FAULT", "", f"stop and report cause {cause}: {Cause(cause).description}")
         rec = FaultRecord(
             cause=cause,
             ttyp=_TTYP[(kind, access)],  # type: ignore[index]
@@ -926,9 +1125,9 @@ class Iommu:
         reported = not self.dtf or cause in _DTF_REPORTED
         if kind == RequestKind.ATS_TRANSLATION and cause in _ATS_NO_ACCESS_CAUSES:
             # §ATS_FAULTS: Success with R = W = 0, nothing logged
+            self.fault_detected(f)
             return Response(Status.SUCCESS, 0, fault=rec, reported=False, priv=priv)
-        if reported:
-            self.fq.report(rec)
+        self.fault_detected(f, rec)
         if cause in _UR_CAUSES:
             status = Status.UNSUPPORTED_REQUEST
         else:
