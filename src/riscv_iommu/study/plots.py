@@ -137,6 +137,8 @@ def fig_vms(data: Dict[str, Any], path: str) -> None:
                 label=kind,
             )
         ax.set_xscale("log", base=2)
+        if panel != "reads":
+            ax.set_ylim(-3, 103)
         ax.set_xlabel("VMs", fontsize=8)
         ax.set_title(
             "reads per translation" if panel == "reads" else f"{panel} hit rate (%)", fontsize=9

@@ -396,9 +396,10 @@ def _vms_claims(rows: List[Dict[str, Any]], cfg: Dict[str, Any]) -> List[str]:
     if gw:
         out.append(
             "**G-stage walk cache** hit rate from "
-            f"{lo} to {hi} VMs: {'; '.join(gw)}: its entries are per VM (tag GSCID + GPA "
-            f"page), so more VMs means more entries for the same tables, except under GIPC 2024, "
-            f"which never looks it up (Figure 3)."
+            f"{lo} to {hi} VMs: {'; '.join(gw)}. It holds one entry per table page (tag "
+            f"GSCID + GPA page): first-stage tables are per PASID whatever the number of VMs, "
+            f"but classic SR-IOV adds one PDT in guest memory per VM; GIPC 2025's PDT is at "
+            f"SPAs and GIPC 2024 never looks the cache up (Figure 3)."
         )
     return out
 
@@ -443,13 +444,13 @@ def _workloads_claims(rows: List[Dict[str, Any]]) -> List[str]:
     spread = "; ".join(f"{p} {_pct(min(v))}..{_pct(max(v))}%" for p, v in rates.items())
     thrash = [p for p, v in rates.items() if max(v) < 0.05]
     note = (
-        f" {' and '.join(thrash)} cycle over more pages than the IOTLB holds, which defeats "
-        f"LRU whatever the assignment model."
+        f"; the {' and '.join(thrash)} patterns cycle over more pages than the IOTLB holds, "
+        f"which defeats LRU whatever the assignment model"
         if thrash
         else ""
     )
     out.append(
-        f"**IOTLB hit rate by pattern** ({sizes[0]} pages, every system): {spread}.{note} "
+        f"**IOTLB hit rate by pattern** ({sizes[0]} pages, every system): {spread}{note} "
         f"(Figure 4)."
     )
     return out
@@ -496,15 +497,18 @@ def _rebind_claims(r: Dict[str, Any]) -> List[str]:
 def _memory_claims(r: Dict[str, Any]) -> List[str]:
     out = []
     for kind, m in r.items():
-        vm = None if m["per_vm"] is None else sum(m["per_vm"].values())
-        pasid = sum(m["per_pasid"].values())
-        if vm is not None:
-            total = 65536 * (vm + pasid)
-            out.append(
-                f"**{kind}**: {_kib(vm)} KiB per VM and {_kib(pasid)} KiB per PASID of host "
-                f"memory, most of it the simulated memory holding the tables; 65,536 VMs with "
-                f"one PASID each would take about {total / 2**30:.1f} GiB (Figure 6)."
-            )
+        if m["per_vm"] is None:
+            continue
+        vm, pasid = m["per_vm"], m["per_pasid"]
+        grows = sum(vm[c] + pasid[c] for c in vm if c != "model")
+        out.append(
+            f"**{kind}** takes {_kib(sum(vm.values()))} KiB of host memory per VM and "
+            f"{_kib(sum(pasid.values()))} KiB per PASID (simulated memory holding the tables: "
+            f"{_kib(vm['simulated memory'])} and {_kib(pasid['simulated memory'])} KiB; the "
+            f"model's caches, {_kib(vm['model'])} and {_kib(pasid['model'])} KiB here, stop "
+            f"growing at their capacities): 65,536 VMs with one PASID each need about "
+            f"{65536 * grows / 2**30:.1f} GiB besides the caches (Figure 6)."
+        )
     return out
 
 
