@@ -9,7 +9,8 @@ used by invalidations and the exact statistics (a
 :class:`~riscv_iommu.events.CacheStats`), and it emits a
 :class:`~riscv_iommu.events.CacheEvent` for every hit, miss, fill, eviction
 and invalidation when an observer is attached.  Capacity 0 is handled here:
-every lookup misses and fills are dropped, so every request walks.
+there is no cache, so nothing is looked up, filled or counted, and every
+request walks.
 
 The structures (:class:`Ioatc` groups them):
 
@@ -165,7 +166,12 @@ class Cache:
 
     # -- lookups -----------------------------------------------------------
     def get(self, key: Hashable) -> Any:
-        """Look ``key`` up: the cached value (a hit, made most recent) or None (a miss)."""
+        """Look ``key`` up: the cached value (a hit, made most recent) or None (a miss).
+
+        A cache of capacity 0 is not looked up: None, and nothing is counted.
+        """
+        if not self.capacity:
+            return None
         entries = self.entries
         value = entries.get(key)
         if value is None:

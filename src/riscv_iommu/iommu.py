@@ -98,6 +98,9 @@ _REQUEST_EVENT = (
 )
 # Stats.counts indexes (events.REQUEST_KINDS) beyond the RequestKind values
 _DEBUG, _PAGE_REQUEST, _COMPLETION = 3, 4, 5
+# enum members in globals: an Enum attribute lookup costs more than the test
+_ATS = RequestKind.ATS_TRANSLATION
+_SUCCESS = Status.SUCCESS
 
 
 # the Iommu attributes that are model state (the rest is configuration, ports or observers)
@@ -310,6 +313,8 @@ class Iommu:
         self.dbg = DebugInterface(self)
         self.lru = params.cache_policy == "lru"
         self.iotlb: Iotlb = self.ioatc.iotlb
+        #: the G-stage walk cache (paging.implicit_read looks it up inline)
+        self.gwalk: Cache = self.ioatc.gwalk
         # the shortcut and the caches it replays (translate's hot path)
         self._front = self.ioatc.front
         self._ddt: Cache = self.ioatc.ddt
@@ -939,7 +944,7 @@ class Iommu:
         if self.hpm.active:
             self.count_event(_REQUEST_EVENT[kind], did, pid, -1, -1)
         emit = self.emit
-        if emit is None and data is None and kind != RequestKind.ATS_TRANSLATION:
+        if self._front and emit is None and data is None and kind != _ATS:
             # the whole-response shortcut (ioatc module doc): exact, so it replays
             # the statistics and LRU updates of the cache hits it stands for
             hit = self._front.get(
@@ -963,7 +968,7 @@ class Iommu:
                         entries = self.iotlb.entries
                         entries[tlb_key] = entries.pop(tlb_key)
                 return Response(
-                    Status.SUCCESS,
+                    _SUCCESS,
                     base | (addr & 0xFFF),
                     None,
                     False,
@@ -983,25 +988,6 @@ class Iommu:
                 )
         elif emit is not None:
             emit(RequestEvent(req, debug))
-        rsp = self._translate(did, addr, access, pid, priv, kind, data, debug, length, req)
-        if emit is not None:
-            emit(ResponseEvent(req, rsp))
-        return rsp
-
-    def _translate(
-        self,
-        did: int,
-        addr: int,
-        access: int,
-        pid: Optional[int],
-        priv: bool,
-        kind: int,
-        data: Optional[int],
-        debug: bool,
-        length: int,
-        req: Request,
-    ) -> Response:
-        """Run §P2IOVA for a checked request and build the response."""
         self.dtf = False
         self.qos = self.iommu_qosid
         c = self.ioatc
@@ -1014,21 +1000,22 @@ class Iommu:
                 why = ("REQUEST", "", "", "an internal data path error was injected")
                 raise Fault(Cause.INTERNAL_DATAPATH_ERROR, 0, why)
             crossing = (
-                kind != RequestKind.ATS_TRANSLATION
-                and self.params.fault_page_crossing
-                and (addr & 0xFFF) + length > 4096
+                kind != _ATS and self.params.fault_page_crossing and (addr & 0xFFF) + length > 4096
             )
             spa, perms, g, pbmt, size, msi = translate_iova(
                 self, did, addr, access, pid, priv, kind, data, debug, bool(req.no_write), crossing
             )
         except Fault as f:
-            return self._fault_response(f, did, addr, access, pid, priv, kind)
+            rsp = self._fault_response(f, did, addr, access, pid, priv, kind)
+            if emit is not None:
+                emit(ResponseEvent(req, rsp))
+            return rsp
         rcid, mcid = self.qos
-        if kind == RequestKind.ATS_TRANSLATION:
+        if kind == _ATS:
             # the completion: address with the S bit / NAPOT size, R, W, Exe,
             # U (untranslated only: MRIF), Priv, Global, N = 0, AMA = 0
             caddr, s = encode_range(spa, size)
-            return Response(
+            rsp = Response(
                 Status.SUCCESS,
                 caddr,
                 r=bool(perms & PERM_R),
@@ -1048,7 +1035,7 @@ class Iommu:
                 rcid=rcid,
                 mcid=mcid,
             )
-        if msi is None:
+        elif msi is None:
             g = g and pid is not None
             r, w, x = bool(perms & PERM_R), bool(perms & PERM_W), bool(perms & PERM_X)
             if not c.missed and c.front_size and self.ddtp_mode > 1:
@@ -1070,8 +1057,8 @@ class Iommu:
                         self.iotlb.last_hit,
                     ),
                 )
-            return Response(
-                Status.SUCCESS,
+            rsp = Response(
+                _SUCCESS,
                 spa,
                 r=r,
                 w=w,
@@ -1084,22 +1071,26 @@ class Iommu:
                 rcid=rcid,
                 mcid=mcid,
             )
-        return Response(
-            Status.SUCCESS,
-            spa,
-            r=bool(perms & PERM_R),
-            w=bool(perms & PERM_W),
-            u=msi[1],
-            priv=priv,
-            size=4096,
-            is_msi=True,
-            is_mrif=msi[1],
-            mrif_addr=msi[2],
-            notice_addr=msi[3],
-            nid=msi[4],
-            rcid=rcid,
-            mcid=mcid,
-        )
+        else:
+            rsp = Response(
+                Status.SUCCESS,
+                spa,
+                r=bool(perms & PERM_R),
+                w=bool(perms & PERM_W),
+                u=msi[1],
+                priv=priv,
+                size=4096,
+                is_msi=True,
+                is_mrif=msi[1],
+                mrif_addr=msi[2],
+                notice_addr=msi[3],
+                nid=msi[4],
+                rcid=rcid,
+                mcid=mcid,
+            )
+        if emit is not None:
+            emit(ResponseEvent(req, rsp))
+        return rsp
 
     def _fault_response(
         self,

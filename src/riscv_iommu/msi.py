@@ -28,6 +28,7 @@ _MASK = F.MSI_ADDR_MASK.mask.mask
 _PTE_V = F.MSIPTE0.V.mask
 _PTE_C = F.MSIPTE0.C.mask
 _PTE_M = F.MSIPTE0.M
+_EXECUTE = int(Access.EXECUTE)  # an Enum attribute lookup costs more than the test
 
 
 def extract(x: int, y: int) -> int:
@@ -115,7 +116,7 @@ def msi_translate(
     if cached is None:
         cache.put(key, (pte0, pte1))  # a valid, well-formed PTE
     # step 15: permissions of a second-stage PTE with R=W=U=1, X=0
-    if access == Access.EXECUTE:
+    if access == _EXECUTE:
         why = ("MSI_TRANS", "15", "X", "an execute of an MSI address (the MSI PTE grants no X)")
         raise Fault(Cause.INSTRUCTION_ACCESS_FAULT, 0, why)
     if io.emit is not None:

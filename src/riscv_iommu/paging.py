@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Literal, Tuple
 
 from . import formats as F
 from ._fault import Fault, Why, access_fault, guest_page_fault, page_fault
-from .events import Check, MemAccess, Step, StructRead
+from .events import CacheEvent, Check, MemAccess, Step, StructRead
 from .memory import MemoryAccessError, MemoryFault
 from .types import Access, Cause
 
@@ -55,7 +55,7 @@ G_VALID = tuple(frozenset({0, *m}) for m in G_MODES)
 #: Names of the modes (for the reasons of faults), by PTESIZE / VA width
 _S_NAME = {39: "Sv39", 48: "Sv48", 57: "Sv57", 32: "Sv32"}
 _G_NAME = {41: "Sv39x4", 50: "Sv48x4", 59: "Sv57x4", 34: "Sv32x4"}
-_ACCESS_NAME = ("read", "write", "execute")
+_ACCESS_NAME = ("a read", "a write", "an execute")
 
 _V = F.PTE.V.mask
 _R = F.PTE.R.mask
@@ -65,6 +65,7 @@ _U = F.PTE.U.mask
 _A = F.PTE.A.mask
 _D = F.PTE.D.mask
 _N = F.PTE.N.mask
+_PBMT = F.PTE.PBMT.mask
 _PBMT_SHIFT = F.PTE.PBMT.lsb
 _PBMT_MAX = F.PTE.PBMT.max
 _PPN_SHIFT = F.PTE.PPN.lsb
@@ -77,6 +78,9 @@ _GSCID_MAX = F.IOHGATP.GSCID.max
 _RX = _R | _X
 _RW = _R | _W
 _NAPOT_64K = 0b1000  # Svnapot: the only defined N encoding, ppn[3:0] = 1000 at level 0
+# enum members as plain ints: an Enum attribute lookup costs more than the test
+_WRITE = int(Access.WRITE)
+_EXECUTE = int(Access.EXECUTE)
 
 #: How often an A/D update may find the PTE changed before the walk gives up
 #: (reported as an access fault on the PTE).
@@ -264,8 +268,8 @@ def _walk(
         a = ((pte >> _PPN_SHIFT) & ppn_max) << 12
     ppn = (pte >> _PPN_SHIFT) & ppn_max
     size = 1 << (12 + i * vbits)
-    if psize == 8:
-        _leaf_checks(pte, ppn, i)
+    if psize == 8 and (pte & _N or pte & _PBMT == _PBMT):
+        _leaf_checks(pte, ppn, i)  # Svnapot / Svpbmt (PBMT=3 is reserved)
         if pte & _N:
             size = 1 << 16
     if i and ppn & ((1 << (i * vbits)) - 1):  # PTW step 6: misaligned superpage
@@ -351,9 +355,10 @@ def _walk_g64(
         a = (((pte >> _PPN_SHIFT) & _PPN64) << 12) + ((gpa >> shift) & 0x1FF) * 8
     ppn = (pte >> _PPN_SHIFT) & _PPN64
     size = 1 << shift
-    _leaf_checks(pte, ppn, i)
-    if pte & _N:
-        size = 1 << 16
+    if pte & _N or pte & _PBMT == _PBMT:
+        _leaf_checks(pte, ppn, i)  # Svnapot / Svpbmt (PBMT=3 is reserved)
+        if pte & _N:
+            size = 1 << 16
     if i and ppn & ((1 << (i * 9)) - 1):  # PTW step 6: misaligned superpage
         raise _misaligned(i, i * 9)
     return pte, size, a
@@ -368,14 +373,26 @@ def implicit_read(io: "Iommu", gpa: int, hgatp: int, access: int, gctl: int, for
     R, U and A set.  Capacity ``IommuParams.gwalk_cache_size``; 0 walks.
     ``for_pdt`` is "PDTE" or "PC" for the accesses of the PDT walk, else "".
     """
-    cache = io.ioatc.gwalk
-    key = ((hgatp >> _GSCID_LSB) & _GSCID_MAX, gpa >> 12)
-    page = cache.get(key)
-    if page is not None:
-        return page | (gpa & 0xFFF)  # type: ignore[no-any-return]
-    spa, pte, _ = second_stage(io, gpa, hgatp, access, True, False, gctl, for_pdt)
-    cache.put(key, spa & ~0xFFF)
-    return spa
+    cache = io.gwalk
+    if cache.capacity:
+        key = ((hgatp >> _GSCID_LSB) & _GSCID_MAX, gpa >> 12)
+        entries = cache.entries
+        page = entries.get(key)
+        if page is not None:  # Cache.get, inline: this is the walk's hottest lookup
+            cache.stats.hits += 1
+            if cache.lru:
+                del entries[key]
+                entries[key] = page
+            if cache.emit is not None:
+                cache.emit(CacheEvent("GWALK", "hit", key))
+            return page | (gpa & 0xFFF)  # type: ignore[no-any-return]
+        cache.stats.misses += 1
+        if cache.emit is not None:
+            cache.emit(CacheEvent("GWALK", "miss", key))
+        spa = second_stage(io, gpa, hgatp, access, True, False, gctl, for_pdt)[0]
+        cache.put(key, spa & ~0xFFF)
+        return spa
+    return second_stage(io, gpa, hgatp, access, True, False, gctl, for_pdt)[0]
 
 
 def second_stage(
@@ -419,7 +436,8 @@ def second_stage(
                     io, gpa, root, geom, big, 0, access, gctl, for_pdt, walk or "final"
                 )
         except _Invalid as e:
-            why = ("PTW-G", e.step, e.field, e.rule)
+            rule = f"G-stage {e.rule}" if e.rule.startswith("PTE") else e.rule
+            why = ("PTW-G", e.step, e.field, rule)
             raise guest_page_fault(access, gpa, implicit, implicit_write, why) from None
         # PTW step 5: G-stage accesses are user-level accesses (U must be 1)
         if implicit:
@@ -427,7 +445,7 @@ def second_stage(
             write = implicit_write
         else:
             need = _U | _PERM[access]
-            write = access == Access.WRITE
+            write = access == _WRITE
         if pte & need != need:
             why = _g_perm_why(pte, need, access, implicit, implicit_write)
             raise guest_page_fault(access, gpa, implicit, implicit_write, why)
@@ -459,7 +477,7 @@ def second_stage(
 
 def _s_priv_why(access: int) -> Why:
     """PTW step 5: a supervisor access to a user page."""
-    if access == Access.EXECUTE:
+    if access == _EXECUTE:
         return ("PTW", "5", "U", "U=1 for a supervisor-mode execute: never allowed")
     return ("PTW", "5", "U", "U=1 for a supervisor-mode access and PC.ta.SUM=0")
 
@@ -482,7 +500,7 @@ def _g_perm_why(pte: int, need: int, access: int, implicit: bool, implicit_write
     if implicit:
         what = "an implicit write (A/D update)" if implicit_write else "an implicit read"
         return ("PTW-G", "5", bit, f"{bit}=0 in the G-stage leaf for {what} of a page table")
-    return ("PTW-G", "5", bit, f"{bit}=0 in the G-stage leaf for a {_ACCESS_NAME[access]}")
+    return ("PTW-G", "5", bit, f"{bit}=0 in the G-stage leaf for {_ACCESS_NAME[access]}")
 
 
 def _ad_why(section: str, pte: int, ad: int, enable: str) -> Why:
@@ -543,15 +561,15 @@ def first_stage(
         if check:
             # PTW step 5: U-bit and R/W/X permission for the request's privilege
             if pte & _U:
-                if priv and (not sum_ or access == Access.EXECUTE):
+                if priv and (not sum_ or access == _EXECUTE):
                     raise page_fault(access, _s_priv_why(access))
             elif not priv:
                 raise page_fault(access, ("PTW", "5", "U", "U=0 for a user-mode access"))
             if not pte & _PERM[access]:
                 bit = "RWX"[access]
-                rule = f"{bit}=0 for a {_ACCESS_NAME[access]}"
+                rule = f"{bit}=0 for {_ACCESS_NAME[access]}"
                 raise page_fault(access, ("PTW", "5", bit, rule))
-        write = access == Access.WRITE
+        write = access == _WRITE
         new = pte | _A | (_D if write else 0)
         if new != pte:
             # PTW step 7: A/D update, or a page fault when not enabled

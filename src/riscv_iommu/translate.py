@@ -63,10 +63,16 @@ _PERM = (PERM_R, PERM_W, PERM_X)
 _MCID = F.DC_TA.MCID
 
 _OFF, _BARE, _LVL1, _LVL2 = 0, 1, 2, 3
+# enum members as plain ints: an Enum attribute lookup costs more than the test
+_UNTRANSLATED = int(RequestKind.UNTRANSLATED)
+_TRANSLATED = int(RequestKind.TRANSLATED)
+_ATS = int(RequestKind.ATS_TRANSLATION)
+_WRITE = int(Access.WRITE)
 _MODE_NAME = {0: "Off", 1: "Bare", 2: "1LVL", 3: "2LVL", 4: "3LVL"}
 _KIND_NAME = ("an Untranslated request", "a Translated request", "an ATS Translation Request")
-_STAGE_NAME = {0: "Bare", 8: "Sv39 (Sv32 with SXL)", 9: "Sv48", 10: "Sv57"}
-_G_NAME = {0: "Bare", 8: "Sv39x4 (Sv32x4 with GXL)", 9: "Sv48x4", 10: "Sv57x4"}
+# mode names by (XLEN-32 flag, MODE): SXL for the first stage, GXL for the G-stage
+_STAGE_NAME = {(0, 8): "Sv39", (0, 9): "Sv48", (0, 10): "Sv57", (1, 8): "Sv32"}
+_G_NAME = {(0, 8): "Sv39x4", (0, 9): "Sv48x4", (0, 10): "Sv57x4", (1, 8): "Sv32x4"}
 
 
 def translate_iova(
@@ -98,7 +104,7 @@ def translate_iova(
         raise Fault(Cause.ALL_INBOUND_TRANSACTIONS_DISALLOWED, 0, why)
     # step 2
     if mode == _BARE:
-        if kind != RequestKind.UNTRANSLATED:
+        if kind != _UNTRANSLATED:
             why = (
                 "P2IOVA",
                 "2",
@@ -133,7 +139,7 @@ def translate_iova(
     if crossing:
         raise _misaligned(access)
     # step 7
-    if kind != RequestKind.UNTRANSLATED and not tc & _EN_ATS:
+    if kind != _UNTRANSLATED and not tc & _EN_ATS:
         why = (
             "P2IOVA",
             "7",
@@ -166,8 +172,8 @@ def translate_iova(
     iosatp = 0  # Bare unless a step below selects a first-stage table
     sum_ = False
     pscid_ = 0
-    ats = kind == RequestKind.ATS_TRANSLATION
-    if kind == RequestKind.TRANSLATED:
+    ats = kind == _ATS
+    if kind == _TRANSLATED:
         # step 8
         if not tc & _T2GPA:
             return iova, PERM_ALL, False, 0, io.params.bare_range_size, None  # step 20
@@ -216,8 +222,9 @@ def translate_iova(
             Step(
                 "P2IOVA",
                 "17",
-                f"first stage {_STAGE_NAME.get(smode, smode)} (iosatp {iosatp:#x}), "
-                f"G-stage {_G_NAME.get(gmode, gmode)} (iohgatp {iohgatp:#x} from the {hg_from})",
+                f"first stage {_STAGE_NAME.get((sxl, smode), 'Bare')} (iosatp {iosatp:#x}), "
+                f"G-stage {_G_NAME.get((io.gxl, gmode), 'Bare')} "
+                f"(iohgatp {iohgatp:#x} from the {hg_from})",
             )
         )
     hg = iohgatp if gmode else 0
@@ -249,12 +256,12 @@ def translate_iova(
             f.cause = reported_cause(f.cause, access, no_write)
             raise
     # The IOTLB caches the result of steps 17-19 (never MSI translations)
-    if gmode or smode:
+    if (gmode or smode) and tlb.capacity:
         hit = tlb.hit(gscid, pscid, iova, access, priv, sum_)
         if hit is not None:
             return hit
         io.ioatc.missed = True
-        if hpm and tlb.capacity:
+        if hpm:
             io.count_event(Event.TLB_MISS, device_id, process_id, gscid, pscid)
     # step 17: first stage
     perms = PERM_ALL
@@ -301,7 +308,7 @@ def translate_iova(
                         "a debug translation of an address an MRIF-mode MSI PTE maps",
                     )
                     raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, why)
-                if io.params.mrif_by_iommu and access == Access.WRITE and data is not None:
+                if io.params.mrif_by_iommu and access == _WRITE and data is not None:
                     record_mrif(io, gpa, data, msi[2], msi[3], msi[4])
             return msi[0], perms & (PERM_R | PERM_W), g, pbmt, min(size, 4096), msi  # step 20
     # step 19: second stage
@@ -317,7 +324,7 @@ def translate_iova(
         size = min(size, gsize)
     else:
         spa = gpa
-    if gmode or smode:
+    if (gmode or smode) and tlb.capacity:
         tlb.fill(
             gscid,
             pscid,
@@ -348,7 +355,7 @@ _CROSSING = (
 
 def _misaligned(access: int) -> Fault:
     """Read (4) or Write/AMO (6) address misaligned."""
-    if access == Access.WRITE:
+    if access == _WRITE:
         return Fault(Cause.WRITE_ADDRESS_MISALIGNED, 0, _CROSSING)
     return Fault(Cause.READ_ADDRESS_MISALIGNED, 0, _CROSSING)
 
