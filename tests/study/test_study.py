@@ -175,6 +175,15 @@ def test_systems_reach_their_vms_memory() -> None:
         assert sysm.request(1, 2).addr == IOVA_BASE + 2 * (1 << 21) + 0x40
 
 
+def test_faults_are_counted() -> None:
+    """A request of a PASID that was never bound faults; the study counts it."""
+    from riscv_iommu.study.experiments import measure
+
+    sysm = build("gipc-2024", 1, 2, 1, 4096, bind=[0])
+    res = measure(sysm.fresh_iommu(rv.IommuParams()), sysm, [(1, 0, False)], [(1, 0, False)])
+    assert res["faults"] == 2 and res["translations"] == 1
+
+
 def test_lazy_allocator_reserves_without_writing() -> None:
     mem = rv.SparseMemory()
     alloc = LazyAllocator(mem, base=0x1000, limit=1 << 31)

@@ -78,13 +78,6 @@ class Probe:
         """Every structure read counted."""
         return sum(self.reads.values())
 
-    def reset(self) -> None:
-        """Forget the counts."""
-        self.reads = {}
-        self.bytes = {}
-        self.commands = 0
-        self.names = []
-
     def per(self, n: int) -> Dict[str, float]:
         """Reads per translation (``n`` translations), by structure, with ``total``,
         ``G_PTE_table`` (the G-stage reads of table addresses) and ``bytes``."""

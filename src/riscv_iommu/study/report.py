@@ -427,7 +427,7 @@ def _workloads_claims(rows: List[Dict[str, Any]]) -> List[str]:
                 f"GIPC 2024 {_n(round(min(g), 2))}..{_n(round(max(g), 2))}"
             )
     winners = ", ".join(f"{s} in {n}" for s, n in sorted(best.items(), key=lambda x: -x[1]))
-    rates = {}
+    rates: Dict[str, List[float]] = {}
     for r in rows:
         if r["page_size"] == sizes[0]:
             for p in r["points"]:
