@@ -791,3 +791,19 @@ def test_restore_replays_random_systems(
 def test_random_system_helper_uses_the_pool() -> None:
     """The pool of the random systems is where the probes go (sanity of the fixture)."""
     assert POOL_PAGES > 0 and QUEUES + 0x2000 < POOL_BASE
+
+
+def test_cli_explain_says_why_and_changes_nothing() -> None:
+    """`riscv-iommu explain` of a fault ends with the reason (text and JSON)."""
+    import io as _io
+
+    from riscv_iommu.cli import main
+
+    out = _io.StringIO()
+    assert main(["explain", "--no-color", "--pasid", "7"], stream=out) == 0
+    assert out.getvalue().rstrip().endswith("why: PC.ta.V is 0")
+    out = _io.StringIO()
+    assert main(["explain", "--json", "--pasid", "7"], stream=out) == 0
+    import json
+
+    assert json.loads(out.getvalue())["reason"] == "PC.ta.V is 0"

@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple, Union
 from . import commands
 from . import formats as F
 from ._fault import Fault
-from .ats import InvalidationTracker, MessageCode, encode_range, page_request
+from .ats import InvalidationTracker, MessageCode, cxl_io, encode_range, page_request
 from .capabilities import IGS, Capabilities, IommuParams
 from .ddt import DC, ddi
 from .debug import DebugInterface
@@ -22,6 +22,7 @@ from .events import (
     RequestEvent,
     ResponseEvent,
     Stats,
+    Step,
 )
 from .events import Event as ModelEvent
 from .gipc import pc_format
@@ -236,6 +237,8 @@ class Iommu:
         self.msi_flat = caps.msi_flat
         self.dc_size = F.DC_EXT_SIZE if caps.msi_flat else F.DC_BASE_SIZE
         self.be_writable = bool(caps.end and params.be_writable)
+        #: range size of a Bare first stage (by DC.tc.SXL) and G-stage (by fctl.GXL)
+        self.bare_s, self.bare_g = params.bare_sizes(caps)
         # [GIPC] DC.tc.GIPC exists only with capabilities.GIPC; else it is reserved
         self.gipc_tc = (1 << params.gipc_tc_bit) if caps.gipc else 0
         self.tc_reserved = _TC.reserved & ~self.gipc_tc
@@ -299,6 +302,8 @@ class Iommu:
         # per-request scratch state written by the translation process
         self.dtf = False
         self.qos = (0, 0)
+        #: DC.tc.T2GPA of the last Translated / ATS request that located its DC
+        self.t2gpa = False
         self._datapath_errors = 0
         #: [GIPC] the PC format of the configured revision (None without capabilities.GIPC)
         self.pc_fmt = pc_format(self)
@@ -1007,6 +1012,8 @@ class Iommu:
             )
         except Fault as f:
             rsp = self._fault_response(f, did, addr, access, pid, priv, kind)
+            if req.cxl and rsp.status == Status.SUCCESS:  # an ATS completion with R = W = 0
+                rsp.cxl_io = cxl_io(self, f.cause == Cause.MSI_PTE_NOT_VALID, 0)
             if emit is not None:
                 emit(ResponseEvent(req, rsp))
             return rsp
@@ -1015,6 +1022,9 @@ class Iommu:
             # the completion: address with the S bit / NAPOT size, R, W, Exe,
             # U (untranslated only: MRIF), Priv, Global, N = 0, AMA = 0
             caddr, s = encode_range(spa, size)
+            cxl = bool(req.cxl) and cxl_io(self, msi is not None, pbmt)
+            if emit is not None:
+                emit(Step("ATS_FAULTS", "", f"completion: range {size:#x}, CXL.io = {int(cxl)}"))
             rsp = Response(
                 Status.SUCCESS,
                 caddr,
@@ -1034,6 +1044,7 @@ class Iommu:
                 nid=msi[4] if msi else 0,
                 rcid=rcid,
                 mcid=mcid,
+                cxl_io=cxl,
             )
         elif msi is None:
             g = g and pid is not None

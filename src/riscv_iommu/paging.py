@@ -531,14 +531,14 @@ def first_stage(
     sum_: bool,
     gctl: int,
     sade: bool,
-    check: bool = True,
 ) -> Tuple[int, int, int]:
     """First-stage translation of ``iova`` with the table of ``fsc`` (not Bare).
 
     PTE addresses are GPAs translated by ``hgatp`` when it is not Bare.
     ``priv`` is a supervisor-privilege request; ``sum_`` is ``PC.ta.SUM``.
-    Returns ``(gpa, leaf pte, page size)``.  With ``check=False`` the
-    permission check of PTW step 5 is left to the caller (ATS).
+    Returns ``(gpa, leaf pte, page size)``.  The permission check of PTW
+    step 5 always precedes the A/D update of step 7: a denied access never
+    sets A or D (ATS translation requests walk as reads).
     """
     levels, _, psize, va_bits = geom
     # IOVA must be canonical (Sv39/48/57) or fit 32 bits (Sv32, DC.tc.SXL=1)
@@ -558,17 +558,16 @@ def first_stage(
             pte, size, pte_addr, pte_gpa = _walk(io, va, root, geom, big, hgatp, access, gctl, "")
         except _Invalid as e:
             raise page_fault(access, ("PTW", e.step, e.field, e.rule)) from None
-        if check:
-            # PTW step 5: U-bit and R/W/X permission for the request's privilege
-            if pte & _U:
-                if priv and (not sum_ or access == _EXECUTE):
-                    raise page_fault(access, _s_priv_why(access))
-            elif not priv:
-                raise page_fault(access, ("PTW", "5", "U", "U=0 for a user-mode access"))
-            if not pte & _PERM[access]:
-                bit = "RWX"[access]
-                rule = f"{bit}=0 for {_ACCESS_NAME[access]}"
-                raise page_fault(access, ("PTW", "5", bit, rule))
+        # PTW step 5: U-bit and R/W/X permission for the request's privilege
+        if pte & _U:
+            if priv and (not sum_ or access == _EXECUTE):
+                raise page_fault(access, _s_priv_why(access))
+        elif not priv:
+            raise page_fault(access, ("PTW", "5", "U", "U=0 for a user-mode access"))
+        if not pte & _PERM[access]:
+            bit = "RWX"[access]
+            rule = f"{bit}=0 for {_ACCESS_NAME[access]}"
+            raise page_fault(access, ("PTW", "5", bit, rule))
         write = access == _WRITE
         new = pte | _A | (_D if write else 0)
         if new != pte:
@@ -591,6 +590,5 @@ def first_stage(
                 io.emit(Step("PTW", "7", f"A/D update of the first-stage PTE at {pte_addr:#x}"))
             pte = new
         if io.emit is not None:
-            rule = "the leaf grants the access" if check else "the leaf PTE is valid (ATS)"
-            io.emit(Check("PTW", "5", rule, True))
+            io.emit(Check("PTW", "5", "the leaf grants the access", True))
         return _leaf_pa(pte, size, psize, iova), pte, size

@@ -16,7 +16,7 @@ from .ddt import ddi
 from .events import Check, Step
 from .hpm import Event
 from .ioatc import HOST, NONE, cached_dc, cached_pc
-from .msi import MsiResult, msi_translate, record_mrif
+from .msi import MsiResult, msi_free_size, msi_translate, record_mrif
 from .paging import G_MODES, S_MODES, first_stage, second_stage
 from .pdt import PID_WIDTH
 from .types import Access, Cause, RequestKind
@@ -139,14 +139,16 @@ def translate_iova(
     if crossing:
         raise _misaligned(access)
     # step 7
-    if kind != _UNTRANSLATED and not tc & _EN_ATS:
-        why = (
-            "P2IOVA",
-            "7",
-            "DC.tc.EN_ATS",
-            f"DC.tc.EN_ATS is 0 and the request is {_KIND_NAME[kind]}",
-        )
-        raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, why)
+    if kind != _UNTRANSLATED:
+        if not tc & _EN_ATS:
+            why = (
+                "P2IOVA",
+                "7",
+                "DC.tc.EN_ATS",
+                f"DC.tc.EN_ATS is 0 and the request is {_KIND_NAME[kind]}",
+            )
+            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, why)
+        io.t2gpa = bool(tc & _T2GPA)  # for the CXL.io bit of an ATS completion
     gipc = tc & io.gipc_tc  # [GIPC] DC.tc.GIPC
     if process_id is not None:
         if not tc & _PDTV:
@@ -259,6 +261,8 @@ def translate_iova(
     if (gmode or smode) and tlb.capacity:
         hit = tlb.hit(gscid, pscid, iova, access, priv, sum_)
         if hit is not None:
+            if emit is not None:
+                emit(Step("IOATC", "", f"IOTLB hit: {iova:#x} -> {hit[0]:#x}"))
             return hit
         io.ioatc.missed = True
         if hpm:
@@ -267,7 +271,7 @@ def translate_iova(
     perms = PERM_ALL
     g = False
     pbmt = 0
-    size = io.params.bare_range_size
+    size = io.bare_s[sxl]  # a Bare first stage
     s1pte = -1
     s1size = 0
     if smode:
@@ -324,6 +328,13 @@ def translate_iova(
         size = min(size, gsize)
     else:
         spa = gpa
+        bare_g = io.bare_g[io.gxl]  # a Bare G-stage
+        if size > bare_g:
+            size = bare_g
+    if msiptp >> _MODE_SHIFT:
+        # step 18 found no interrupt file at gpa: the range reported and cached
+        # must not cover one either (docs/translation.md)
+        size = msi_free_size(gpa, size, msi_mask, msi_pattern)
     if (gmode or smode) and tlb.capacity:
         tlb.fill(
             gscid,
