@@ -526,19 +526,17 @@ def test_command_without_matplotlib_says_so(
     assert rc == 0 and "no figures: install the [plot] extra" in out
 
 
-def test_memory_point_child(capsys: pytest.CaptureFixture[str]) -> None:
-    """The child process's entry, run here: bytes by component as JSON."""
-    from riscv_iommu.study.experiments import memory_point
+def test_deep_size_counts_each_object_once_and_stops() -> None:
+    from riscv_iommu.study.experiments import deep_size
 
-    memory_point([json.dumps(QUICK.as_dict()), "gipc-2025", "2", "2"])
-    got = json.loads(capsys.readouterr().out)
-    assert set(got) == {"simulated memory", "host toolkit", "model"}
-    assert got["simulated memory"] >= 4096 * 8  # the tables the host built, at least
+    shared = bytearray(1000)
+    inner = [shared, shared]
+    size = deep_size([inner])
+    assert size == sys.getsizeof(inner) + sys.getsizeof(shared)
+    assert deep_size([inner], [shared]) == sys.getsizeof(inner)
 
+    def local() -> None:
+        pass
 
-def test_memory_child_failure_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    from riscv_iommu.study import experiments
-
-    monkeypatch.setattr(experiments.sys, "executable", "/bin/false")
-    with pytest.raises(RuntimeError, match="memory measurement failed"):
-        experiments._fresh(QUICK, "classic", 1, 1)
+    assert deep_size([[local, deep_size, json, int]]) >= sys.getsizeof(local)
+    assert deep_size([[deep_size, json, int, len]]) == sys.getsizeof([0, 0, 0, 0])

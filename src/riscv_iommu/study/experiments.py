@@ -15,11 +15,8 @@ difference of two ``iommu.stats`` snapshots.
 from __future__ import annotations
 
 import gc
-import json
-import os
-import subprocess
 import sys
-import tracemalloc
+from types import BuiltinFunctionType, CodeType, FunctionType, ModuleType
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..capabilities import IommuParams
@@ -296,66 +293,39 @@ def _group_reads(io: Iommu, sysm: System, groups: Dict[str, List[int]]) -> Dict[
     return out
 
 
-#: what the memory experiment reports, by the file that allocated: the simulated
-#: memory's pages (the tables), the host toolkit's objects, the model's own state
-_COMPONENTS = (
-    ("simulated memory", "/riscv_iommu/memory.py"),
-    ("host toolkit", "/riscv_iommu/host/"),
-    ("model", "/riscv_iommu/"),
-)
+def deep_size(roots: Sequence[Any], stop: Sequence[Any] = ()) -> int:
+    """Bytes of every object reachable from ``roots`` (``sys.getsizeof`` each, once),
+    not crossing into ``stop`` nor into what the program shares: modules and their
+    globals, classes, code, and functions defined at module level."""
+    seen = {id(o) for o in stop}
+    seen.update(id(m.__dict__) for m in list(sys.modules.values()) if m is not None)
+    stack = list(roots)
+    total = 0
+    while stack:
+        o = stack.pop()
+        if id(o) in seen:
+            continue
+        seen.add(id(o))
+        if isinstance(o, (type, ModuleType, CodeType, BuiltinFunctionType)):
+            continue
+        if isinstance(o, FunctionType) and "<locals>" not in o.__qualname__:
+            continue
+        total += sys.getsizeof(o)
+        stack.extend(gc.get_referents(o))
+    return total
 
 
-def _component(filename: str) -> str:
-    name = filename.replace("\\", "/")
-    if "/riscv_iommu/study/" in name:
-        return ""  # the study's own requests and bookkeeping
-    for comp, part in _COMPONENTS:
-        if part in name:
-            return comp
-    return ""  # the interpreter and the standard library
-
-
-def _traced(cfg: StudyConfig, kind: str, vms: int, pasids: int) -> Dict[str, int]:
-    """Bytes allocated by building a system and sending one request per page, by component."""
-    gc.collect()
-    tracemalloc.start()
-    try:
-        snap0 = tracemalloc.take_snapshot()
-        sysm = build(kind, vms, pasids, cfg.pages, PAGE_SIZES[cfg.page_size], params_for(cfg))
-        io = sysm.fresh_iommu(params_for(cfg))
-        _warm(io, sysm, _pass(sysm, range(pasids)))
-        gc.collect()
-        snap1 = tracemalloc.take_snapshot()
-    finally:
-        tracemalloc.stop()
-    out = {c: 0 for c, _ in _COMPONENTS}
-    for st in snap1.compare_to(snap0, "filename"):
-        comp = _component(st.traceback[0].filename)
-        if comp:
-            out[comp] += st.size_diff
-    del sysm, io
-    return out
-
-
-def memory_point(argv: Sequence[str]) -> None:
-    """The child process of :func:`_fresh`: ``argv`` = config JSON, system, VMs, PASIDs;
-    prints the bytes by component as JSON."""
-    cfg = StudyConfig.from_dict(json.loads(argv[0]))
-    print(json.dumps(_traced(cfg, argv[1], int(argv[2]), int(argv[3]))))
-
-
-def _fresh(cfg: StudyConfig, kind: str, vms: int, pasids: int) -> Dict[str, int]:
-    """:func:`_traced` in a new interpreter: what a process allocates depends on what it
-    did before, so each point starts from the same state and the result is repeatable."""
-    code = "import sys; from riscv_iommu.study.experiments import memory_point; "
-    code += "memory_point(sys.argv[1:])"
-    argv = [sys.executable, "-c", code, json.dumps(cfg.as_dict()), kind, str(vms), str(pasids)]
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
-    if proc.returncode:
-        raise RuntimeError(f"memory measurement failed: {proc.stderr.strip()[-500:]}")
-    out: Dict[str, int] = json.loads(proc.stdout)
-    return out
+def _sizes(cfg: StudyConfig, kind: str, vms: int, pasids: int) -> Dict[str, int]:
+    """Bytes of a built system after one request per page, by component: the simulated
+    memory (the tables the host wrote), the host toolkit's objects, the model's own."""
+    sysm = build(kind, vms, pasids, cfg.pages, PAGE_SIZES[cfg.page_size], params_for(cfg))
+    io = sysm.fresh_iommu(params_for(cfg))
+    _warm(io, sysm, _pass(sysm, range(pasids)))
+    return {
+        "simulated memory": deep_size([sysm.mem]),
+        "host toolkit": deep_size([sysm.hv], [sysm.mem, sysm.iommu]),
+        "model": deep_size([io], [sysm.mem]),
+    }
 
 
 def _memory(cfg: StudyConfig, kind: str, _: Any) -> Dict[str, Any]:
@@ -365,10 +335,10 @@ def _memory(cfg: StudyConfig, kind: str, _: Any) -> Dict[str, Any]:
     def slope(a: Dict[str, int], b: Dict[str, int]) -> Dict[str, float]:
         return {c: (b[c] - a[c]) / (hi - lo) for c in a}
 
-    small, many = _fresh(cfg, kind, lo, lo), _fresh(cfg, kind, lo, hi)
+    small, many = _sizes(cfg, kind, lo, lo), _sizes(cfg, kind, lo, hi)
     per_vm: Optional[Dict[str, float]] = None
     if kind != "classic-1vm":  # one VM by construction
-        per_vm = slope(many, _fresh(cfg, kind, hi, hi))
+        per_vm = slope(many, _sizes(cfg, kind, hi, hi))
     return {"system": kind, "sizes": [lo, hi], "per_pasid": slope(small, many), "per_vm": per_vm}
 
 

@@ -628,8 +628,10 @@ _LIMITS = """\
   IOMMUs share or partition storage in ways the spec leaves open.
 - Memory figures are the Python model's own footprint on the host (the
   simulated memory's pages, the host toolkit's objects, the model's
-  caches), measured with `tracemalloc`; they tell how large a system this
-  model can simulate, not what hardware stores.
+  caches), measured by walking each one's object graph (`sys.getsizeof` of
+  every object reachable, once: exact and repeatable, where `tracemalloc`
+  totals vary by tens of bytes between runs); they tell how large a system
+  this model can simulate, not what hardware stores.
 """
 
 
