@@ -496,6 +496,8 @@ def test_command_tables_json_and_files(tmp_path: Path) -> None:
         "gipc-2025",
         "--seed",
         "3",
+        "--msi-fraction",
+        "0.5",
         "--out",
         str(tmp_path / "r2"),
     )
