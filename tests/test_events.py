@@ -388,7 +388,7 @@ def test_a_d_update_and_mrif_accesses_are_events() -> None:
     log.clear()
     s.t(1, 0x2800_0000, rv.Access.WRITE, length=4, data=5)
     mem = log.of(MemAccess)
-    assert MemAccess(mrif, 8, "amo", "MRIF") in mem
+    assert MemAccess(mrif, 8, "amo", "MRIF_WRITE") in mem
     assert mem[-1] == MemAccess(notice, 4, "write", "MSI")
     assert [r.structure for r in log.of(StructRead)] == ["MSI_PTE", "MRIF"]
     assert log.of(StructRead)[0].decode()["msipte.M"] == 1

@@ -9,6 +9,7 @@ from typing import Any, List
 import riscv_iommu as rv
 from helpers import PD20, SV32, SV39, TC_EN_ATS, TC_PDTV, TC_V, System
 from riscv_iommu import formats as F
+from riscv_iommu.checkpoint import Overlay as _Overlay
 from riscv_iommu.events import (
     CacheEvent,
     CacheStats,
@@ -20,7 +21,6 @@ from riscv_iommu.events import (
     _jsonable,
     _rebuild,
 )
-from riscv_iommu.iommu import _Overlay
 from riscv_iommu.pdt import PC_RULES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "sw"))

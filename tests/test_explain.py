@@ -807,3 +807,18 @@ def test_cli_explain_says_why_and_changes_nothing() -> None:
     import json
 
     assert json.loads(out.getvalue())["reason"] == "PC.ta.V is 0"
+
+
+def test_every_iommu_attribute_is_classified_for_checkpoints() -> None:
+    """Each attribute of an Iommu is model state (checkpointed), a component (all its
+    attributes checkpointed) or listed as not state: a new attribute must be classified."""
+    from riscv_iommu.checkpoint import COMPONENTS, NOT_STATE, STATE
+
+    io = rv.Iommu(rv.SparseMemory())
+    io.attach(rv.EventLog())
+    from riscv_iommu.trace import Tracer
+
+    io.tracer = Tracer()
+    known = set(STATE) | set(COMPONENTS) | NOT_STATE
+    assert set(vars(io)) - known == set()
+    assert not (set(STATE) | set(COMPONENTS)) & NOT_STATE

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import struct
 from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple, Union
 
@@ -11,6 +10,7 @@ from . import formats as F
 from ._fault import Fault
 from .ats import InvalidationTracker, MessageCode, cxl_io, encode_range, page_request
 from .capabilities import IGS, Capabilities, IommuParams
+from .checkpoint import Overlay, Snapshot, restore_snapshot, take_snapshot
 from .ddt import DC, ddi
 from .debug import DebugInterface
 from .events import (
@@ -102,91 +102,6 @@ _DEBUG, _PAGE_REQUEST, _COMPLETION = 3, 4, 5
 # enum members in globals: an Enum attribute lookup costs more than the test
 _ATS = RequestKind.ATS_TRANSLATION
 _SUCCESS = Status.SUCCESS
-
-
-# the Iommu attributes that are model state (the rest is configuration, ports or observers)
-_STATE = (
-    "_fctl",
-    "be",
-    "gxl",
-    "g_modes",
-    "ddtp_mode",
-    "ddtp_ppn",
-    "iommu_qosid",
-    "dtf",
-    "qos",
-    "_datapath_errors",
-)
-# the components whose attributes (all but the back-reference "io") are model state
-_COMPONENTS = ("intr", "fq", "pq", "cq", "hpm", "dbg", "invalidations")
-
-
-class Snapshot:
-    """The whole model state at one moment (``Iommu.snapshot``): registers, caches and
-    shortcuts, queues' internal state, pending ATS invalidations, HPM counters,
-    interrupt state, statistics.  Not the memory port's contents.  Opaque;
-    snapshots compare equal when the states are equal."""
-
-    __slots__ = ("_state",)
-
-    def __init__(self, state: Dict[str, Any]) -> None:
-        self._state = state
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Snapshot) and self._state == other._state
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-def _put(obj: Any, name: str, value: Any) -> None:
-    """Restore one attribute, keeping list and dict objects (the register map holds them)."""
-    cur = getattr(obj, name, None)
-    if isinstance(cur, list) and isinstance(value, list):
-        cur[:] = copy.deepcopy(value)
-    elif isinstance(cur, dict) and isinstance(value, dict):
-        cur.clear()
-        cur.update(copy.deepcopy(value))
-    else:
-        setattr(obj, name, copy.deepcopy(value))
-
-
-class _Overlay:
-    """A memory port that keeps writes to itself (``Iommu.explain``): reads see them,
-    the real port never does.  Writes are probed with a read of the same bytes, so an
-    injected access fault on the range faults the write as it would the real one."""
-
-    def __init__(self, port: Any) -> None:
-        self.port = port
-        self.written: Dict[int, int] = {}
-
-    @property
-    def qos(self) -> Any:
-        return self.port.qos
-
-    @qos.setter
-    def qos(self, value: Any) -> None:
-        self.port.qos = value
-
-    def read(self, addr: int, size: int) -> bytes:
-        data = bytearray(self.port.read(addr, size))
-        w = self.written
-        if w:
-            for k in range(size):
-                b = w.get(addr + k)
-                if b is not None:
-                    data[k] = b
-        return bytes(data)
-
-    def write(self, addr: int, data: bytes) -> None:
-        self.port.read(addr, len(data))  # the access faults the real write would meet
-        for k, b in enumerate(bytes(data)):
-            self.written[addr + k] = b
-
-    def cas(self, addr: int, expected: bytes, desired: bytes) -> bytes:
-        old = self.read(addr, len(expected))
-        if old == bytes(expected):
-            self.write(addr, desired)
-        return old
 
 
 def _check_int(name: str, value: Any, bits: int) -> int:
@@ -329,6 +244,7 @@ class Iommu:
         self._in_commands = False
         self._more_commands = False
         self._in_mmio = False
+        self._doorbell = False
         self.qos_port = hasattr(mem, "qos")
         self._regs = build_register_map(self)
         #: Outbound ports: ATS messages, wired interrupts (vector, level),
@@ -452,7 +368,7 @@ class Iommu:
         """With ``auto_process``: run the commands, once the current MMIO write is done."""
         if self.params.auto_process:
             if self._in_mmio:
-                self._more_commands = True  # mmio_write runs them when the write is done
+                self._doorbell = True  # mmio_write runs them when the write is done
             else:
                 self.process_commands()
 
@@ -522,8 +438,9 @@ class Iommu:
             self._in_mmio = nested
         if before is not None:
             emit_reg_writes(self, offset, size, before)
-        if self._more_commands and not nested and not self._in_commands:
-            self.process_commands()
+        if self._doorbell and not nested:
+            self._doorbell = False
+            self.process_commands()  # re-entrant from a command: the running call picks it up
 
     # ------------------------------------------------------------------
     # observers (the event stream, docs/events.md)
@@ -837,30 +754,14 @@ class Iommu:
         port: a testbench checkpoints it itself), nor are the observers and
         outbound callbacks.
         """
-        state: Dict[str, Any] = {name: copy.deepcopy(getattr(self, name)) for name in _STATE}
-        for comp in _COMPONENTS:
-            obj = getattr(self, comp)
-            state[comp] = {k: copy.deepcopy(v) for k, v in vars(obj).items() if k != "io"}
-        state["ioatc"] = self.ioatc.state()
-        state["faults"] = dict(self.stats.faults)
-        state["requests"] = list(self.stats.counts)
-        return Snapshot(state)
+        return take_snapshot(self)
 
     def restore(self, snap: Snapshot) -> None:
         """Go back to the state of :meth:`snapshot` (the same snapshot may be restored
         again).  Memory is the port's: restore it separately if it changed."""
         if not isinstance(snap, Snapshot):
             raise TypeError("snap must be a Snapshot from Iommu.snapshot()")
-        state = snap._state
-        for name in _STATE:
-            _put(self, name, state[name])
-        for comp in _COMPONENTS:
-            obj = getattr(self, comp)
-            for k, v in state[comp].items():
-                _put(obj, k, v)
-        self.ioatc.set_state(copy.deepcopy(state["ioatc"]))
-        _put(self.stats, "faults", state["faults"])
-        self.stats.counts[:] = state["requests"]
+        restore_snapshot(self, snap)
 
     def explain(self, req: Request) -> Explanation:
         """Translate ``req`` and return its steps with the reason of any fault, leaving
@@ -880,7 +781,7 @@ class Iommu:
         observers = self._observers
         qos = getattr(self.mem, "qos", None) if self.qos_port else None
         events: List[ModelEvent] = []
-        self.mem = _Overlay(self.mem)
+        self.mem = Overlay(self.mem)
         self.rd = self._make_reader()
         self.on_ats_message = self.on_wired_interrupt = self.on_fence = None
         self._observers = [events.append]

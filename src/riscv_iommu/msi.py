@@ -175,7 +175,7 @@ def record_mrif(io: "Iommu", gpa: int, data: int, mrif: int, notice: int, nid: i
             old = load(io, word, 8, False)
             if emit is not None:
                 emit_read(io, emit, "MRIF", word, 8, False, old, "MRIF", "")
-            if old & bit or store_cas(io, word, 8, False, old, old | bit, "MRIF"):
+            if old & bit or store_cas(io, word, 8, False, old, old | bit, "MRIF_WRITE"):
                 break
         if notice + 4 > io.pa_limit:
             raise MemoryAccessError(MemoryFault.ACCESS_FAULT, notice, 4)
