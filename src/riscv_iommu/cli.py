@@ -18,6 +18,9 @@ from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, Text
 
 from . import __version__
 from . import bench as _bench
+from . import campaign as _campaign
+from . import gen as _gen
+from . import vectors as _vectors
 from .capabilities import Capabilities, IommuParams
 from .host.hypervisor import Hypervisor, R, Vm, W
 from .iommu import Iommu
@@ -335,7 +338,8 @@ _KIND = {
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="riscv-iommu",
-        description="RISC-V IOMMU reference model with GIPC: demo, explain, run, bench.",
+        description="RISC-V IOMMU reference model with GIPC: demo, explain, run, bench, gen, "
+        "replay, campaign.",
     )
     p.add_argument("--version", action="version", version=f"riscv-iommu {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
@@ -396,6 +400,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print JSON")
     b.add_argument("cases", nargs="*", help=f"cases (default all): {', '.join(_bench.CASES)}")
     _study.add_parser(sub)
+    for mod in (_gen, _vectors, _campaign):  # gen, replay, campaign: their own modules
+        mod.add_cli(sub)
     return p
 
 
@@ -519,14 +525,15 @@ def main(argv: Optional[Sequence[str]] = None, stream: Optional[TextIO] = None) 
     color = False if getattr(args, "no_color", False) or args.json else None
     out = _Out(stream, color)
     try:
+        handler = getattr(args, "handler", None)
+        if handler is not None:
+            return int(handler(args, stream))
         if args.command == "demo":
             return demo(args.revision, out, args.json)
         if args.command == "explain":
             return _explain_command(args, out)
         if args.command == "run":
             return _run_command(args, out)
-        if args.command == "study":
-            return _study.main(args, stream)
         return _bench_command(args, out)
     except ScenarioError as err:
         return _fail(out, args.json, str(err), err.as_dict())

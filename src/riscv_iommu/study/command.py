@@ -120,6 +120,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     s.add_argument("--from-json", help="report an earlier study.json instead of running")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(handler=main)
     return s
 
 
