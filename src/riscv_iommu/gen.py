@@ -295,7 +295,10 @@ class _Gen:
         return self.rng.getrandbits(n) if n else 0
 
     def data_page(self, size: int = 4096) -> int:
-        """An address in the data region aligned to ``size`` (never written)."""
+        """An address in the data region aligned to ``size`` (never written); a page larger
+        than the region (a 512 GiB or 256 TiB leaf) starts at SPA 0."""
+        if size > DATA_END - DATA_SPA:
+            return 0
         addr = (self.data_next + size - 1) & ~(size - 1)
         # wrap around within the region (its size is a multiple of every page size)
         addr = DATA_SPA + (addr - DATA_SPA) % (DATA_END - DATA_SPA)
@@ -456,6 +459,12 @@ class _Gen:
                 evt = E.DID_GSCID.put(evt, self.bits(4))
                 evt = E.IDT.put(evt, int(self.p(0.5)))
             self.drv.wr64(REG.iohpmevt(x), evt)
+            if self.p(0.3):  # a few events short of overflow: iohpmevt.OF, ipsr.pmip
+                top = (1 << self.params.hpm_counter_width) - 1
+                self.drv.wr64(REG.iohpmctr(x), top - self.rng.randint(0, 15))
+        if self.p(0.2):  # iohpmcycles a few cycles short of overflow
+            top = (1 << min(63, self.params.hpm_counter_width)) - 1
+            self.drv.wr64(REG.IOHPMCYCLES, top - self.rng.randint(0, 1000))
         self.drv.wr32(REG.IOCOUNTINH, 0)
 
     # -- address spaces ----------------------------------------------------------------
@@ -485,8 +494,12 @@ class _Gen:
         sizes = [4096, 4096, 1 << (12 + vbits)] + ([1 << 16] if psize == 8 else [])
         if psize == 8 and self.p(0.15):
             sizes.append(1 << 30)
-        for _ in range(self.rng.randint(3, 6)):
+        huge = self.huge_size(vm.gstage)
+        n = self.rng.randint(3, 6)
+        for i in range(n):
             size = self.pick(sizes)
+            if huge and i == n - 1:  # the last leaf at a higher level than the second one
+                size = huge
             self.features.add("leaf:" + _SIZE_NAMES.get(size, "superpage"))
             gpa = (gpa + size - 1) & ~(size - 1)
             flags = U | RWX | A | D
@@ -502,6 +515,14 @@ class _Gen:
             self.build_msi(vm)
         self.vms.append(vm)
         return vm
+
+    def huge_size(self, table: PageTable) -> int:
+        """Sometimes (0.25) the page size of a random level above 1 (a gigapage and up), when
+        the table has one; else 0."""
+        levels, vbits, _, _ = table.geom
+        if levels < 3 or not self.p(0.25):
+            return 0
+        return 1 << (12 + vbits * self.rng.randint(2, levels - 1))
 
     def pbmt(self, psize: int) -> int:
         if psize == 8 and self.caps.svpbmt and self.p(0.3):
@@ -557,13 +578,16 @@ class _Gen:
             lambda v: v & ~D,  # D clear
             lambda v: v & ~U if stage == "g" else v ^ U,  # U flipped (G-stage needs U)
             lambda v: v & ~(R | W | X) | X if stage == "s" else v & ~X,
+            # a pointer (R = W = X = 0, no leaf attributes): at level 0, no leaf (PTW step 4)
+            lambda v: v & ~(R | W | X | A | D | U),
         ]
         if psize == 8:
             choices += [
                 lambda v: v | (1 << (54 + self.rng.randrange(5))),  # bits 58:54 reserved
                 lambda v: v | F.PTE.PBMT.mask,  # PBMT = 3 (reserved, or no Svpbmt)
-                lambda v: v | (1 << 59),  # RSW60_59 (reserved without Svrsw60t59b)
+                lambda v: v | (1 << self.pick([59, 60])),  # RSW60_59 (reserved w/o Svrsw60t59b)
                 lambda v: v | F.PTE.N.mask if leaf.size != 1 << 16 else v ^ (1 << 10),
+                lambda v: v & ~(R | W | X | A | D | U | F.PTE.N.mask | F.PTE.PBMT.mask),
             ]
         if leaf.size > 4096 and leaf.size != 1 << 16:
             choices.append(lambda v: v | (1 << 10))  # misaligned superpage
@@ -626,8 +650,12 @@ class _Gen:
         # at most 6 leaves of at most 4 MiB above 126 MiB: within the lower half of every
         # mode's VA space (Sv32's 2 GiB included)
         iova = self.rng.randrange(1, 64) << 21
-        for _ in range(self.rng.randint(2, 6)):
+        huge = self.huge_size(table)
+        n = self.rng.randint(2, 6)
+        for i in range(n):
             size = self.pick(sizes)
+            if huge and i == n - 1:  # the last leaf at a higher level (at most 256 TiB: still
+                size = huge  # in the lower half of the VA space)
             self.features.add("leaf:" + _SIZE_NAMES.get(size, "superpage"))
             iova = (iova + size - 1) & ~(size - 1)
             flags = self.pick([R, R | W, R | X, R | W | X, X]) | A | D
@@ -659,7 +687,10 @@ class _Gen:
             leaf.msi = True
             leaf.extra = vm.msi_ranges[i]
             return leaf
-        g = self.pick(vm.ram)
+        ram = vm.ram
+        if sp.table is not None and sp.table.geom[2] == 4:  # Sv32: GPAs of at most 34 bits
+            ram = [x for x in ram if x.iova + x.size <= 1 << 34]
+        g = self.pick(ram)
         if size <= g.size:
             target = g.iova + self.rng.randrange(g.size // size) * size
             return _Leaf(iova, size, flags, target)
@@ -1150,7 +1181,13 @@ class _Gen:
             return cmd
         if r == 2:
             g = sp.vm.ram[0].iova if sp.vm is not None else None
-            return iotinval_gvma(gscid if self.p(0.8) else None, g if self.p(0.5) else None)
+            cmd = iotinval_gvma(gscid if self.p(0.8) else None, g if self.p(0.5) else None)
+            # NL (non-leaf PTEs only, capabilities.NL) and S (a NAPOT range, capabilities.S)
+            if self.caps.nl and self.p(0.3):
+                cmd = Command(F.CMD_IOTINVAL0.NL.put(cmd.d0, 1), cmd.d1)
+            if self.caps.s and cmd.d0 & F.CMD_IOTINVAL0.AV.mask and self.p(0.3):
+                cmd = Command(cmd.d0, cmd.d1 | F.CMD_IOTINVAL1.S.mask)
+            return cmd
         if r == 3:
             return iodir_inval_ddt(dev.did if self.p(0.7) else None)
         if r == 4:
