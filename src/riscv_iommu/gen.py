@@ -83,7 +83,7 @@ MSI_GPA = 0x2800_0000
 VM_TABLE_GPA = 0x2_0000_0000
 
 _TC = F.DC_TC
-_SIZE_NAMES = {4096: "4K", 1 << 16: "64K-NAPOT", 1 << 30: "1G"}
+_SIZE_NAMES = {4096: "4K", 1 << 16: "64K-NAPOT", 1 << 30: "1G", 1 << 39: "512G", 1 << 48: "256T"}
 _S_NAMES = ({8: "Sv39", 9: "Sv48", 10: "Sv57"}, {8: "Sv32"})
 _G_NAMES = ({8: "Sv39x4", 9: "Sv48x4", 10: "Sv57x4"}, {8: "Sv32x4"})
 _MODE_SHIFT = F.IOHGATP.MODE.lsb
@@ -462,9 +462,11 @@ class _Gen:
             if self.p(0.3):  # a few events short of overflow: iohpmevt.OF, ipsr.pmip
                 top = (1 << self.params.hpm_counter_width) - 1
                 self.drv.wr64(REG.iohpmctr(x), top - self.rng.randint(0, 15))
+                self.features.add("hpm:near-overflow")
         if self.p(0.2):  # iohpmcycles a few cycles short of overflow
             top = (1 << min(63, self.params.hpm_counter_width)) - 1
             self.drv.wr64(REG.IOHPMCYCLES, top - self.rng.randint(0, 1000))
+            self.features.add("hpm:near-overflow")
         self.drv.wr32(REG.IOCOUNTINH, 0)
 
     # -- address spaces ----------------------------------------------------------------
@@ -1185,8 +1187,10 @@ class _Gen:
             # NL (non-leaf PTEs only, capabilities.NL) and S (a NAPOT range, capabilities.S)
             if self.caps.nl and self.p(0.3):
                 cmd = Command(F.CMD_IOTINVAL0.NL.put(cmd.d0, 1), cmd.d1)
+                self.features.add("cmd:IOTINVAL.GVMA.NL")
             if self.caps.s and cmd.d0 & F.CMD_IOTINVAL0.AV.mask and self.p(0.3):
                 cmd = Command(cmd.d0, cmd.d1 | F.CMD_IOTINVAL1.S.mask)
+                self.features.add("cmd:IOTINVAL.GVMA.S")
             return cmd
         if r == 3:
             return iodir_inval_ddt(dev.did if self.p(0.7) else None)
