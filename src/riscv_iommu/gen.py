@@ -1237,12 +1237,33 @@ class _Gen:
             cmds.append(
                 self.illegal_command() if self.p(self.prof.illegal) else self.random_command()
             )
+        if self.p(self.prof.inject):
+            self.cq_fault(cmds.pop())
         self.sw(self.drv.submit, *cmds)
         if self.p(0.6):
             self.sw(self.drv.fence, pr=self.p(0.5), pw=self.p(0.5))
         if self.drv.rd32(REG.CQCSR) & F.CQCSR.mask_of("cmd_ill", "cqmf", "cmd_to", "fence_w_ip"):
             self.recover()
         self.scan()
+
+    def cq_fault(self, cmd: Command) -> None:
+        """A command whose CQ slot faults when the IOMMU reads it (cqcsr.cqmf): written at
+        cqt, the slot made to fail, the doorbell rung; then the driver's recovery."""
+        drv = self.drv
+        C = F.CQCSR
+        t = drv.rd32(REG.CQT)
+        nxt = (t + 1) % drv.cq_entries
+        if drv.rd32(REG.CQCSR) & C.mask_of("cmd_ill", "cqmf", "cmd_to") or nxt == drv.rd32(REG.CQH):
+            return
+        self.features.add("inject:cq")
+        addr = drv.cq_base + 16 * t
+        self.mem.write(addr, _le_be(cmd.d0, 8, self.be) + _le_be(cmd.d1, 8, self.be))
+        self.rec.inject(addr, 16, MemoryFault.ACCESS_FAULT)
+        drv._cqt = nxt  # the driver's copy of cqt  # noqa: SLF001
+        drv.wr32(REG.CQT, nxt)
+        self.rec.clear_injections()
+        if drv.rd32(REG.CQCSR) & C.cqmf.mask:
+            self.recover()
 
     # -- table changes --------------------------------------------------------------------
     def modify(self) -> None:

@@ -256,20 +256,24 @@ def test_profiles_of_ones_own_replay(profile: gen.Profile) -> None:
     [
         (4, "leaf:1G", {"s.Sv39.leaf2", "s.Sv48.leaf2"}),
         (30, "leaf:512G", {"s.Sv48.leaf3", "g.Sv48x4.leaf3"}),
-        (39, "leaf:256T", {"s.Sv57.leaf4"}),
+        (42, "leaf:256T", {"s.Sv57.leaf4"}),
         (142, "leaf:256T", {"g.Sv57x4.leaf4"}),
-        (5, "hpm:near-overflow", {"hpm.overflow", "intr.HPM.wired"}),
+        (45, "hpm:near-overflow", {"hpm.overflow", "intr.HPM.wired"}),
         (29, "hpm:near-overflow", {"hpm.overflow", "intr.HPM.msi"}),
+        (77, "hpm:near-overflow", {"hpm.overflow", "intr.HPM.msi_masked"}),
         (2, "cmd:IOTINVAL.GVMA.NL", {"cmd.IOTINVAL.GVMA.NL"}),
-        (15, "cmd:IOTINVAL.GVMA.S", {"cmd.IOTINVAL.GVMA.S"}),
+        (8, "cmd:IOTINVAL.GVMA.S", {"cmd.IOTINVAL.GVMA.S"}),
+        (2, "inject:cq", {"queue.cq.mf"}),
         (13, "broken:s-pte", {"s.rsw.bit60"}),
+        (18, "broken:g-pte", {"g.rsw.bit60"}),
         (37, "broken:s-pte", {"s.fault.no_leaf"}),
         (48, "broken:g-pte", {"g.fault.no_leaf"}),
     ],
 )
 def test_mixed_seed_builds_the_rare_stimulus(seed: int, feature: str, bins: set[str]) -> None:
     """Leaves at every level (giga/tera-pages), HPM counters programmed short of overflow,
-    IOTINVAL.GVMA with NL and S, Svrsw60t59b bit 60 and pointers at level 0: the seed's
+    IOTINVAL.GVMA with NL and S, a faulting CQ slot, Svrsw60t59b bit 60 and pointers at
+    level 0: the seed's
     file names the feature and its run hits the coverage bins."""
     from riscv_iommu.coverage.plugin import SeedCoverage
 
