@@ -283,3 +283,11 @@ def test_mixed_seed_builds_the_rare_stimulus(seed: int, feature: str, bins: set[
     hits = col.result()["hits"]
     assert {b for b in bins if hits.get(b)} == bins
     assert vectors.replay(vectors.loads(vectors.dumps(doc), "seed")).ok
+
+
+def test_caching_seed_remaps_an_msi_page_and_replays() -> None:
+    """caching seed 44 changes the permissions of a first-stage leaf that maps an interrupt
+    file (it keeps R and W: MSIs are writes); the file replays cleanly."""
+    doc = gen.generate(44, 40, "caching")
+    assert {"msi:flat", "msi:mrif"} & set(doc["generator"]["features"])
+    assert vectors.replay(vectors.loads(vectors.dumps(doc), "seed 44")).ok
