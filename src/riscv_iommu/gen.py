@@ -883,7 +883,13 @@ class _Gen:
             set_word(7, 1),  # the reserved doubleword of the extended DC
         ]
         if self.gipc_tc:
-            mutations.append(set_tc(tc | self.gipc_tc))  # rule 24 / 25 (or fine with a PDT)
+            mutations += [
+                set_tc(tc | self.gipc_tc),  # rule 24 / 25 (or fine with a PDT)
+                set_tc((tc | self.gipc_tc) & ~T.PDTV.mask),  # rule 24 (GIPC decision #3)
+                set_tc(tc | self.gipc_tc | T.T2GPA.mask | T.EN_ATS.mask),  # rule 25 (#4)
+            ]
+        else:  # GIPC decision #2: DC.tc.GIPC without capabilities.GIPC is a reserved bit
+            mutations.append(set_tc(tc | (1 << self.params.gipc_tc_bit)))
         self.pick(mutations)()
         return dc
 

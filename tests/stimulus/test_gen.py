@@ -268,12 +268,15 @@ def test_profiles_of_ones_own_replay(profile: gen.Profile) -> None:
         (18, "broken:g-pte", {"g.rsw.bit60"}),
         (37, "broken:s-pte", {"s.fault.no_leaf"}),
         (48, "broken:g-pte", {"g.fault.no_leaf"}),
+        (134, "broken:dc", {"dc.rule.24", "gipc.2024.decision.3"}),
+        (61, "broken:dc", {"gipc.2024.decision.2"}),
+        (23, "broken:dc", {"gipc.2025.decision.2"}),
     ],
 )
 def test_mixed_seed_builds_the_rare_stimulus(seed: int, feature: str, bins: set[str]) -> None:
     """Leaves at every level (giga/tera-pages), HPM counters programmed short of overflow,
     IOTINVAL.GVMA with NL and S, a faulting CQ slot, Svrsw60t59b bit 60 and pointers at
-    level 0: the seed's
+    level 0, DC.tc.GIPC without PDTV or without capabilities.GIPC: the seed's
     file names the feature and its run hits the coverage bins."""
     from riscv_iommu.coverage.plugin import SeedCoverage
 
