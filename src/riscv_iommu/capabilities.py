@@ -70,6 +70,27 @@ _FLAG_FIELDS: Dict[str, str] = {
 }
 
 
+def _check_field_types(obj: Any) -> None:
+    """API edge: each ``int`` field holds an int (not a bool or a float), each
+    ``bool`` field a bool (or the int 0 or 1), each ``str`` field a str; a
+    TypeError names the field."""
+    cls = type(obj).__name__
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+        if t == "int":
+            ok = isinstance(v, int) and not isinstance(v, bool)
+        elif t == "bool":
+            ok = type(v) is bool or (type(v) is int and v in (0, 1))
+        elif t == "str":
+            ok = isinstance(v, str)
+        else:  # other annotations are checked by the class itself
+            continue
+        if not ok:
+            article = "an" if t == "int" else "a"
+            raise TypeError(f"{cls}.{f.name} must be {article} {t}, not {type(v).__name__}")
+
+
 @dataclass(slots=True, frozen=True)
 class Capabilities:
     """Every field of the ``capabilities`` register.
@@ -112,10 +133,7 @@ class Capabilities:
     gipc_bit: int = DEFAULT_GIPC_CAP_BIT
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.type in ("bool",) and not isinstance(v, (bool, int)):
-                raise TypeError(f"Capabilities.{f.name} must be a bool")
+        _check_field_types(self)
         if not 0 <= self.version <= 0xFF:
             raise ValueError("Capabilities.version must fit in 8 bits")
         if self.igs not in (0, 1, 2):
@@ -153,8 +171,13 @@ class Capabilities:
     @classmethod
     def from_raw(cls, raw: int, gipc_bit: int = DEFAULT_GIPC_CAP_BIT) -> "Capabilities":
         """Decode a register value (GIPC read at ``gipc_bit``)."""
-        if not isinstance(raw, int) or raw < 0 or raw >> 64:
-            raise ValueError("capabilities must be a 64-bit unsigned int")
+        for name, v in (("raw", raw), ("gipc_bit", gipc_bit)):
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise TypeError(f"{name} must be an int, not {type(v).__name__}")
+        if raw < 0 or raw >> 64:
+            raise ValueError("capabilities (raw) must be a 64-bit unsigned int")
+        if not 0 <= gipc_bit <= 63:
+            raise ValueError(f"gipc_bit must be a bit position 0..63, not {gipc_bit}")
         C = F.CAPABILITIES
         kw: Dict[str, Any] = {attr: bool(C.fields[f].get(raw)) for attr, f in _FLAG_FIELDS.items()}
         kw["version"] = C.version.get(raw)
@@ -248,6 +271,7 @@ class IommuParams:
     auto_process: bool = True
 
     def __post_init__(self) -> None:
+        _check_field_types(self)
         if not 0 <= self.hpm_counters <= 31:
             raise ValueError("IommuParams.hpm_counters must be 0..31")
         if not 32 <= self.hpm_counter_width <= 64:

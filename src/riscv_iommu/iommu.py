@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, Dict, FrozenSet, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, FrozenSet, Optional, Set, Tuple, Type, TypeVar, Union
 
 from . import commands
 from . import formats as F
@@ -64,6 +64,8 @@ _ATS_NO_ACCESS_CAUSES = frozenset(
     }
 )
 _DTF_REPORTED = frozenset(c for c in Cause if c.reported_if_dtf)
+# DC.tc bits locate_pc and the PC checks depend on ([GIPC] plus DC.tc.GIPC)
+_PC_TC_DEPS = _TC.mask_of("SBE", "SXL", "GADE")
 
 _TTYP = {
     (RequestKind.UNTRANSLATED, Access.EXECUTE): Ttyp.UNTRANSLATED_EXECUTE,
@@ -76,8 +78,6 @@ _TTYP = {
     (RequestKind.ATS_TRANSLATION, Access.READ): Ttyp.ATS_TRANSLATION,
     (RequestKind.ATS_TRANSLATION, Access.WRITE): Ttyp.ATS_TRANSLATION,
 }
-_ACCESSES = frozenset(Access)
-_KINDS = frozenset(RequestKind)
 _REQUEST_EVENT = (
     Event.UNTRANSLATED_REQUEST,
     Event.TRANSLATED_REQUEST,
@@ -93,6 +93,30 @@ def _check_int(name: str, value: Any, bits: int) -> int:
     if v < 0 or v >> bits:
         raise ValueError(f"{name} {v:#x} does not fit in {bits} bits")
     return v
+
+
+def _check_size(size: Any) -> int:
+    """API-edge check of an MMIO access size: 1, 2, 4 or 8 bytes."""
+    if type(size) is not int:
+        raise TypeError(f"size must be an int, not {type(size).__name__}")
+    if size not in (1, 2, 4, 8):
+        raise ValueError(f"size must be 1, 2, 4 or 8 bytes, not {size}")
+    return size
+
+
+_E = TypeVar("_E", Access, RequestKind)
+
+
+def _check_enum(name: str, value: Any, enum: Type[_E]) -> _E:
+    """API-edge check: a member of ``enum`` or a plain int equal to one (not a bool,
+    float, Decimal, ... that merely compares equal)."""
+    what = f"an {enum.__name__}" if enum.__name__[0] in "AEIOU" else f"a {enum.__name__}"
+    if type(value) is not int:
+        raise TypeError(f"{name} must be {what}, not {type(value).__name__}")
+    try:
+        return enum(value)
+    except ValueError:
+        raise ValueError(f"{name} must be {what}, not {value!r}") from None
 
 
 def _touch(cache: Dict[Any, Any], key: Any) -> None:
@@ -226,7 +250,8 @@ class Iommu:
         # directory caches (DDT cache tagged by device_id, PDT cache by
         # device_id and process_id); capacity 0 = no caching
         self.ddt_cache: Dict[int, DC] = {}
-        self.pdt_cache: Dict[Tuple[int, int], PC] = {}
+        #: (device_id, process_id) -> (PC, the DC it was located under)
+        self.pdt_cache: Dict[Tuple[int, int], Tuple[PC, DC]] = {}
         # MSI PTE cache: (GSCID, GPA page) -> (msipte dword 0, dword 1)
         self.msi_cache: Dict[Tuple[int, int], Tuple[int, int]] = {}
         self.msi_by_g: Dict[int, Set[Tuple[int, int]]] = {}
@@ -269,8 +294,6 @@ class Iommu:
         # structure the strict, capacity-0 modes must walk)
         self._front: Dict[Tuple[int, int, int, int, int], Tuple[Any, ...]] = {}
         self._front_on = bool(params.iotlb_size and params.ddt_cache_size and params.pdt_cache_size)
-        #: QoS IDs last seen per device (for front-cache hits)
-        self.qos_of: Dict[int, Tuple[int, int]] = {}
         self.invalidations = InvalidationTracker(params.ats_inval_timeout)
         self._in_commands = False
         self._more_commands = False
@@ -423,12 +446,12 @@ class Iommu:
     def mmio_read(self, offset: int, size: int = 8) -> int:
         """Read a register as software sees it (little-endian, 4- or 8-byte).
 
-        Sizes other than 4 and 8 and misaligned accesses are UNSPECIFIED by
-        the spec: they read 0.
+        1- and 2-byte and misaligned accesses are UNSPECIFIED by the spec: they
+        read 0.  ``size`` must be 1, 2, 4 or 8 (ValueError otherwise).
         """
         offset = _check_int("offset", offset, 12)
-        size = _check_int("size", size, 4)
-        if size not in (4, 8) or offset % size:
+        size = _check_size(size)
+        if size < 4 or offset % size:
             return 0
         regs = self._regs
         value = 0
@@ -441,13 +464,16 @@ class Iommu:
     def mmio_write(self, offset: int, value: int, size: int = 8) -> None:
         """Write a register as software does (little-endian, 4- or 8-byte).
 
-        An 8-byte write is two 4-byte writes, high half first.  Sizes other
-        than 4 and 8 and misaligned accesses are UNSPECIFIED: ignored.
+        An 8-byte write is two 4-byte writes, high half first.  1- and 2-byte
+        and misaligned accesses are UNSPECIFIED: ignored.  ``size`` must be 1,
+        2, 4 or 8 and ``value`` must fit in ``size`` bytes (ValueError otherwise).
+        A write never raises for any value that fits: every register is WARL or
+        ignores what it cannot hold.
         """
         offset = _check_int("offset", offset, 12)
-        size = _check_int("size", size, 4)
-        value = _check_int("value", value, 64)
-        if size not in (4, 8) or offset % size:
+        size = _check_size(size)
+        value = _check_int("value", value, 8 * size)
+        if size < 4 or offset % size:
             return
         regs = self._regs
         for k in range(size - 4, -1, -4):
@@ -526,9 +552,9 @@ class Iommu:
         ATS invalidations older than ``IommuParams.ats_inval_timeout`` time out."""
         cycles = _check_int("cycles", cycles, 64)
         self.hpm.tick(cycles)
-        before = len(self.invalidations.timed_out)
+        before = len(self.invalidations.outstanding)
         self.invalidations.advance(cycles)
-        if len(self.invalidations.timed_out) != before and self.params.auto_process:
+        if len(self.invalidations.outstanding) != before and self.params.auto_process:
             self.process_commands()
 
     def ats_timeout(self) -> int:
@@ -630,21 +656,40 @@ class Iommu:
         return dc
 
     def get_pc(self, device_id: int, process_id: int, dc: DC, access: int) -> PC:
-        """The process context of ``process_id`` under ``dc`` (§GET_PC), through the PDT cache."""
+        """The process context of ``process_id`` under ``dc`` (§GET_PC), through the PDT cache.
+
+        A cached PC is used only with a DC that locates and checks it alike: the
+        entry keeps the DC it was located under, and a DC whose ``fsc`` (pdtp),
+        ``iohgatp`` or ``tc.SBE/SXL/GADE/GIPC`` differ (software changed the DC
+        without ``IODIR.INVAL_DDT`` while the old DC left the DDT cache) misses,
+        and the PC is located again under the new DC.  The spec allows the old
+        or the new value of a changed entry; a PC read and checked under other
+        DC fields is neither.
+        """
         key = (device_id, process_id)
         self.last_pc_key = key
-        pc = self.pdt_cache.get(key)
-        if pc is not None:
+        hit = self.pdt_cache.get(key)
+        if hit is not None and (hit[1] is dc or self._pc_valid_for(hit[1], dc)):
             if self.lru:
                 _touch(self.pdt_cache, key)
             if self.tracer is not None:
                 self.tracer("GET_PC", "", f"PC of process_id {process_id:#x} from the PDT cache")
-        else:
-            if self.hpm.active:
-                self.count_event(Event.PDT_WALK, device_id, process_id, -1, -1)
-            pc = self._locate_pc(process_id, dc, access)
-            _cache_insert(self, self.pdt_cache, self.params.pdt_cache_size, key, pc)
+            return hit[0]
+        if self.hpm.active:
+            self.count_event(Event.PDT_WALK, device_id, process_id, -1, -1)
+        pc = self._locate_pc(process_id, dc, access)
+        if hit is not None:  # located under another DC: replace it
+            del self.pdt_cache[key]
+        _cache_insert(self, self.pdt_cache, self.params.pdt_cache_size, key, (pc, dc))
         return pc
+
+    def _pc_valid_for(self, old: DC, dc: DC) -> bool:
+        """Whether a PC located under ``old`` is located and checked alike under ``dc``:
+        same pdtp (DC.fsc), same DC.iohgatp (PDT addresses are GPAs) and same
+        DC.tc.SBE (byte order), SXL (PC check 3/4), GADE (A updates of the walk) and
+        [GIPC] DC.tc.GIPC (PC format)."""
+        deps = _PC_TC_DEPS | self.gipc_tc
+        return old[3] == dc[3] and old[1] == dc[1] and not (old[0] ^ dc[0]) & deps
 
     def _locate_pc(self, process_id: int, dc: DC, access: int) -> PC:
         tc = dc[0]
@@ -666,6 +711,8 @@ class Iommu:
 
         This is what ``IODIR.INVAL_DDT`` does; the command queue calls it.
         """
+        if device_id is not None:
+            device_id = _check_int("device_id", device_id, 24)
         self.flush_front_cache()
         if device_id is None:
             self.ddt_cache.clear()
@@ -719,6 +766,8 @@ class Iommu:
 
     def invalidate_pdt(self, device_id: int, process_id: int) -> None:
         """Drop the cached PC of (device_id, process_id): ``IODIR.INVAL_PDT``."""
+        device_id = _check_int("device_id", device_id, 24)
+        process_id = _check_int("process_id", process_id, 20)
         self.flush_front_cache()
         self.pdt_cache.pop((device_id, process_id), None)
 
@@ -764,11 +813,11 @@ class Iommu:
             if data is not None:
                 data = _check_int("data", data, 32)
         access = req.access
-        if access not in _ACCESSES:
-            raise ValueError(f"access must be an Access, not {access!r}")
+        if type(access) is not Access:
+            access = _check_enum("access", access, Access)
         kind = req.kind
-        if kind not in _KINDS:
-            raise ValueError(f"kind must be a RequestKind, not {kind!r}")
+        if type(kind) is not RequestKind:
+            kind = _check_enum("kind", kind, RequestKind)
         priv = bool(req.priv) and pid is not None
         if self.hpm.active:
             self.count_event(_REQUEST_EVENT[kind], did, pid, -1, -1)
@@ -782,14 +831,13 @@ class Iommu:
             key = (did, -1 if pid is None else pid, priv, access | (kind << 2), addr >> 12)
             hit = front.get(key)
             if hit is not None and (addr & 0xFFF) + length <= 4096:
-                base, perms, g, pbmt, size, tlb_key, pc_key = hit
+                base, perms, g, pbmt, size, tlb_key, pc_key, rcid, mcid = hit
                 if self.lru:  # the caches behind this shortcut were used: refresh them
                     _touch(self.ddt_cache, did)
                     if pc_key is not None:
                         _touch(self.pdt_cache, pc_key)
                     if tlb_key is not None:
                         self.iotlb.touch(tlb_key)
-                rcid, mcid = self.qos_of.get(did, self.iommu_qosid)
                 return Response(
                     Status.SUCCESS,
                     base | (addr & 0xFFF),
@@ -867,8 +915,9 @@ class Iommu:
                     size,
                     self.last_tlb_key,
                     self.last_pc_key,
+                    rcid,
+                    mcid,
                 )
-                self.qos_of[did] = (rcid, mcid)
             return Response(
                 Status.SUCCESS,
                 spa,
