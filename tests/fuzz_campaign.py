@@ -300,6 +300,7 @@ class World:
         #: slots holding changed contents (at most max_dirty at a time)
         self.dirty: List[Slot] = []
         self.max_dirty = r.choice([1, 2, 4, 8])
+        self.focus: Optional[int] = None  # the device whose DC changed last
         self.log: List[str] = []
         self.responses = 0
         self._build(n_devices)
@@ -575,6 +576,8 @@ class World:
         r = self.r
         p = r.random()
         did = r.choice(self.hot if p < 0.6 else self.devices) if p < 0.9 else r.getrandbits(24)
+        if self.focus is not None and r.random() < 0.4:
+            did = self.focus
         addr = r.choice(
             [
                 r.choice(IOVAS) | r.randrange(0, 0x1000, 8),
@@ -614,8 +617,10 @@ class World:
             self._restore(self.dirty[0])
         kinds = [k for k in SLOT_KINDS if k in self.slots_of]
         kind = r.choices(kinds, [SLOT_KINDS[k] for k in kinds])[0]
-        if kind == "dc" and r.random() < 0.7:
-            slot = r.choice(self.dc_slots[r.choice(self.hot)])
+        if kind == "dc" and r.random() < 0.7:  # a hot device's DC, mostly DC.tc
+            self.focus = r.choice(self.hot)  # requests follow the change for a while
+            slots = self.dc_slots[self.focus]
+            slot = slots[0] if r.random() < 0.5 else r.choice(slots)
         else:
             slot = r.choice(self.slots_of[kind])
         if slot not in self.dirty:
