@@ -150,7 +150,9 @@ class Soak:
                 else:
                     addr = r.getrandbits(64)
                 translate(
-                    rv.Request(did, addr, r.choice(accesses), pid, r.random() < 0.2, r.choice(kinds))
+                    rv.Request(
+                        did, addr, r.choice(accesses), pid, r.random() < 0.2, r.choice(kinds)
+                    )
                 )
             elif x < 0.90:
                 io.page_request(

@@ -210,9 +210,7 @@ class Slot:
 
     __slots__ = ("addr", "size", "orig", "alts", "kind")
 
-    def __init__(
-        self, addr: int, size: int, orig: int, alts: Callable[[], int], kind: str
-    ) -> None:
+    def __init__(self, addr: int, size: int, orig: int, alts: Callable[[], int], kind: str) -> None:
         self.addr = addr
         self.size = size
         self.orig = orig
@@ -446,7 +444,9 @@ class World:
             if r.random() < 0.4:
                 tc |= TC.EN_PRI.mask | (TC.PRPR.mask if r.random() < 0.5 else 0)
         if caps.amo_hwad:
-            tc |= (TC.SADE.mask if r.random() < 0.5 else 0) | (TC.GADE.mask if r.random() < 0.5 else 0)
+            tc |= (TC.SADE.mask if r.random() < 0.5 else 0) | (
+                TC.GADE.mask if r.random() < 0.5 else 0
+            )
         if r.random() < 0.1:
             tc |= TC.DTF.mask
         kind = r.choice(["s1", "2stage", "pdt", "pdt", "pdt", "bare", "t2gpa"])
@@ -724,7 +724,9 @@ class World:
 
     def do_junk_command(self) -> None:
         r = self.r
-        d0 = r.choice([1, 2, 3, 4, r.randrange(128)]) | r.randrange(8) << 7 | r.getrandbits(54) << 10
+        d0 = (
+            r.choice([1, 2, 3, 4, r.randrange(128)]) | r.randrange(8) << 7 | r.getrandbits(54) << 10
+        )
         self._submit([(d0, r.choice([0, r.getrandbits(64)]))])
 
     def do_mmio_write(self) -> None:

@@ -80,7 +80,9 @@ def test_debug_interface_writes_never_raise(
 ) -> None:
     """Any tr_req_iova / tr_req_ctl values, any mode, any bare_range_size: the writes
     return, Go/Busy reads 0, tr_response has no reserved bit set."""
-    s = System(caps=rv.Capabilities.full(pas=pas), params=rv.IommuParams(bare_range_size=range_size))
+    s = System(
+        caps=rv.Capabilities.full(pas=pas), params=rv.IommuParams(bare_range_size=range_size)
+    )
     g = s.stage1(mode=SV39)
     g.map(0x1000, s.page())
     s.ddt.set_dc(0, tc=TC_V, fsc=g.satp())

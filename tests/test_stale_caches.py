@@ -218,7 +218,9 @@ def test_stale_pc_replaced_not_duplicated() -> None:
 # --------------------------------------------------------------------------
 # Other cached structures combined with a changed DC: old or new, never an exception
 # --------------------------------------------------------------------------
-def _old_or_new(build: Callable[[], Tuple[System, rv.Request]], change: Callable[..., None]) -> None:
+def _old_or_new(
+    build: Callable[[], Tuple[System, rv.Request]], change: Callable[..., None]
+) -> None:
     """Translate, change memory without invalidation, evict the DC, translate again: the
     response is the old one or the one of an uncached IOMMU (the new values)."""
     s, req = build()
@@ -228,9 +230,11 @@ def _old_or_new(build: Callable[[], Tuple[System, rv.Request]], change: Callable
     new = uncached_response(s.iommu, req)
     got = s.iommu.translate(req)
     key = (got.status, got.addr, got.fault and got.fault.cause, got.is_msi)
-    assert key in {
-        (r.status, r.addr, r.fault and r.fault.cause, r.is_msi) for r in (old, new)
-    }, (old, new, got)
+    assert key in {(r.status, r.addr, r.fault and r.fault.cause, r.is_msi) for r in (old, new)}, (
+        old,
+        new,
+        got,
+    )
 
 
 def _two_stage() -> Tuple[System, rv.Request]:

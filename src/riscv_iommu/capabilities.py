@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, fields
-from typing import Any, Dict
+from typing import Any, Callable, Dict, Tuple
 
 from . import formats as F
 
@@ -70,25 +70,26 @@ _FLAG_FIELDS: Dict[str, str] = {
 }
 
 
+#: Field annotation -> check of a value (the API edge: a float, None, or a bool where an
+#: int is expected is a TypeError naming the field, not a late comparison error)
+_FIELD_TYPES: Dict[str, Tuple[str, Callable[[Any], bool]]] = {
+    "int": ("an int", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "bool": ("a bool", lambda v: type(v) is bool or (type(v) is int and v in (0, 1))),
+    "str": ("a str", lambda v: isinstance(v, str)),
+}
+
+
 def _check_field_types(obj: Any) -> None:
-    """API edge: each ``int`` field holds an int (not a bool or a float), each
-    ``bool`` field a bool (or the int 0 or 1), each ``str`` field a str; a
-    TypeError names the field."""
-    cls = type(obj).__name__
+    """Each ``int`` field holds an int (an IntEnum too; not a bool or a float), each
+    ``bool`` field a bool (or the int 0 or 1), each ``str`` field a str.  Fields with
+    other annotations are checked by the class's own rules."""
     for f in fields(obj):
+        rule = _FIELD_TYPES.get(str(f.type))
         v = getattr(obj, f.name)
-        t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
-        if t == "int":
-            ok = isinstance(v, int) and not isinstance(v, bool)
-        elif t == "bool":
-            ok = type(v) is bool or (type(v) is int and v in (0, 1))
-        elif t == "str":
-            ok = isinstance(v, str)
-        else:  # other annotations are checked by the class itself
-            continue
-        if not ok:
-            article = "an" if t == "int" else "a"
-            raise TypeError(f"{cls}.{f.name} must be {article} {t}, not {type(v).__name__}")
+        if rule is not None and not rule[1](v):
+            raise TypeError(
+                f"{type(obj).__name__}.{f.name} must be {rule[0]}, not {type(v).__name__}"
+            )
 
 
 @dataclass(slots=True, frozen=True)
