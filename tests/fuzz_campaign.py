@@ -47,6 +47,7 @@ for _p in (HERE, HERE / "sw"):
 
 import riscv_iommu as rv  # noqa: E402
 from riscv_iommu import formats as F  # noqa: E402
+from riscv_iommu.capabilities import BARE_MODES  # noqa: E402
 from riscv_iommu.commands import OPCODE  # noqa: E402
 from riscv_iommu.gipc import pc_format  # noqa: E402
 from riscv_iommu.host.tables import (  # noqa: E402
@@ -199,6 +200,13 @@ def random_params(r: random.Random, sizes: Optional[Dict[str, int]] = None) -> r
         hpm_counters=r.choice([0, 4, 31]),
         interrupt_vectors=r.choice([1, 2, 5, 16]),
         device_id_width=r.choice([24, 24, 24, 16]),
+        ats_no_write_reports_w=r.random() < 0.5,
+        cxl_io_unspecified=r.random() < 0.3,
+        bare_page_sizes={
+            m: r.choice([4096, 1 << 21, 1 << 30, 1 << 39])
+            for m in BARE_MODES
+            if r.random() < 0.3
+        },
     )
 
 
@@ -251,6 +259,7 @@ PROFILES: Dict[str, Dict[str, int]] = {
     # random DC / PC / PTE changes without invalidation, across many devices
     "stale": {
         "request": 50,
+        "change_after_use": 5,
         "mutate": 25,
         "restore": 8,
         "api_invalidate": 3,
@@ -602,6 +611,7 @@ class World:
             length=r.choice([1, 4, 8, 8, 64, 4096]),
             no_write=r.random() < 0.3,
             data=r.choice([None, None, r.getrandbits(11), r.getrandbits(32)]),
+            cxl=r.random() < 0.2,
         )
 
     def do_request(self) -> None:
@@ -637,6 +647,34 @@ class World:
         order = "big" if self.big != (r.random() < 0.03) else "little"
         self.log.append(f"mutate {slot.addr:#x}: {self.cur:#x} -> {v:#x} ({order})")
         self._write(slot.addr, v.to_bytes(slot.size, order))  # type: ignore[arg-type]
+
+    def do_change_after_use(self) -> None:
+        """A device uses a process context; software changes the device's DC (no
+        invalidation); the device makes another request with the same process_id."""
+        r = self.r
+        did = self.focus = r.choice(self.hot)
+        pid = r.choice(PIDS)
+        first = rv.Request(did, r.choice(IOVAS[:3]), process_id=pid)
+        self.log.append(f"use {first!r}")
+        check_response(first, self.io.translate(first))
+        slots = self.dc_slots[did]
+        slot = slots[r.choice([0, 0, 1, 3])]  # tc, iohgatp or fsc (pdtp)
+        self.cur = self._rd(slot.addr)
+        v = slot.alts()
+        if slot in self.dirty:
+            self.dirty.remove(slot)
+        if len(self.dirty) >= self.max_dirty:
+            self._restore(self.dirty[0])
+        self.dirty.append(slot)
+        self.log.append(f"change {slot.addr:#x}: {self.cur:#x} -> {v:#x}")
+        self._write(slot.addr, v.to_bytes(8, "big" if self.big else "little"))
+        if r.random() < 0.5:  # the old DC leaves the DDT cache (what an eviction does)
+            self.io.ddt_cache.pop(did, None)
+            self.io.flush_front_cache()
+        again = rv.Request(did, r.getrandbits(39) & ~0xFFF, r.choice(list(rv.Access)), pid)
+        self.log.append(f"again {again!r}")
+        check_response(again, self.io.translate(again))
+        self.responses += 2
 
     def do_restore(self) -> None:
         if self.dirty:

@@ -8,7 +8,7 @@ from typing import Any, Callable, Dict, FrozenSet, Optional, Set, Tuple, Type, T
 from . import commands
 from . import formats as F
 from ._fault import Fault
-from .ats import InvalidationTracker, MessageCode, encode_range, page_request
+from .ats import InvalidationTracker, MessageCode, cxl_io, encode_range, page_request
 from .capabilities import IGS, Capabilities, IommuParams
 from .ddt import DC, ddi, locate_dc
 from .debug import DebugInterface
@@ -207,6 +207,8 @@ class Iommu:
         self.msi_flat = caps.msi_flat
         self.dc_size = F.DC_EXT_SIZE if caps.msi_flat else F.DC_BASE_SIZE
         self.be_writable = bool(caps.end and params.be_writable)
+        #: range size of a Bare first stage (by DC.tc.SXL) and G-stage (by fctl.GXL)
+        self.bare_s, self.bare_g = params.bare_sizes(caps)
         # [GIPC] DC.tc.GIPC exists only with capabilities.GIPC; else it is reserved
         self.gipc_tc = (1 << params.gipc_tc_bit) if caps.gipc else 0
         self.tc_reserved = _TC.reserved & ~self.gipc_tc
@@ -271,6 +273,8 @@ class Iommu:
         # per-request scratch state written by the translation process
         self.dtf = False
         self.qos = (0, 0)
+        #: DC.tc.T2GPA of the last Translated / ATS request that located its DC
+        self.t2gpa = False
         self._datapath_errors = 0
         #: [GIPC] the PC format of the configured revision (None without capabilities.GIPC)
         self.pc_fmt = pc_format(self)
@@ -876,12 +880,18 @@ class Iommu:
                 self, did, addr, access, pid, priv, kind, data, debug, bool(req.no_write), crossing
             )
         except Fault as f:
-            return self._fault_response(f, did, addr, access, pid, priv, kind)
+            rsp = self._fault_response(f, did, addr, access, pid, priv, kind)
+            if req.cxl and rsp.status == Status.SUCCESS:  # an ATS completion with R = W = 0
+                rsp.cxl_io = cxl_io(self, f.cause == Cause.MSI_PTE_NOT_VALID, 0)
+            return rsp
         rcid, mcid = self.qos
         if kind == RequestKind.ATS_TRANSLATION:
             # the completion: address with the S bit / NAPOT size, R, W, Exe,
             # U (untranslated only: MRIF), Priv, Global, N = 0, AMA = 0
             caddr, s = encode_range(spa, size)
+            cxl = bool(req.cxl) and cxl_io(self, msi is not None, pbmt)
+            if self.tracer is not None:
+                self.tracer("ATS_FAULTS", "", f"completion: range {size:#x}, CXL.io = {int(cxl)}")
             return Response(
                 Status.SUCCESS,
                 caddr,
@@ -901,6 +911,7 @@ class Iommu:
                 nid=msi[4] if msi else 0,
                 rcid=rcid,
                 mcid=mcid,
+                cxl_io=cxl,
             )
         if msi is None:
             g = g and pid is not None

@@ -352,14 +352,14 @@ def first_stage(
     sum_: bool,
     gctl: int,
     sade: bool,
-    check: bool = True,
 ) -> Tuple[int, int, int]:
     """First-stage translation of ``iova`` with the table of ``fsc`` (not Bare).
 
     PTE addresses are GPAs translated by ``hgatp`` when it is not Bare.
     ``priv`` is a supervisor-privilege request; ``sum_`` is ``PC.ta.SUM``.
-    Returns ``(gpa, leaf pte, page size)``.  With ``check=False`` the
-    permission check of PTW step 5 is left to the caller (ATS).
+    Returns ``(gpa, leaf pte, page size)``.  The permission check of PTW
+    step 5 always precedes the A/D update of step 7: a denied access never
+    sets A or D (ATS translation requests walk as reads).
     """
     levels, _, psize, va_bits = geom
     # IOVA must be canonical (Sv39/48/57) or fit 32 bits (Sv32, DC.tc.SXL=1)
@@ -379,15 +379,14 @@ def first_stage(
             )
         except _Invalid:
             raise page_fault(access) from None
-        if check:
-            # PTW step 5: U-bit and R/W/X permission for the request's privilege
-            if pte & _U:
-                if priv and (not sum_ or access == Access.EXECUTE):
-                    raise page_fault(access)
-            elif not priv:
+        # PTW step 5: U-bit and R/W/X permission for the request's privilege
+        if pte & _U:
+            if priv and (not sum_ or access == Access.EXECUTE):
                 raise page_fault(access)
-            if not pte & _PERM[access]:
-                raise page_fault(access)
+        elif not priv:
+            raise page_fault(access)
+        if not pte & _PERM[access]:
+            raise page_fault(access)
         write = access == Access.WRITE
         new = pte | _A | (_D if write else 0)
         if new != pte:

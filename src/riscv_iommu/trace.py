@@ -21,7 +21,8 @@ __all__ = ["TraceEvent", "Tracer"]
 class TraceEvent:
     """One step of a traced translation."""
 
-    #: spec section: "P2IOVA", "GET_DC", "DC_MISCONFIG", "GET_PC", "PTW", "PTW-G", "MSI_TRANS"...
+    #: spec section: "P2IOVA", "GET_DC", "DC_MISCONFIG", "GET_PC", "PTW", "PTW-G", "MSI_TRANS",
+    #: "ATS_FAULTS" (the completion of an ATS translation request: range and CXL.io)...
     section: str
     #: the step within the section ("3", "17", ...), or "" when not numbered
     step: str

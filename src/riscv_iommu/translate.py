@@ -15,7 +15,7 @@ from .ats import ats_translate, reported_cause
 from .ddt import ddi
 from .hpm import Event
 from .ioatc import HOST, NONE, Entry
-from .msi import MsiResult, msi_translate, record_mrif
+from .msi import MsiResult, msi_free_size, msi_translate, record_mrif
 from .paging import G_MODES, S_MODES, first_stage, second_stage
 from .pdt import PID_WIDTH
 from .types import Access, Cause, RequestKind
@@ -121,8 +121,10 @@ def translate_iova(
     if crossing:
         raise _misaligned(access)
     # step 7
-    if kind != RequestKind.UNTRANSLATED and not tc & _EN_ATS:
-        raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+    if kind != RequestKind.UNTRANSLATED:
+        if not tc & _EN_ATS:
+            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+        io.t2gpa = bool(tc & _T2GPA)  # for the CXL.io bit of an ATS completion
     gipc = tc & io.gipc_tc  # [GIPC] DC.tc.GIPC
     if process_id is not None:
         if not tc & _PDTV:
@@ -227,7 +229,7 @@ def translate_iova(
     perms = PERM_ALL
     g = False
     pbmt = 0
-    size = io.params.bare_range_size
+    size = io.bare_s[sxl]  # a Bare first stage
     s1pte = -1
     s1size = 0
     if smode:
@@ -278,6 +280,13 @@ def translate_iova(
         size = min(size, gsize)
     else:
         spa = gpa
+        bare_g = io.bare_g[io.gxl]  # a Bare G-stage
+        if size > bare_g:
+            size = bare_g
+    if msiptp >> _MODE_SHIFT:
+        # step 18 found no interrupt file at gpa: the range reported and cached
+        # must not cover one either (docs/translation.md)
+        size = msi_free_size(gpa, size, msi_mask, msi_pattern)
     if gmode or smode:
         io.last_tlb_key = tlb.fill(
             gscid,
