@@ -203,9 +203,7 @@ def random_params(r: random.Random, sizes: Optional[Dict[str, int]] = None) -> r
         ats_no_write_reports_w=r.random() < 0.5,
         cxl_io_unspecified=r.random() < 0.3,
         bare_page_sizes={
-            m: r.choice([4096, 1 << 21, 1 << 30, 1 << 39])
-            for m in BARE_MODES
-            if r.random() < 0.3
+            m: r.choice([4096, 1 << 21, 1 << 30, 1 << 39]) for m in BARE_MODES if r.random() < 0.3
         },
     )
 
