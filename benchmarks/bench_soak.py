@@ -13,8 +13,9 @@ leaf page have 256 PSCIDs.  The operations, with random device_ids and process_i
   IOFENCE.C) with invalidation completions; 2 % ticks; 2 % debug-interface translations;
 * 2 % software consuming the fault and page-request queues.
 
-It reports the memory tracemalloc traces after a warm-up (every cache full) and after the
-operations, and the process's peak RSS.
+It reports the memory tracemalloc traces (everything allocated since before the system
+was built: the model, its caches and the sparse memory) after a warm-up (every cache
+full) and after every tenth of the operations, and the process's peak RSS.
 
 Run: ``python benchmarks/bench_soak.py`` (``--ops N``, default 10**6; ``--warmup N``;
 ``--json``).
@@ -189,8 +190,9 @@ class Soak:
             )
             self._submit(d0, 0)
         elif c == 1:
+            # the G-stage page of the MSI GPA (the data superpage stays cached)
             d0 = F.CMD_IOTINVAL0.encode(opcode=OPCODE.IOTINVAL, func3=1, GV=1, GSCID=1, AV=1)
-            self._submit(d0, F.CMD_IOTINVAL1.encode(ADDR=GPA_DATA >> 12))
+            self._submit(d0, F.CMD_IOTINVAL1.encode(ADDR=MSI_GPA >> 12))
         elif c == 2:
             self._submit(F.CMD_IODIR0.encode(opcode=OPCODE.IODIR, DV=1, DID=did), 0)
         elif c == 3:
@@ -230,11 +232,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="print a JSON object")
     args = ap.parse_args()
+    tracemalloc.start()  # everything the model and its memory hold is traced
     soak = Soak(args.seed)
     t0 = time.perf_counter()
     soak.run(args.warmup)
-    tracemalloc.start()
-    soak.run(1000)
     warm = tracemalloc.get_traced_memory()[0]
     sizes_warm = structure_sizes(soak.io)
     samples = []
@@ -245,6 +246,8 @@ def main() -> None:
         soak.run(k)
         done += k
         samples.append((done, tracemalloc.get_traced_memory()[0]))
+        if not args.json:
+            print(f"  after {done:>10,} ops: {samples[-1][1] / 1024:10.1f} KiB", flush=True)
     after, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     res = {
@@ -265,8 +268,6 @@ def main() -> None:
         return
     print(f"{args.warmup:,} warm-up + {args.ops:,} operations in {res['seconds']} s")
     print(f"traced memory after warm-up : {warm / 1024:10.1f} KiB")
-    for n, b in samples:
-        print(f"  after {n:>10,} ops       : {b / 1024:10.1f} KiB")
     print(f"growth                      : {(after - warm) / 1024:10.1f} KiB")
     print(f"traced peak                 : {peak / 1024:10.1f} KiB")
     print(f"peak RSS                    : {res['max_rss_kib'] / 1024:10.1f} MiB")
