@@ -99,7 +99,7 @@ def test_front_cache_is_bounded_by_the_iotlb_capacity() -> None:
     s.ddt.set_dc(1, tc=TC_V, fsc=s1.satp())
     for k in range(8):
         assert s.t(1, k << 12).addr == 0x8000_0000 + (k << 12)
-    assert len(s.iommu._front) <= 4 and len(s.iommu.iotlb) <= 4
+    assert len(s.iommu.ioatc.front) <= 4 and len(s.iommu.iotlb) <= 4
 
 
 def test_iodir_did_wider_than_the_implemented_device_id_is_illegal() -> None:
@@ -216,7 +216,7 @@ def test_front_cache_of_bare_translations_is_bounded() -> None:
     s.ddt.set_dc(1, tc=TC_V)
     for k in range(9):
         assert s.t(1, k << 12).addr == k << 12
-    assert 0 < len(s.iommu._front) <= 4
+    assert 0 < len(s.iommu.ioatc.front) <= 4
 
 
 class _CasFaults(rv.SparseMemory):

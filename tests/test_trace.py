@@ -30,15 +30,18 @@ def test_trace_of_a_two_stage_translation_lists_every_structure_read() -> None:
     steps = _steps(t)
     assert steps[0] == ("P2IOVA", "1")
     assert steps.count(("GET_DC", "3")) == 2  # two non-leaf DDT levels
-    assert steps.count(("GET_DC", "8")) == 8  # the 64-byte DC, word by word
-    assert steps.count(("GET_PC", "5")) == 2 and steps.count(("GET_PC", "10")) == 2
+    assert steps.count(("GET_DC", "8")) == 1  # the 64-byte DC, every word decoded
+    assert steps.count(("GET_PC", "5")) == 2 and steps.count(("GET_PC", "10")) == 1
     assert steps.count(("PTW", "2")) == 3  # Sv39
     # 3 G-stage levels for: 3 PDT addresses, 3 first-stage PTEs and the final GPA
     assert steps.count(("PTW-G", "2")) == 3 * 7
     assert steps[-1] == ("P2IOVA", "20")
-    dc_tc = next(e for e in t.events if e.text.startswith("DC.tc"))
-    assert dc_tc.addr == s.ddt.dc_addr(1) and dc_tc.fields == {**F.DC_TC.decode(TC_V | TC_PDTV)}
-    leaf = [e for e in t.events if e.section == "PTW"][-1]
+    dc = next(e for e in t.events if e.text.startswith("device context"))
+    assert dc.addr == s.ddt.dc_addr(1)
+    tc_fields = {k[6:]: v for k, v in dc.fields.items() if k.startswith("DC.tc.")}
+    assert tc_fields == {**F.DC_TC.decode(TC_V | TC_PDTV)}
+    assert dc.fields["DC.iohgatp.MODE"] == SV39 and dc.fields["DC.fsc.MODE"] == PD20
+    leaf = [e for e in t.events if e.section == "PTW" and e.raw is not None][-1]
     assert leaf.fields["R"] == 1 and leaf.fields["PPN"] == 0x4000_0000 >> 12
     assert "SPA" in str(t.events[-1]) and t.events[-1].as_dict()["step"] == "20"
 

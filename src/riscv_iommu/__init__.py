@@ -10,8 +10,11 @@ The public API (see ``docs/api.md``) is importable from here::
 
 from . import trace as trace  # riscv_iommu.trace.Tracer after `import riscv_iommu`
 from .capabilities import IGS, Capabilities, IommuMode, IommuParams
-from .iommu import REG, Iommu
+from .events import CacheStats, Event, Stats
+from .iommu import REG, Iommu, Snapshot
 from .memory import MemoryAccessError, MemoryFault, MemoryPort, SparseMemory
+from .observers import EventLog, JsonlLog, read_jsonl
+from .trace import Explanation
 from .types import (
     Access,
     Cause,
@@ -30,14 +33,19 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Access",
+    "CacheStats",
     "Capabilities",
     "Cause",
+    "Event",
+    "EventLog",
+    "Explanation",
     "FaultRecord",
     "IGS",
     "InvalidationRequest",
     "Iommu",
     "IommuMode",
     "IommuParams",
+    "JsonlLog",
     "MemoryAccessError",
     "MemoryFault",
     "MemoryPort",
@@ -47,8 +55,11 @@ __all__ = [
     "Request",
     "RequestKind",
     "Response",
+    "Snapshot",
     "SparseMemory",
+    "Stats",
     "Status",
     "Ttyp",
     "__version__",
+    "read_jsonl",
 ]

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Optional, Tuple
+
 from .types import Access, Cause
 
-__all__ = ["Fault", "access_fault", "page_fault", "guest_page_fault"]
+__all__ = ["Fault", "Why", "access_fault", "page_fault", "guest_page_fault"]
+
+#: Why a check failed: (spec section, step, offending field, the rule in words)
+Why = Tuple[str, str, str, str]
 
 
 class Fault(Exception):
     """Raised inside the model when a spec step says "stop and report".
 
     Never escapes the public API: :meth:`Iommu.translate` turns it into a
-    :class:`~riscv_iommu.FaultRecord` in the response.
+    :class:`~riscv_iommu.FaultRecord` in the response.  ``why`` says which
+    check failed (section, step, field, rule); the model emits it as a
+    failed :class:`~riscv_iommu.events.Check` and ``explain`` prints it.
     """
 
-    __slots__ = ("cause", "iotval2")
+    __slots__ = ("cause", "iotval2", "why")
 
-    def __init__(self, cause: int, iotval2: int = 0) -> None:
+    def __init__(self, cause: int, iotval2: int = 0, why: Optional[Why] = None) -> None:
         self.cause = cause
         self.iotval2 = iotval2
+        self.why = why
 
 
 # Cause of each fault family "corresponding to the original access type".
@@ -39,17 +47,19 @@ _GUEST_PAGE_FAULT = {
 }
 
 
-def access_fault(access: int) -> Fault:
+def access_fault(access: int, why: Why) -> Fault:
     """Access fault (1/5/7) for the original access type."""
-    return Fault(_ACCESS_FAULT[access])  # type: ignore[index]
+    return Fault(_ACCESS_FAULT[access], 0, why)  # type: ignore[index]
 
 
-def page_fault(access: int) -> Fault:
+def page_fault(access: int, why: Why) -> Fault:
     """Page fault (12/13/15) for the original access type."""
-    return Fault(_PAGE_FAULT[access])  # type: ignore[index]
+    return Fault(_PAGE_FAULT[access], 0, why)  # type: ignore[index]
 
 
-def guest_page_fault(access: int, gpa: int, implicit: bool, implicit_write: bool) -> Fault:
+def guest_page_fault(
+    access: int, gpa: int, implicit: bool, implicit_write: bool, why: Why
+) -> Fault:
     """Guest-page fault (20/21/23) with ``iotval2`` per the fault-record rules.
 
     ``iotval2[63:2]`` holds bits 63:2 of the GPA; bit 0 is set for an implicit
@@ -61,4 +71,4 @@ def guest_page_fault(access: int, gpa: int, implicit: bool, implicit_write: bool
         iotval2 |= 1
         if implicit_write:
             iotval2 |= 2
-    return Fault(_GUEST_PAGE_FAULT[access], iotval2)  # type: ignore[index]
+    return Fault(_GUEST_PAGE_FAULT[access], iotval2, why)  # type: ignore[index]

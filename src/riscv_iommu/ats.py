@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Dict, List, Literal, Optional, Set, Tuple
 
 from . import formats as F
-from ._fault import Fault
+from ._fault import Fault, guest_page_fault, page_fault
 from .ddt import DC
 from .hpm import Event
+from .ioatc import cached_dc
 from .msi import msi_free_size, msi_translate
 from .paging import S_MODES, first_stage, second_stage
 from .types import (
@@ -50,15 +51,7 @@ _RWX = _R | _W | _X
 _PBMT = F.PTE.PBMT
 _PBMT_NC, _PBMT_IO = 1, 2  # Svpbmt memory types (0 = PMA, 3 reserved)
 _MODE_SHIFT = F.IOHGATP.MODE.lsb  # MODE of iohgatp / iosatp / pdtp / msiptp
-# faults that only deny a permission while setting D for a grantable W
-_DENIALS = frozenset(
-    {
-        Cause.WRITE_PAGE_FAULT,
-        Cause.WRITE_GUEST_PAGE_FAULT,
-        Cause.READ_PAGE_FAULT,
-        Cause.READ_GUEST_PAGE_FAULT,
-    }
-)
+_GCTL_GADE = 1  # bit 0 of paging's gctl: DC.tc.GADE
 # the walk runs as a read; faults are reported for the request's access type
 _AS_REQUESTED: Dict[int, Dict[Cause, Cause]] = {
     Access.WRITE: {
@@ -155,9 +148,11 @@ def ats_translate(
     U-bit rules of §ATS_FAULTS are those of a read) before its A bit is set,
     as the Privileged spec orders PTW steps 5 and 7; a denial ends in
     "Success with R = W = 0" (by the caller).  Permissions are those of both
-    stages: R; W if requested (``no_write`` = 0), granted by both stages and
-    D can be set (or already is); X if requested (``access`` = EXECUTE) and R
-    is granted.  With ``no_write`` = 1, W is reported when every stage grants
+    stages: R; W if requested (``no_write`` = 0) and granted by both stages,
+    with D set in each leaf; X if requested (``access`` = EXECUTE) and R is
+    granted.  A leaf that grants W with D = 0 when W is requested and D
+    cannot be set (SADE / GADE = 0) is a Write/AMO (guest-)page fault: R = W
+    = 0 (:func:`_write_perm`).  With ``no_write`` = 1, W is reported when every stage grants
     it with D already set (``IommuParams.ats_no_write_reports_w``).  With
     ``DC.tc.T2GPA`` the completion carries the GPA.  A successful, non-MSI
     translation is cached in the IOTLB when ``IommuParams.ats_fills_iotlb``.
@@ -189,6 +184,17 @@ def ats_translate(
             io, iova, iosatp, geom, big_s, hg_s1, Access.READ, priv, sum_, gctl, sade
         )
         s1size = size
+        if not no_write and s1 & _W and not s1 & _D and not sade:
+            # PTW step 7 for the store No Write = 0 asks for (docs/ats.md): "If SADE is 0,
+            # the IOMMU causes a page-fault ... if the memory access is a store and the D
+            # bit is 0" -> 15, Success with R = W = 0 (riscv-non-isa/riscv-iommu#675)
+            why = (
+                "PTW",
+                "7",
+                "D",
+                "D=0 in a writable leaf and DC.tc.SADE=0: no hardware A/D update (ATS store)",
+            )
+            raise page_fault(Access.WRITE, why)
         perms = s1 & _RWX
         if priv and s1 & _U:
             perms &= ~_X  # supervisor execute of a user page: never, whatever SUM
@@ -246,34 +252,42 @@ def _write_perm(walk: _Walk, perms: int, s1: int, gp: int, hg: int, no_write: bo
     """W of the completion, setting D where a write is requested (A/D rules of PTW step 7).
 
     ``s1`` / ``gp`` are the stages' leaves (-1 for a Bare stage, or a G-stage
-    replaced by an MSI PTE).  With No Write = 0 and W granted, D is set in
-    each stage's leaf as a write would set it; when it cannot be (no hardware
-    A/D, no G-stage write permission for a first-stage PTE) W is denied, and
-    an access fault or poison on the update is raised (Completer Abort).
-    With No Write = 1 nothing is written: W is reported when every leaf has
-    W and D (``IommuParams.ats_no_write_reports_w``), else 0.
+    replaced by an MSI PTE, which has no A/D).  No Write = 0 asks for a
+    store: a leaf that grants W with D = 0 needs D.  When the G-stage leaf's
+    D cannot be set ("If GADE is 0, the IOMMU causes a guest-page-fault ...
+    if the memory access is a store and the D bit is 0") this raises 23,
+    which the caller answers "Success with R = W = 0", not reported
+    (§ATS_FAULTS); the first-stage leaf's check (SADE, 15) was made when it
+    was read.  Only then, and only when every stage grants W, is D set in
+    each leaf that needs it: no D for a W the completion does not grant.  A
+    guest-page fault on the implicit write of a first-stage leaf is raised
+    the same way, before anything is written; access faults and poison on an
+    update are raised too (Completer Abort).  With No Write = 1 nothing is
+    written: W is reported when every leaf has W and D
+    (``IommuParams.ats_no_write_reports_w``), else 0.
     """
     # perms has R here: both walks were reads that each leaf granted
-    if not perms & _W:
-        return perms
+    s1_clean = s1 >= 0 and s1 & _W and not s1 & _D
+    g_clean = gp >= 0 and gp & _W and not gp & _D
     if no_write:
-        io = walk[0]
-        dirty = (s1 < 0 or s1 & _D) and (gp < 0 or gp & _D)
-        if io.params.ats_no_write_reports_w and dirty:
+        if walk[0].params.ats_no_write_reports_w and not s1_clean and not g_clean:
             return perms
         return perms & ~_W
     io, iova, iosatp, geom, big_s, hg_s1, priv, sum_, gctl, sade, gpa = walk
-    if (s1 < 0 or s1 & _D) and (gp < 0 or gp & _D):
-        return perms  # already dirty: nothing to update
-    try:
-        if geom is not None and not s1 & _D:
-            first_stage(io, iova, iosatp, geom, big_s, hg_s1, Access.WRITE, priv, sum_, gctl, sade)
-        if hg and not gp & _D:
-            second_stage(io, gpa, hg, Access.WRITE, False, False, gctl)
-    except Fault as f:
-        if f.cause not in _DENIALS:
-            raise  # an access fault or poison while updating D: reported (CA)
-        return perms & ~_W  # D cannot be set: deny W
+    if g_clean and not gctl & _GCTL_GADE:  # PTW step 7 of the G-stage leaf, GADE = 0
+        why = (
+            "PTW-G",
+            "7",
+            "D",
+            "D=0 in a writable G-stage leaf and DC.tc.GADE=0: no hardware A/D update",
+        )
+        raise guest_page_fault(Access.WRITE, gpa, False, False, why)
+    if not perms & _W or not (s1_clean or g_clean):
+        return perms  # W denied by a stage (no store: no D), or nothing to update
+    if s1_clean:  # PTW step 7 (a guest-page fault on its implicit write stops here)
+        first_stage(io, iova, iosatp, geom, big_s, hg_s1, Access.WRITE, priv, sum_, gctl, sade)
+    if g_clean:
+        second_stage(io, gpa, hg, Access.WRITE, False, False, gctl)
     return perms
 
 
@@ -358,15 +372,24 @@ def page_request(io: "Iommu", msg: PageRequest) -> Optional[PageRequestGroupResp
     try:
         mode = io.ddtp_mode
         if mode == 0:
-            raise Fault(Cause.ALL_INBOUND_TRANSACTIONS_DISALLOWED)
+            why = ("ATS_PRI", "", "ddtp.iommu_mode", "ddtp.iommu_mode is Off")
+            raise Fault(Cause.ALL_INBOUND_TRANSACTIONS_DISALLOWED, 0, why)
         if mode == 1 or not io.device_id_fits(msg.device_id):  # Bare, or device_id too wide
-            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
-        dc = io.get_dc(msg.device_id)
+            why = (
+                "ATS_PRI",
+                "",
+                "device_id",
+                "ddtp.iommu_mode is Bare" if mode == 1 else "device_id too wide for the DDT",
+            )
+            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, why)
+        dc = cached_dc(io, msg.device_id)
         tc = dc[0]
         io.dtf = bool(tc & _TC.DTF.mask)
         prpr = bool(tc & _TC.PRPR.mask)
         if not tc & _TC.EN_ATS.mask or not tc & _TC.EN_PRI.mask:
-            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+            fieldname = "DC.tc.EN_ATS" if not tc & _TC.EN_ATS.mask else "DC.tc.EN_PRI"
+            why = ("ATS_PRI", "", fieldname, f"a Page Request and {fieldname} is 0")
+            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, why)
     except Fault as f:
         rec = FaultRecord(
             cause=f.cause,
@@ -377,7 +400,7 @@ def page_request(io: "Iommu", msg: PageRequest) -> Optional[PageRequestGroupResp
             pv=pid is not None,
             priv=bool(msg.priv) and pid is not None,
         )
-        io.report_fault(rec)
+        io.fault_detected(f, rec)
         if f.cause == Cause.TRANSACTION_TYPE_DISALLOWED:
             return respond(PrgResponseCode.INVALID_REQUEST, prpr and pid is not None)
         return respond(PrgResponseCode.RESPONSE_FAILURE, pid is not None)
@@ -393,7 +416,7 @@ def page_request(io: "Iommu", msg: PageRequest) -> Optional[PageRequestGroupResp
         R=int(msg.read), W=int(msg.write), L=int(msg.last), PRGI=msg.prg_index, ADDR=msg.addr >> 12
     )
     order: Literal["little", "big"] = "big" if io.be else "little"
-    queued = pq.push(d0.to_bytes(8, order) + d1.to_bytes(8, order))
+    queued = pq.push(d0.to_bytes(8, order) + d1.to_bytes(8, order), msg)
     if queued is None:  # full (pqof now set) or pqof already set: Success, nothing logged
         return respond(PrgResponseCode.SUCCESS, prpr and pid is not None)
     if queued is False:  # the record's write faulted: pqmf, Response Failure

@@ -18,10 +18,15 @@ from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, Text
 
 from . import __version__
 from . import bench as _bench
+from . import campaign as _campaign
+from . import gen as _gen
+from . import vectors as _vectors
 from .capabilities import Capabilities, IommuParams
+from .coverage import cli as _coverage_cli
 from .host.hypervisor import Hypervisor, R, Vm, W
 from .iommu import Iommu
 from .memory import SparseMemory
+from .observers import JsonlLog
 from .scenario import (
     Runner,
     ScenarioError,
@@ -31,7 +36,6 @@ from .scenario import (
     response_json,
     run_scenario,
 )
-from .trace import Tracer
 from .types import Access, Cause, FaultRecord, Request, RequestKind, Response, Status
 
 __all__ = ["main", "build_demo", "explain", "Scene"]
@@ -218,23 +222,20 @@ def demo(revision: str, out: _Out, as_json: bool) -> int:
 # explain
 # --------------------------------------------------------------------------
 def explain(sc: Scene, req: Request, out: _Out, as_json: bool, title: str = "explain") -> int:
-    """Translate ``req`` with the tracer on and print every step."""
+    """Explain ``req`` (``Iommu.explain``): every step, and why a fault stopped it."""
     return _explain(sc.iommu, req, out, as_json, title)
 
 
 def _explain(iommu: Iommu, req: Request, out: _Out, as_json: bool, title: str) -> int:
-    tracer = Tracer()
-    iommu.tracer = tracer
-    try:
-        rsp = iommu.translate(req)
-    finally:
-        iommu.tracer = None
+    ex = iommu.explain(req)  # no side effect on the model (Iommu.explain)
+    rsp = ex.rsp
     if as_json:
         json.dump(
             {
                 "request": request_json(req),
                 "response": response_json(rsp),
-                "steps": [e.as_dict() for e in tracer.events],
+                "steps": [e.as_dict() for e in ex.steps],
+                "reason": ex.reason,
             },
             out.stream,
             indent=2,
@@ -244,12 +245,14 @@ def _explain(iommu: Iommu, req: Request, out: _Out, as_json: bool, title: str) -
     out.line(out.paint(f"riscv-iommu {title}", "1;36"))
     out.line(f"request: {req!r}")
     out.line()
-    for e in tracer.events:
+    for e in ex.steps:
         where = f"{e.section} {e.step}".strip()
         text = str(e).split("] ", 1)[1]
         out.line(f"  {out.paint(where.ljust(16), '33')} {text}")
     out.line()
     out.line(f"response: {rsp!r}")
+    if ex.reason:
+        out.line(f"why: {ex.reason}")
     return 0
 
 
@@ -336,7 +339,8 @@ _KIND = {
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="riscv-iommu",
-        description="RISC-V IOMMU reference model with GIPC: demo, explain, run, bench.",
+        description="RISC-V IOMMU reference model with GIPC: demo, explain, run, bench, gen, "
+        "replay, campaign, coverage.",
     )
     p.add_argument("--version", action="version", version=f"riscv-iommu {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
@@ -390,12 +394,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument("scenario", help="the TOML scenario file")
     r.add_argument("--json", action="store_true", help="print JSON")
+    r.add_argument(
+        "--log",
+        metavar="EVENTS.jsonl",
+        help="write the model's event stream to this file, one JSON object per line "
+        "(docs/events.md)",
+    )
     b = sub.add_parser("bench", help="the translation benchmarks (translations/s)")
     b.add_argument(
         "--seconds", type=_seconds, default=1.0, help="time per case, 0 to 3600 (default 1)"
     )
     b.add_argument("--json", action="store_true", help="print JSON")
     b.add_argument("cases", nargs="*", help=f"cases (default all): {', '.join(_bench.CASES)}")
+    for mod in (_gen, _vectors, _campaign, _coverage_cli):  # gen, replay, campaign, coverage
+        mod.add_cli(sub)
     return p
 
 
@@ -468,7 +480,16 @@ def _explain_command(args: argparse.Namespace, out: _Out) -> int:
 
 
 def _run_command(args: argparse.Namespace, out: _Out) -> int:
-    report = run_scenario(args.scenario)
+    if args.log is None:
+        report = run_scenario(args.scenario)
+    else:
+        sc = load_scenario(args.scenario)  # a malformed file is reported before the log opens
+        try:
+            log = JsonlLog(args.log)
+        except OSError as err:
+            return _fail(out, args.json, f"argument --log: cannot write {args.log}: {err.strerror}")
+        with log:
+            report = Runner(sc, log_to(log)).run()
     if args.json:
         json.dump(report.as_dict(), out.stream, indent=2)
         out.line()
@@ -482,6 +503,15 @@ def _run_command(args: argparse.Namespace, out: _Out) -> int:
             out.line(f"stopped at {report.stopped}")
         out.line(f"{report.passed} passed, {report.failed} failed")
     return 1 if report.failed else 0
+
+
+def log_to(log: JsonlLog) -> Callable[[Iommu], None]:
+    """An ``on_build`` hook attaching ``log`` to the scenario's IOMMU."""
+
+    def attach(iommu: Iommu) -> None:
+        iommu.attach(log)
+
+    return attach
 
 
 def _bench_command(args: argparse.Namespace, out: _Out) -> int:
@@ -519,6 +549,9 @@ def main(argv: Optional[Sequence[str]] = None, stream: Optional[TextIO] = None) 
     color = False if getattr(args, "no_color", False) or args.json else None
     out = _Out(stream, color)
     try:
+        handler = getattr(args, "handler", None)
+        if handler is not None:
+            return int(handler(args, stream))
         if args.command == "demo":
             return demo(args.revision, out, args.json)
         if args.command == "explain":

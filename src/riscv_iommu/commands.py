@@ -9,16 +9,17 @@ sets ``cqcsr.cmd_ill`` and stops with ``cqh`` on it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
 from . import formats as F
+from .events import CommandEvent
 from .memory import MemoryAccessError, MemoryFault
 from .types import InvalidationRequest, PageRequestGroupResponse
 
 if TYPE_CHECKING:  # pragma: no cover
     from .iommu import Iommu
 
-__all__ = ["OPCODE", "execute", "process", "napot_range"]
+__all__ = ["OPCODE", "execute", "process", "napot_range", "decode", "COMMAND_NAMES"]
 
 
 class OPCODE:
@@ -74,14 +75,11 @@ def iotinval(io: "Iommu", func3: int, d0: int, d1: int) -> int:
             return _ILLEGAL
         if gv and av:  # AV (and S) are ignored when GV = 0
             lo, hi = _addr_range(d1)
-        io.iotlb.inval_gvma(bool(gv), gscid, lo, hi)
-        io.invalidate_msi(bool(gv), gscid, lo, hi)
-        io.invalidate_gwalk(bool(gv), gscid, lo, hi)
+        io.ioatc.inval_gvma(bool(gv), gscid, lo, hi)  # IOTLB, MSI PTEs, G-stage walk entries
     else:
         if av:
             lo, hi = _addr_range(d1)
-        io.iotlb.inval_vma(bool(gv), gscid, bool(pscv), pscid, lo, hi)
-    io.flush_front_cache()
+        io.ioatc.iotlb.inval_vma(bool(gv), gscid, bool(pscv), pscid, lo, hi)
     return _DONE
 
 
@@ -119,7 +117,7 @@ def iofence_c(io: "Iommu", func3: int, d0: int, d1: int) -> int:
         try:
             if addr + 4 > io.pa_limit:
                 raise MemoryAccessError(MemoryFault.ACCESS_FAULT, addr, 4)
-            io.port_write(addr, data, io.iommu_qosid)
+            io.port_write(addr, data, io.iommu_qosid, "CQ")  # the fence's completion write
         except MemoryAccessError:
             io.cq.error(io.cq.MF)
             return _STALL
@@ -141,12 +139,11 @@ def iodir(io: "Iommu", func3: int, d0: int, d1: int) -> int:
     if func3 == 0:
         if pid:  # PID is reserved for IODIR.INVAL_DDT
             return _ILLEGAL
-        io.invalidate_ddt(did if dv else None)
+        io.ioatc.inval_ddt(did if dv else None)
     else:
         if not dv or pid >> io.max_pid_width:
             return _ILLEGAL
-        io.invalidate_pdt(did, pid)
-    io.flush_front_cache()
+        io.ioatc.inval_pdt(did, pid)
     return _DONE
 
 
@@ -198,6 +195,50 @@ def execute(io: "Iommu", d0: int, d1: int) -> int:
     return fn(io, F.CMD.func3.get(d0), d0, d1)
 
 
+#: (opcode, func3) -> command name
+COMMAND_NAMES = {
+    (OPCODE.IOTINVAL, 0): "IOTINVAL.VMA",
+    (OPCODE.IOTINVAL, 1): "IOTINVAL.GVMA",
+    (OPCODE.IOFENCE, 0): "IOFENCE.C",
+    (OPCODE.IODIR, 0): "IODIR.INVAL_DDT",
+    (OPCODE.IODIR, 1): "IODIR.INVAL_PDT",
+    (OPCODE.ATS, 0): "ATS.INVAL",
+    (OPCODE.ATS, 1): "ATS.PRGR",
+}
+_OPERANDS = {
+    OPCODE.IOTINVAL: (F.CMD_IOTINVAL0, F.CMD_IOTINVAL1),
+    OPCODE.IOFENCE: (F.CMD_IOFENCE0, F.CMD_IOFENCE1),
+    OPCODE.IODIR: (F.CMD_IODIR0, None),
+    OPCODE.ATS: (F.CMD_ATS0, None),
+}
+
+
+def decode(d0: int, d1: int) -> Tuple[int, int, str, Dict[str, int]]:
+    """(opcode, func3, name, operands) of a command; names and fields from the spec."""
+    opcode = F.CMD.opcode.get(d0)
+    func3 = F.CMD.func3.get(d0)
+    name = COMMAND_NAMES.get((opcode, func3))
+    if name is None:
+        name = "custom" if opcode >= 64 else "reserved"
+    layouts = _OPERANDS.get(opcode, (F.CMD, None))
+    lay1 = layouts[1]
+    if opcode == OPCODE.ATS:
+        lay1 = F.ATS_PRGR_PAYLOAD if func3 == 1 else F.ATS_INVAL_PAYLOAD
+    ops = {k: v for k, v in layouts[0].decode(d0).items() if k not in ("opcode", "func3")}
+    if lay1 is not None:
+        for k, v in lay1.decode(d1).items():
+            ops["payload." + k if k in ops or k == "reserved" else k] = v
+    elif d1:
+        ops["dword1"] = d1
+    return opcode, func3, name, ops
+
+
+def _emit(io: "Iommu", d0: int, d1: int, outcome: str) -> None:
+    assert io.emit is not None
+    opcode, func3, name, ops = decode(d0, d1)
+    io.emit(CommandEvent(opcode, func3, name, ops, outcome, (d0, d1)))
+
+
 def process(io: "Iommu", limit: int | None = None) -> int:
     """Run queued commands until the queue is empty, stalls or ``limit`` completed."""
     cq = io.cq
@@ -205,8 +246,23 @@ def process(io: "Iommu", limit: int | None = None) -> int:
     while (limit is None or done < limit) and not cq.stopped() and cq.head != cq.tail:
         cmd = cq.fetch()
         if cmd is None:  # cqmf: cqh stays on the command
+            if io.emit is not None:
+                io.emit(CommandEvent(-1, -1, "", {"addr": cq.entry_addr(cq.head)}, "memory_fault"))
             break
+        csr = cq.csr
         result = execute(io, *cmd)
+        if io.emit is not None:
+            if result == _ILLEGAL:
+                outcome = "illegal"
+            elif result == _DONE:
+                outcome = "completed"
+            elif cq.csr & ~csr & cq.TO:
+                outcome = "timed_out"
+            elif cq.csr & ~csr & cq.MF:
+                outcome = "memory_fault"
+            else:
+                outcome = "waiting"
+            _emit(io, cmd[0], cmd[1], outcome)
         if result == _ILLEGAL:
             cq.error(cq.ILL)
             break

@@ -10,15 +10,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Tuple
 
 from . import formats as F
-from ._fault import Fault
+from ._fault import Fault, Why
+from .events import Check
 from .memory import MemoryAccessError, MemoryFault
-from .paging import G_VALID, S_VALID, load
+from .paging import G_VALID, S_VALID, emit_read, load
 from .types import Cause
 
 if TYPE_CHECKING:  # pragma: no cover
     from .iommu import Iommu
 
-__all__ = ["DC", "ddi", "locate_dc", "dc_misconfigured", "DC_RULES"]
+__all__ = ["DC", "ddi", "locate_dc", "dc_misconfigured", "dc_rule_why", "DC_RULES"]
 
 DC = Tuple[int, int, int, int, int, int, int, int]
 
@@ -70,18 +71,34 @@ DC_RULES = {
     24: "[GIPC] DC.tc.GIPC is 1 and DC.tc.PDTV is 0",
     25: "[GIPC] DC.tc.GIPC is 1 and DC.tc.T2GPA is 1",
 }
-
-
-_DC_WORDS = (
-    ("tc", F.DC_TC),
-    ("iohgatp", F.IOHGATP),
-    ("ta", F.DC_TA),
-    ("fsc", F.IOSATP),
-    ("msiptp", F.MSIPTP),
-    ("msi_addr_mask", F.MSI_ADDR_MASK),
-    ("msi_addr_pattern", F.MSI_ADDR_PATTERN),
-    ("reserved", None),
-)
+#: The offending field of each rule
+DC_RULE_FIELDS = {
+    1: "reserved",
+    2: "DC.tc.EN_ATS",
+    3: "DC.tc.T2GPA",
+    4: "DC.tc.EN_PRI",
+    5: "DC.tc.PRPR",
+    6: "DC.tc.T2GPA",
+    7: "DC.iohgatp.MODE",
+    8: "DC.fsc.MODE",
+    9: "DC.fsc.MODE",
+    10: "DC.fsc.MODE",
+    11: "DC.fsc.MODE",
+    12: "DC.tc.DPE",
+    13: "DC.iohgatp.MODE",
+    14: "DC.iohgatp.MODE",
+    15: "DC.iohgatp.MODE",
+    16: "DC.msiptp.MODE",
+    17: "DC.iohgatp.PPN",
+    18: "DC.tc.SADE",
+    19: "DC.tc.SBE",
+    20: "DC.tc.SXL",
+    21: "DC.tc.SBE",
+    22: "DC.ta.RCID",
+    23: "DC.msiptp.MODE",
+    24: "DC.tc.GIPC",
+    25: "DC.tc.GIPC",
+}
 
 
 def ddi(io: "Iommu", device_id: int) -> Tuple[int, int, int]:
@@ -91,16 +108,48 @@ def ddi(io: "Iommu", device_id: int) -> Tuple[int, int, int]:
     return device_id & 0x7F, (device_id >> 7) & 0x1FF, device_id >> 16  # base: 7 / 9 / 8
 
 
-def _ddt_fault(err: MemoryAccessError) -> Fault:
+def _ddt_fault(err: MemoryAccessError, step: str, what: str) -> Fault:
     if err.fault is MemoryFault.DATA_CORRUPTION:
-        return Fault(Cause.DDT_DATA_CORRUPTION)
-    return Fault(Cause.DDT_ENTRY_LOAD_ACCESS_FAULT)
+        why = ("GET_DC", step, what, f"poisoned data reading the {what} at {err.addr:#x}")
+        return Fault(Cause.DDT_DATA_CORRUPTION, 0, why)
+    why = ("GET_DC", step, what, f"access fault reading the {what} at {err.addr:#x}")
+    return Fault(Cause.DDT_ENTRY_LOAD_ACCESS_FAULT, 0, why)
+
+
+def dc_rule_why(io: "Iommu", dc: DC, rule: int) -> Why:
+    """The reason of a failed DC configuration check (§DC_MISCONFIG rule ``rule``)."""
+    text = DC_RULES[rule]
+    fieldname = DC_RULE_FIELDS[rule]
+    if rule == 1:
+        fieldname, text = _rule1(io, dc)
+    return ("DC_MISCONFIG", str(rule), fieldname, text)
+
+
+def _rule1(io: "Iommu", dc: DC) -> Tuple[str, str]:
+    """Which reserved bits rule 1 found."""
+    tc, iohgatp, ta, fsc, msiptp, mask, pattern, rsvd = dc
+    for name, value, bits in (
+        ("DC.tc", tc, io.tc_reserved),
+        ("DC.ta", ta, io.ta_reserved),
+        ("DC.fsc", fsc, F.IOSATP.reserved),
+        ("DC.msiptp", msiptp, F.MSIPTP.reserved),
+        ("DC.msi_addr_mask", mask, io.msi_mask_reserved),
+        ("DC.msi_addr_pattern", pattern, io.msi_mask_reserved),
+        ("DC.reserved", rsvd, (1 << 64) - 1),
+    ):
+        if value & bits:
+            return name, f"{name} has reserved bits set ({value & bits:#x})"
+    if _GSCID.get(iohgatp) >> io.params.gscid_width:
+        return "DC.iohgatp.GSCID", (
+            f"DC.iohgatp.GSCID is wider than the {io.params.gscid_width} implemented bits"
+        )
+    return "DC.ta.PSCID", f"DC.ta.PSCID is wider than the {io.params.pscid_width} implemented bits"
 
 
 def locate_dc(io: "Iommu", device_id: int) -> DC:
     """§GET_DC: walk the DDT for ``device_id`` and return the checked DC."""
     big = io.be
-    tr = io.tracer
+    emit = io.emit
     d = ddi(io, device_id)
     # step 1: a = ddtp.PPN x 2^12, i = LEVELS - 1
     a = io.ddtp_ppn << 12
@@ -109,20 +158,20 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
         try:  # step 3 / step 4
             ddte = load(io, a + d[i] * 8, 8, big)
         except MemoryAccessError as err:
-            raise _ddt_fault(err) from None
-        if tr is not None:
-            tr(
-                "GET_DC",
-                "3",
-                f"non-leaf DDT entry, DDI[{i}] = {d[i]:#x}",
-                a + d[i] * 8,
-                ddte,
-                F.DDTE,
-            )
+            raise _ddt_fault(err, "4", "DDT entry") from None
+        if emit is not None:
+            emit_read(io, emit, "DDTE", a + d[i] * 8, 8, big, ddte, "GET_DC", "3", i)
         if not ddte & _V:  # step 5
-            raise Fault(Cause.DDT_ENTRY_NOT_VALID)
+            why = ("GET_DC", "5", "DDTE.V", f"the non-leaf DDT entry (DDI[{i}]) has V=0")
+            raise Fault(Cause.DDT_ENTRY_NOT_VALID, 0, why)
         if ddte & F.DDTE.reserved:  # step 6
-            raise Fault(Cause.DDT_ENTRY_MISCONFIGURED)
+            why = (
+                "GET_DC",
+                "6",
+                "DDTE",
+                f"the non-leaf DDT entry (DDI[{i}]) has reserved bits set",
+            )
+            raise Fault(Cause.DDT_ENTRY_MISCONFIGURED, 0, why)
         i -= 1  # step 7
         a = _DDTE_PPN.get(ddte) << 12
     # step 8: DC at a + DDI[0] * DC_SIZE
@@ -131,24 +180,21 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
     try:
         words = [load(io, base + off, 8, big) for off in range(0, size, 8)]
     except MemoryAccessError as err:
-        raise _ddt_fault(err) from None
-    if tr is not None:
-        for k, w in enumerate(words):
-            name, layout = _DC_WORDS[k]
-            note = f", DC.tc.GIPC is bit {io.params.gipc_tc_bit}" if k == 0 and io.gipc_tc else ""
-            tr("GET_DC", "8", f"DC.{name} (DDI[0] = {d[0]:#x}{note})", base + 8 * k, w, layout)
+        raise _ddt_fault(err, "8", "device context") from None
+    if emit is not None:
+        raw = sum(w << (64 * k) for k, w in enumerate(words))
+        fmt = f"GIPC@{io.params.gipc_tc_bit}" if io.gipc_tc else ""
+        emit_read(io, emit, "DC", base, size, big, raw, "GET_DC", "8", 0, "", fmt)
     if size == F.DC_BASE_SIZE:
         words += (0, 0, 0, 0)
     dc: DC = tuple(words)  # type: ignore[assignment]
     if not dc[0] & _V:  # step 9
-        raise Fault(Cause.DDT_ENTRY_NOT_VALID)
+        raise Fault(Cause.DDT_ENTRY_NOT_VALID, 0, ("GET_DC", "9", "DC.tc.V", "DC.tc.V is 0"))
     rule = dc_misconfigured(io, dc)
     if rule:  # step 10
-        if tr is not None:
-            tr("DC_MISCONFIG", str(rule), DC_RULES[rule])
-        raise Fault(Cause.DDT_ENTRY_MISCONFIGURED)
-    if tr is not None:
-        tr("GET_DC", "11", "the device context passes every configuration check")
+        raise Fault(Cause.DDT_ENTRY_MISCONFIGURED, 0, dc_rule_why(io, dc, rule))
+    if emit is not None:
+        emit(Check("GET_DC", "10", "the device context passes every configuration check", True))
     return dc  # step 11
 
 

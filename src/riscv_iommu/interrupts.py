@@ -17,6 +17,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, List
 
 from . import formats as F
+from ._fault import Fault
+from .events import InterruptEvent
 from .memory import MemoryAccessError, MemoryFault
 from .types import Cause, FaultRecord, Ttyp
 
@@ -32,6 +34,8 @@ PIP = F.IPSR.pip.mask
 _SOURCES = (CIP, FIP, PMIP, PIP)
 # icvec field of each ipsr bit
 _ICVEC_FIELD = {CIP: F.ICVEC.civ, FIP: F.ICVEC.fiv, PMIP: F.ICVEC.pmiv, PIP: F.ICVEC.piv}
+# the source of each ipsr bit in the event stream
+_SOURCE = {CIP: "CQ", FIP: "FQ", PMIP: "HPM", PIP: "PQ"}
 
 
 class Interrupts:
@@ -89,7 +93,14 @@ class Interrupts:
         self.msi_vec_ctl[vec] = value & F.MSI_VEC_CTL.M.mask
         if not value & 1 and self.msi_pending[vec]:
             self.msi_pending[vec] = False
-            self._send_msi(vec)
+            self._send_msi(vec, self._source_of(vec))
+
+    def _source_of(self, vec: int) -> str:
+        """The name of the first pending source mapped to ``vec`` ("" when none is)."""
+        for bit in _SOURCES:
+            if self.ipsr & bit and self.vector_of(bit) == vec:
+                return _SOURCE[bit]
+        return ""
 
     def refresh(self) -> None:
         """After fctl.WSI changes: drive (or release) the wires."""
@@ -98,6 +109,8 @@ class Interrupts:
             for vec in range(16):
                 if self.wire[vec]:
                     self.wire[vec] = False
+                    if self.io.emit is not None:
+                        self.io.emit(InterruptEvent("", vec, True, level=False))
                     if cb is not None:
                         cb(vec, False)
         self._update_wires()
@@ -118,8 +131,12 @@ class Interrupts:
             vec = self.vector_of(bit)
             if self.msi_vec_ctl[vec] & 1:
                 self.msi_pending[vec] = True
+                emit = self.io.emit
+                if emit is not None:
+                    addr, data = self.msi_addr[vec], self.msi_data[vec]
+                    emit(InterruptEvent(_SOURCE[bit], vec, False, True, addr, data))
             else:
-                self._send_msi(vec)
+                self._send_msi(vec, _SOURCE[bit])
 
     def _update_wires(self) -> None:
         if not self.io.fctl & F.FCTL.WSI.mask:
@@ -132,18 +149,26 @@ class Interrupts:
         for vec in range(16):
             if level[vec] != self.wire[vec]:
                 self.wire[vec] = level[vec]
+                emit = self.io.emit
+                if emit is not None:
+                    src = self._source_of(vec) if level[vec] else ""
+                    emit(InterruptEvent(src, vec, True, level=level[vec]))
                 if cb is not None:
                     cb(vec, level[vec])
 
-    def _send_msi(self, vec: int) -> None:
+    def _send_msi(self, vec: int, source: str) -> None:
         io = self.io
         addr = self.msi_addr[vec]
         data = self.msi_data[vec].to_bytes(4, "big" if io.be else "little")
+        if io.emit is not None:
+            io.emit(InterruptEvent(source, vec, False, False, addr, self.msi_data[vec]))
         try:
             if addr + 4 > io.pa_limit:
                 raise MemoryAccessError(MemoryFault.ACCESS_FAULT, addr, 4)
-            io.port_write(addr, data, io.iommu_qosid)
+            io.port_write(addr, data, io.iommu_qosid, "MSI")
         except MemoryAccessError:
-            io.fq.report(
-                FaultRecord(cause=Cause.IOMMU_MSI_WRITE_ACCESS_FAULT, ttyp=Ttyp.NONE, iotval=addr)
+            why = ("INTERRUPTS", "", "msi_addr", f"access fault writing the MSI to {addr:#x}")
+            io.fault_detected(
+                Fault(Cause.IOMMU_MSI_WRITE_ACCESS_FAULT, 0, why),
+                FaultRecord(cause=Cause.IOMMU_MSI_WRITE_ACCESS_FAULT, ttyp=Ttyp.NONE, iotval=addr),
             )

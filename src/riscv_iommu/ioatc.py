@@ -1,9 +1,32 @@
-"""IOMMU address translation caches (IOATC): the IOTLB.
+"""IOMMU address translation caches (IOATC): every cache of the model, on one type.
 
-Spec "Caching in-memory data structures" and the ``IOTINVAL`` commands.
-An IOTLB entry caches one translation of an IOVA range to an SPA range
-(the smaller of the two stages' pages), combining both stages, tagged as
-the spec's table says:
+Spec "Caching in-memory data structures", the ``IODIR`` / ``IOTINVAL``
+commands, and the spec table "Identifiers used to tag IOATC entries".
+
+One bounded, tag-indexed :class:`Cache` type holds the capacity, the
+replacement policy (``IommuParams.cache_policy``: LRU or FIFO), the tag index
+used by invalidations and the exact statistics (a
+:class:`~riscv_iommu.events.CacheStats`), and it emits a
+:class:`~riscv_iommu.events.CacheEvent` for every hit, miss, fill, eviction
+and invalidation when an observer is attached.  Capacity 0 is handled here:
+there is no cache, so nothing is looked up, filled or counted, and every
+request walks.
+
+The structures (:class:`Ioatc` groups them):
+
+* ``DDT``: device contexts, tag ``device_id``;
+* ``PDT``: process contexts, tag ``(device_id, process_id)``, indexed by device;
+* ``IOTLB`` (:class:`Iotlb`): translations combining both stages;
+* ``MSI``: MSI PTEs, tag ``(GSCID, GPA page)``, indexed by GSCID;
+* ``GWALK``: G-stage translations of the pages implicit reads use (first-stage
+  page tables, PDT pages), tag ``(GSCID, GPA page)``, indexed by GSCID.
+
+The spec processes reach them through ``io.ioatc`` and the wrappers of this
+module (:func:`cached_dc`, :func:`cached_pc`); none calls back into ``Iommu``.
+
+**The IOTLB.**  An entry caches one translation of an IOVA range to an SPA
+range (the smaller of the two stages' pages), combining both stages, tagged
+as the spec's table says:
 
 * first stage with a G-stage: ``GSCID``, ``PSCID`` and IOVA;
 * first stage alone (second stage Bare): ``PSCID`` and IOVA (GSCID slot ``HOST``);
@@ -16,17 +39,61 @@ of the G-stage leaf (in GPA space): ``IOTINVAL.VMA`` with an address drops the
 entries whose first-stage leaf covers it, ``IOTINVAL.GVMA`` with an address
 those whose G-stage leaf covers it -- also when a superpage of one stage was
 cached in smaller pieces because the other stage maps smaller pages.
-
 Lookups cost one dict probe per page size in use (two with global entries);
 invalidations probe the pages of their range, or visit only the entries of
-the tag they name, whichever is fewer.  Capacity 0 disables the cache.
+the tag they name, whichever is fewer.
+
+**The whole-response shortcut ("front").**  Implementation choice: a request
+whose previous identical occurrence (same device, process_id, privilege,
+access, kind and page) was served by cache hits alone -- a DDT hit, a PDT
+hit when it used a PC, an IOTLB hit when a stage is not Bare -- is answered
+from a dict of responses keyed by the request, and counted as exactly those
+hits (with the LRU order updated the same way).  Any change of the DDT, PDT
+or IOTLB caches (fill, eviction, invalidation) and any register write that
+the process reads empties it, so a shortcut answer is always the answer the
+caches would give.  It holds at most ``iotlb_size`` responses, is off with an
+IOTLB of capacity 0, and is bypassed while an observer is attached (the
+caches then serve the request step by step, emitting their events).
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Set, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Hashable,
+    Iterable,
+    List,
+    Optional,
+    Set,
+    Tuple,
+)
 
-__all__ = ["Iotlb", "HOST", "NONE", "GLOBAL", "Entry", "Key"]
+from . import formats as F
+from .ddt import DC, locate_dc
+from .events import CacheEvent, CacheStats, Event
+from .hpm import Event as HpmEvent
+from .pdt import PC, locate_pc
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .capabilities import IommuParams
+    from .iommu import Iommu
+
+__all__ = [
+    "Cache",
+    "GpaCache",
+    "Iotlb",
+    "Ioatc",
+    "cached_dc",
+    "cached_pc",
+    "HOST",
+    "NONE",
+    "GLOBAL",
+    "Entry",
+    "Key",
+]
 
 #: GSCID slot of translations whose second stage is Bare
 HOST = -1
@@ -40,19 +107,236 @@ GLOBAL = -2
 Entry = Tuple[int, int, int, int, int, int, int, int]
 Key = Tuple[int, int, int, int]  # (gscid, pscid, shift, vpn)
 _Index = Dict[Tuple[int, int, int, int], Set[Key]]
+Emit = Optional[Callable[[Event], None]]
+
+_TC = F.DC_TC
+_R = F.PTE.R.mask
+_W = F.PTE.W.mask
+_X = F.PTE.X.mask
+_U = F.PTE.U.mask
+_A = F.PTE.A.mask
+_D = F.PTE.D.mask
+_G = F.PTE.G.mask
+_PBMT_LSB = F.PTE.PBMT.lsb
+_PBMT_MAX = F.PTE.PBMT.max
+_PERM = (_R, _W, _X)  # permission bit needed by each Access (READ=0, WRITE=1, EXECUTE=2)
+_RWX = _R | _W | _X
+_ACCESS_WRITE = 1
+
+
+def _tag(key: Any) -> Tuple[int, ...]:
+    return key if type(key) is tuple else (key,)
+
+
+class Cache:
+    """One bounded, tag-indexed cache with a replacement policy and exact statistics.
+
+    ``entries`` maps a tag to the cached value, oldest first (LRU: least
+    recently used first).  With ``grouped`` the keys are tuples and an index
+    by ``key[0]`` (a device_id or a GSCID) makes invalidating a group cost
+    the entries it removes.  ``front`` is a dict of shortcuts resting on this
+    cache, emptied whenever the cache changes.
+    """
+
+    __slots__ = ("name", "capacity", "lru", "entries", "stats", "groups", "front", "emit")
+
+    def __init__(
+        self,
+        name: str,
+        capacity: int,
+        lru: bool = True,
+        grouped: bool = False,
+        front: Optional[Dict[Any, Any]] = None,
+    ) -> None:
+        self.name = name
+        self.capacity = capacity
+        self.lru = lru
+        self.entries: Dict[Any, Any] = {}
+        self.stats = CacheStats()
+        self.groups: Optional[Dict[Any, Set[Any]]] = {} if grouped else None
+        self.front = front
+        #: the model's observer (None: nothing attached)
+        self.emit: Emit = None
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self.entries
+
+    # -- lookups -----------------------------------------------------------
+    def get(self, key: Hashable) -> Any:
+        """Look ``key`` up: the cached value (a hit, made most recent) or None (a miss).
+
+        A cache of capacity 0 is not looked up: None, and nothing is counted.
+        """
+        if not self.capacity:
+            return None
+        entries = self.entries
+        value = entries.get(key)
+        if value is None:
+            self.stats.misses += 1
+            if self.emit is not None:
+                self.emit(CacheEvent(self.name, "miss", _tag(key)))
+            return None
+        self.stats.hits += 1
+        if self.lru:
+            del entries[key]
+            entries[key] = value
+        if self.emit is not None:
+            self.emit(CacheEvent(self.name, "hit", _tag(key)))
+        return value
+
+    def touch(self, key: Hashable) -> None:
+        """LRU: mark ``key`` as just used (no statistics)."""
+        if self.lru:
+            entries = self.entries
+            value = entries.pop(key, None)
+            if value is not None:
+                entries[key] = value
+
+    # -- fills and evictions ----------------------------------------------
+    def put(self, key: Hashable, value: Any) -> None:
+        """Fill ``key``; at capacity the oldest (FIFO) or least recently used entry goes."""
+        if not self.capacity:
+            return
+        entries = self.entries
+        if key in entries:
+            self._remove(key)
+        elif len(entries) >= self.capacity:
+            self._evict()
+        entries[key] = value
+        if self.groups is not None:
+            self.groups.setdefault(key[0], set()).add(key)  # type: ignore[index]
+        self.stats.fills += 1
+        if self.front:
+            self.front.clear()
+        if self.emit is not None:
+            self.emit(CacheEvent(self.name, "fill", _tag(key)))
+
+    def _evict(self) -> None:
+        key = next(iter(self.entries))
+        self._remove(key)
+        self.stats.evictions += 1
+        if self.emit is not None:
+            self.emit(CacheEvent(self.name, "evict", _tag(key)))
+
+    def _remove(self, key: Any) -> None:
+        """Take ``key`` out of the entries and the indexes."""
+        del self.entries[key]
+        groups = self.groups
+        if groups is not None:
+            keys = groups[key[0]]
+            keys.discard(key)
+            if not keys:
+                del groups[key[0]]
+        if self.front:
+            self.front.clear()
+
+    # -- invalidations -----------------------------------------------------
+    def _invalidated(self, n: int, tag: Tuple[int, ...]) -> int:
+        if n:
+            self.stats.invalidations += n
+            if self.front:
+                self.front.clear()
+        if self.emit is not None and self.capacity:  # no cache (capacity 0): no event
+            self.emit(CacheEvent(self.name, "inval", tag, n))
+        return n
+
+    def invalidate(self, key: Hashable) -> int:
+        """Drop one entry; returns how many were removed (0 or 1)."""
+        n = 0
+        if key in self.entries:
+            self._remove(key)
+            n = 1
+        return self._invalidated(n, _tag(key))
+
+    def invalidate_keys(self, keys: Iterable[Any], tag: Tuple[int, ...] = ()) -> int:
+        """Drop the given (present) entries; ``tag`` names the selection in the event."""
+        n = 0
+        for key in list(keys):
+            self._remove(key)
+            n += 1
+        return self._invalidated(n, tag)
+
+    def invalidate_group(self, group: int) -> int:
+        """Drop every entry whose ``key[0]`` is ``group`` (needs ``grouped``)."""
+        assert self.groups is not None
+        return self.invalidate_keys(self.groups.get(group, ()), (group,))
+
+    def clear(self) -> int:
+        """Drop everything; returns how many entries were removed."""
+        n = len(self.entries)
+        self.entries.clear()
+        if self.groups is not None:
+            self.groups.clear()
+        return self._invalidated(n, ())
+
+    # -- checkpoints ----------------------------------------------------------
+    def state(self) -> Tuple[Any, ...]:
+        """A copy of the contents and statistics (see ``Iommu.snapshot``)."""
+        groups = None if self.groups is None else {g: set(k) for g, k in self.groups.items()}
+        return dict(self.entries), groups, self.stats.as_dict()
+
+    def set_state(self, state: Tuple[Any, ...]) -> None:
+        """Go back to a :meth:`state`."""
+        entries, groups, stats = state
+        self.entries.clear()
+        self.entries.update(entries)
+        if self.groups is not None:
+            self.groups.clear()
+            self.groups.update({g: set(k) for g, k in groups.items()})
+        for k, v in stats.items():
+            setattr(self.stats, k, v)
+
+
+class GpaCache(Cache):
+    """A cache tagged ``(GSCID, GPA page)`` (MSI PTEs, G-stage walk entries)."""
+
+    __slots__ = ()
+
+    def __init__(self, name: str, capacity: int, lru: bool = True) -> None:
+        super().__init__(name, capacity, lru, grouped=True)
+
+    def inval_gvma(self, gv: bool, gscid: int, lo: int = 0, hi: int = -1) -> int:
+        """``IOTINVAL.GVMA``: all VMs (GV=0), one GSCID, or one GSCID's GPA range
+        [lo, hi], visiting the range's pages or the GSCID's entries, the fewer."""
+        if not gv:
+            return self.clear()
+        assert self.groups is not None
+        keys = self.groups.get(gscid, set())
+        if hi < 0:
+            victims: Iterable[Any] = keys
+        elif (hi >> 12) - (lo >> 12) < len(keys):
+            victims = [(gscid, p) for p in range(lo >> 12, (hi >> 12) + 1) if (gscid, p) in keys]
+        else:
+            victims = [k for k in keys if lo >> 12 <= k[1] <= hi >> 12]
+        return self.invalidate_keys(victims, (gscid,))
 
 
 def _shift(size: int) -> int:
     return size.bit_length() - 1
 
 
-class Iotlb:
-    """A set of cached translations with O(1) lookup and tag-indexed invalidation."""
+class Iotlb(Cache):
+    """The IOTLB: translations with O(1) lookup and tag-indexed invalidation."""
 
-    def __init__(self, capacity: int, lru: bool = True) -> None:
-        self.capacity = capacity
-        self.lru = lru
-        self.entries: Dict[Key, Entry] = {}
+    __slots__ = (
+        "by_tag",
+        "by_g",
+        "shifts",
+        "_shift_list",
+        "by_s1",
+        "s1_shifts",
+        "by_gpa",
+        "gpa_shifts",
+        "last_hit",
+    )
+
+    def __init__(
+        self, capacity: int, lru: bool = True, front: Optional[Dict[Any, Any]] = None
+    ) -> None:
+        super().__init__("IOTLB", capacity, lru, front=front)
         # tag (gscid, pscid) -> keys
         self.by_tag: Dict[Tuple[int, int], Set[Key]] = {}
         # gscid -> pscid slots present
@@ -66,16 +350,21 @@ class Iotlb:
         # (gscid, 0, G-stage leaf shift, leaf page) -> keys (IOTINVAL.GVMA, AV=1)
         self.by_gpa: _Index = {}
         self.gpa_shifts: Dict[int, int] = {}
-        #: called with no argument whenever an entry is evicted for capacity
-        self.on_evict: Optional[object] = None
-        self.hits = 0
-        self.misses = 0
+        #: key of the last usable hit (the shortcut rests on it)
+        self.last_hit: Optional[Key] = None
 
-    def __len__(self) -> int:
-        return len(self.entries)
+    @property
+    def hits(self) -> int:
+        """Usable cached translations found (``stats.hits``)."""
+        return self.stats.hits
+
+    @property
+    def misses(self) -> int:
+        """Lookups that walked (``stats.misses``)."""
+        return self.stats.misses
 
     def lookup(self, gscid: int, pscid: int, va: int) -> Optional[Tuple[Key, Entry]]:
-        """The key and entry translating ``va`` for the tag, or None."""
+        """The key and entry translating ``va`` for the tag, or None (no statistics)."""
         entries = self.entries
         for shift in self._shift_list:
             vpn = va >> shift
@@ -85,12 +374,36 @@ class Iotlb:
                 key = (gscid, GLOBAL, shift, vpn)
                 e = entries.get(key)
             if e is not None:
+                return key, e
+        return None
+
+    def hit(
+        self, gscid: int, pscid: int, iova: int, access: int, priv: bool, sum_: bool
+    ) -> Optional[Tuple[int, int, bool, int, int, None]]:
+        """The cached result of steps 17-19 for ``iova``, or None to walk (a miss).
+
+        A cached translation is used only when it grants the access with A
+        (and, for a write, D) already set in each stage (PTW steps 5 and 7 on
+        the cached PTEs); anything else walks, which updates A/D or reports
+        the fault from the tables in memory, and counts as a miss.
+        """
+        found = self.lookup(gscid, pscid, iova) if self._shift_list else None
+        if found is not None:
+            key, e = found
+            result = _usable(e, iova, access, priv, sum_)
+            if result is not None:
+                self.stats.hits += 1
+                self.last_hit = key
                 if self.lru:
+                    entries = self.entries
                     del entries[key]
                     entries[key] = e
-                self.hits += 1
-                return key, e
-        self.misses += 1
+                if self.emit is not None:
+                    self.emit(CacheEvent("IOTLB", "hit", key))
+                return result
+        self.stats.misses += 1
+        if self.emit is not None:
+            self.emit(CacheEvent("IOTLB", "miss", (gscid, pscid, 12, iova >> 12)))
         return None
 
     def fill(
@@ -126,27 +439,13 @@ class Iotlb:
             ),
         )
 
-    def touch(self, key: Key) -> None:
-        """Mark ``key`` as just used (LRU)."""
-        if self.lru:
-            e = self.entries.pop(key, None)
-            if e is not None:
-                self.entries[key] = e
-
     def insert(self, gscid: int, pscid: int, va: int, entry: Entry) -> Optional[Key]:
         """Cache ``entry`` (its size is entry[1]) for ``va`` under the tag; returns its key."""
         if not self.capacity:
             return None
         shift = _shift(entry[1])
         key = (gscid, pscid, shift, va >> shift)
-        entries = self.entries
-        if key in entries:
-            self._remove(key)
-        while len(entries) >= self.capacity:
-            self._remove(next(iter(entries)))
-            if self.on_evict is not None:
-                self.on_evict()  # type: ignore[operator]
-        entries[key] = entry
+        self.put(key, entry)
         self.by_tag.setdefault((gscid, pscid), set()).add(key)
         self.by_g.setdefault(gscid, set()).add(pscid)
         _count(self.shifts, shift, 1)
@@ -159,7 +458,7 @@ class Iotlb:
         _count(self.s1_shifts, ssh, 1)
         return key
 
-    def _remove(self, key: Key) -> None:
+    def _remove(self, key: Any) -> None:
         e = self.entries.pop(key)
         gscid, pscid, shift, _ = key
         tag = (gscid, pscid)
@@ -179,19 +478,18 @@ class Iotlb:
         ssh = _shift(e[7])
         _unindex(self.by_s1, (gscid, pscid, ssh, e[6] >> ssh), key)
         _count(self.s1_shifts, ssh, -1)
+        if self.front:
+            self.front.clear()
 
-    def clear(self) -> None:
-        """Drop everything."""
+    def clear(self) -> int:
+        """Drop everything; returns how many entries were removed."""
+        n = len(self.entries)
         for d in (self.entries, self.by_tag, self.by_g, self.shifts, self.by_s1, self.by_gpa):
             d.clear()
         self.s1_shifts.clear()
         self.gpa_shifts.clear()
         self._shift_list = []
-
-    def _drop(self, keys: Set[Key]) -> int:
-        for key in keys:
-            self._remove(key)
-        return len(keys)
+        return self._invalidated(n, ())
 
     def _in_range(
         self, index: _Index, shifts: Dict[int, int], g: int, p: int, lo: int, hi: int
@@ -226,7 +524,7 @@ class Iotlb:
                 victims |= self.by_tag.get((g, p), set())
             else:
                 victims |= self._in_range(self.by_s1, self.s1_shifts, g, p, lo, hi)
-        return self._drop(victims)
+        return self.invalidate_keys(victims, (g, pscid) if pscv else (g,))
 
     def inval_gvma(self, gv: bool, gscid: int, lo: int = 0, hi: int = -1) -> int:
         """``IOTINVAL.GVMA``: translations through the second stage of every VM or of GSCID.
@@ -234,12 +532,82 @@ class Iotlb:
         With an address, only entries whose G-stage leaf covers a GPA in [lo, hi].
         """
         if gv and hi >= 0:
-            return self._drop(self._in_range(self.by_gpa, self.gpa_shifts, gscid, 0, lo, hi))
-        victims: Set[Key] = set()
+            victims = self._in_range(self.by_gpa, self.gpa_shifts, gscid, 0, lo, hi)
+            return self.invalidate_keys(victims, (gscid,))
+        victims = set()
         for g in [gscid] if gv else [g for g in self.by_g if g != HOST]:
             for p in self.by_g.get(g, ()):
                 victims |= self.by_tag[(g, p)]
-        return self._drop(victims)
+        return self.invalidate_keys(victims, (gscid,) if gv else ())
+
+    def state(self) -> Tuple[Any, ...]:
+        """A copy of the contents, indexes and statistics."""
+        return (
+            dict(self.entries),
+            self.stats.as_dict(),
+            {k: set(v) for k, v in self.by_tag.items()},
+            {k: set(v) for k, v in self.by_g.items()},
+            dict(self.shifts),
+            {k: set(v) for k, v in self.by_s1.items()},
+            dict(self.s1_shifts),
+            {k: set(v) for k, v in self.by_gpa.items()},
+            dict(self.gpa_shifts),
+            self.last_hit,
+        )
+
+    def set_state(self, state: Tuple[Any, ...]) -> None:
+        """Go back to a :meth:`state`."""
+        entries, stats, by_tag, by_g, shifts, by_s1, s1_shifts, by_gpa, gpa_shifts, last = state
+        self.entries.clear()
+        self.entries.update(entries)
+        for index, saved in (
+            (self.by_tag, by_tag),
+            (self.by_g, by_g),
+            (self.by_s1, by_s1),
+            (self.by_gpa, by_gpa),
+        ):
+            index.clear()
+            index.update({k: set(v) for k, v in saved.items()})
+        for counts, saved in (
+            (self.shifts, shifts),
+            (self.s1_shifts, s1_shifts),
+            (self.gpa_shifts, gpa_shifts),
+        ):
+            counts.clear()
+            counts.update(saved)
+        self._shift_list = sorted(self.shifts)
+        self.last_hit = last
+        for k, v in stats.items():
+            setattr(self.stats, k, v)
+
+
+def _usable(
+    e: Entry, iova: int, access: int, priv: bool, sum_: bool
+) -> Optional[Tuple[int, int, bool, int, int, None]]:
+    """PTW steps 5 and 7 on a cached entry: the result, or None to walk again."""
+    spa_base, size, s1, gp = e[0], e[1], e[2], e[3]
+    need = _PERM[access]
+    ad = _A | _D if access == _ACCESS_WRITE else _A
+    perms = _RWX
+    g = False
+    pbmt = 0
+    if s1 >= 0:
+        if s1 & _U:
+            if priv and (not sum_ or access == 2):  # 2: Access.EXECUTE
+                return None
+        elif not priv:
+            return None
+        if not s1 & need or s1 & ad != ad:
+            return None
+        perms = s1 & _RWX
+        g = bool(s1 & _G)
+        pbmt = (s1 >> _PBMT_LSB) & _PBMT_MAX
+    if gp >= 0:
+        if gp & (_U | need | ad) != _U | need | ad:
+            return None
+        perms &= gp
+        pbmt = pbmt or (gp >> _PBMT_LSB) & _PBMT_MAX
+    return spa_base | (iova & (size - 1)), perms, g, pbmt, size, None
 
 
 def _count(counts: Dict[int, int], k: int, delta: int) -> int:
@@ -256,3 +624,158 @@ def _unindex(index: _Index, ikey: Tuple[int, int, int, int], key: Key) -> None:
     keys.discard(key)
     if not keys:
         del index[ikey]
+
+
+class Ioatc:
+    """The IOMMU's caches (``iommu.ioatc``) and the whole-response shortcut."""
+
+    __slots__ = ("ddt", "pdt", "iotlb", "msi", "gwalk", "front", "front_size", "missed", "pc_key")
+
+    def __init__(self, params: "IommuParams") -> None:
+        lru = params.cache_policy == "lru"
+        #: the whole-response shortcut: request key -> response fields (module doc)
+        self.front: Dict[Tuple[int, int, bool, int, int], Tuple[Any, ...]] = {}
+        #: its bound: the IOTLB capacity (0 = off)
+        self.front_size = params.iotlb_size
+        self.ddt = Cache("DDT", params.ddt_cache_size, lru, front=self.front)
+        self.pdt = Cache("PDT", params.pdt_cache_size, lru, grouped=True, front=self.front)
+        self.iotlb = Iotlb(params.iotlb_size, lru, front=self.front)
+        self.msi = GpaCache("MSI", params.msi_cache_size, lru)
+        self.gwalk = GpaCache("GWALK", params.gwalk_cache_size, lru)
+        #: per request: whether a DDT, PDT or IOTLB lookup missed (no shortcut then)
+        self.missed = False
+        #: per request: the PDT-cache key of the PC it used, or None
+        self.pc_key: Optional[Tuple[int, int]] = None
+
+    @property
+    def caches(self) -> Tuple[Cache, ...]:
+        """Every cache, in the order of ``Stats.caches``."""
+        return (self.ddt, self.pdt, self.iotlb, self.msi, self.gwalk)
+
+    def set_emit(self, emit: Emit) -> None:
+        """Attach the model's observer (or None) to every cache."""
+        for c in self.caches:
+            c.emit = emit
+
+    def flush_front(self) -> None:
+        """Forget every shortcut (a register the process reads changed)."""
+        self.front.clear()
+
+    def remember(self, key: Tuple[int, int, bool, int, int], value: Tuple[Any, ...]) -> None:
+        """Record a shortcut for ``key`` (the request was served by cache hits alone)."""
+        front = self.front
+        if len(front) >= self.front_size:
+            front.clear()
+        front[key] = value
+
+    # -- what the IODIR / IOTINVAL commands do -----------------------------
+    def inval_ddt(self, device_id: Optional[int] = None) -> None:
+        """``IODIR.INVAL_DDT``: cached DCs (all, or one device's) and the PCs under them."""
+        if device_id is None:
+            self.ddt.clear()
+            self.pdt.clear()
+            return
+        self.ddt.invalidate(device_id)
+        self.pdt.invalidate_group(device_id)
+
+    def inval_pdt(self, device_id: int, process_id: int) -> None:
+        """``IODIR.INVAL_PDT``: the cached PC of (device_id, process_id)."""
+        self.pdt.invalidate((device_id, process_id))
+
+    def inval_gvma(self, gv: bool, gscid: int, lo: int = 0, hi: int = -1) -> None:
+        """``IOTINVAL.GVMA``: the IOTLB, MSI PTE and G-stage walk entries of the VM(s)."""
+        self.iotlb.inval_gvma(gv, gscid, lo, hi)
+        self.msi.inval_gvma(gv, gscid, lo, hi)
+        self.gwalk.inval_gvma(gv, gscid, lo, hi)
+
+    def clear(self) -> None:
+        """Drop every cached structure (fctl.BE / fctl.GXL changed)."""
+        for c in self.caches:
+            c.clear()
+
+    # -- checkpoints -----------------------------------------------------------
+    def state(self) -> Tuple[Any, ...]:
+        """A copy of every cache and the shortcuts."""
+        return tuple(c.state() for c in self.caches) + (dict(self.front),)
+
+    def set_state(self, state: Tuple[Any, ...]) -> None:
+        """Go back to a :meth:`state`."""
+        for c, s in zip(self.caches, state[:-1], strict=True):
+            c.set_state(s)
+        self.front.clear()
+        self.front.update(state[-1])
+
+
+# ----------------------------------------------------------------------------
+# the caches around the directory walks (§GET_DC, §GET_PC)
+# ----------------------------------------------------------------------------
+def cached_dc(io: "Iommu", device_id: int) -> DC:
+    """The device context of ``device_id``: a DDT-cache hit, or §GET_DC and a fill."""
+    c = io.ioatc
+    dc: Optional[DC] = c.ddt.get(device_id)
+    if dc is None:
+        c.missed = True
+        hpm = io.hpm
+        if hpm.active:
+            hpm.count(HpmEvent.DDT_WALK, device_id, -1, -1, -1)
+        if io.qos_port:
+            io.mem.qos = io.iommu_qosid
+        dc = locate_dc(io, device_id)
+        c.ddt.put(device_id, dc)
+    return dc
+
+
+def cached_pc(io: "Iommu", device_id: int, process_id: int, dc: DC, access: int) -> PC:
+    """The process context of ``process_id`` under ``dc``: a PDT-cache hit, or §GET_PC.
+
+    A cached PC keeps the DC it was located under and is used only with a DC
+    that locates and checks it alike (:func:`_located_alike`).  Software may
+    change a DC before it sends ``IODIR.INVAL_DDT`` while the old DC has left
+    the DDT cache and the PC is still cached; the spec allows the old or the
+    new value of a changed entry, and a PC read under other DC fields (another
+    PDT, byte order, SXL, format) is neither: the entry is dropped (no
+    statistics: it is not an invalidation) and the lookup misses, so the PC is
+    located again under the new DC.
+    """
+    c = io.ioatc
+    key = (device_id, process_id)
+    c.pc_key = key
+    pdt = c.pdt
+    cached = pdt.entries.get(key)
+    if cached is not None and cached[1] is not dc and not _located_alike(io, cached[1], dc):
+        pdt._remove(key)
+    hit: Optional[Tuple[PC, DC]] = pdt.get(key)
+    if hit is not None:
+        return hit[0]
+    c.missed = True
+    hpm = io.hpm
+    if hpm.active:
+        hpm.count(HpmEvent.PDT_WALK, device_id, process_id, -1, -1)
+    tc = dc[0]
+    fmt = io.pc_fmt if tc & io.gipc_tc else None  # [GIPC] the 32/64-byte PC
+    pc = locate_pc(
+        io,
+        dc[3],
+        process_id,
+        dc[1],
+        bool(tc & _TC.SBE.mask),
+        1 if tc & _TC.SXL.mask else 0,
+        access,
+        (1 if tc & _TC.GADE.mask else 0) | (2 if tc & _TC.SXL.mask else 0),
+        fmt,
+    )
+    pdt.put(key, (pc, dc))
+    return pc
+
+
+# DC.tc bits the PDT walk and the PC checks depend on ([GIPC] and DC.tc.GIPC)
+_PC_TC_DEPS = _TC.mask_of("SBE", "SXL", "GADE")
+
+
+def _located_alike(io: "Iommu", old: DC, dc: DC) -> bool:
+    """Whether a PC located under the DC ``old`` is located and checked alike under
+    ``dc``: the same pdtp (DC.fsc), DC.iohgatp (PDT addresses are GPAs), and
+    DC.tc.SBE (byte order), SXL (PC checks 3/4), GADE (A updates of the walk) and
+    [GIPC] DC.tc.GIPC (the PC format)."""
+    deps = _PC_TC_DEPS | io.gipc_tc
+    return old[3] == dc[3] and old[1] == dc[1] and not (old[0] ^ dc[0]) & deps

@@ -3,23 +3,37 @@
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, Dict, FrozenSet, Optional, Set, Tuple, Type, TypeVar, Union
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple, Type, TypeVar, Union
 
 from . import commands
 from . import formats as F
 from ._fault import Fault
 from .ats import InvalidationTracker, MessageCode, cxl_io, encode_range, page_request
 from .capabilities import IGS, Capabilities, IommuParams
-from .ddt import DC, ddi, locate_dc
+from .checkpoint import Overlay, Snapshot, restore_snapshot, take_snapshot
+from .ddt import DC, ddi
 from .debug import DebugInterface
+from .events import (
+    AtsMessageEvent,
+    Check,
+    CompletionEvent,
+    MemAccess,
+    Observer,
+    RequestEvent,
+    ResponseEvent,
+    Stats,
+    Step,
+)
+from .events import Event as ModelEvent
 from .gipc import pc_format
 from .hpm import Event, Hpm
 from .interrupts import Interrupts
-from .ioatc import Iotlb
+from .ioatc import Cache, Ioatc, Iotlb, cached_dc
 from .memory import MemoryAccessError, MemoryFault, SparseMemory
-from .pdt import PC, PID_WIDTH, locate_pc
+from .pdt import PC, PID_WIDTH
 from .queues import CommandQueue, FaultQueue, PageRequestQueue
-from .registers import REG, build_register_map
+from .registers import REG, build_register_map, emit_reg_writes
+from .trace import Explanation
 from .translate import PERM_R, PERM_W, PERM_X, translate_iova
 from .types import (
     Access,
@@ -34,7 +48,7 @@ from .types import (
     Ttyp,
 )
 
-__all__ = ["Iommu", "REG"]
+__all__ = ["Iommu", "REG", "Snapshot"]
 
 
 _TC = F.DC_TC
@@ -64,8 +78,6 @@ _ATS_NO_ACCESS_CAUSES = frozenset(
     }
 )
 _DTF_REPORTED = frozenset(c for c in Cause if c.reported_if_dtf)
-# DC.tc bits locate_pc and the PC checks depend on ([GIPC] plus DC.tc.GIPC)
-_PC_TC_DEPS = _TC.mask_of("SBE", "SXL", "GADE")
 
 _TTYP = {
     (RequestKind.UNTRANSLATED, Access.EXECUTE): Ttyp.UNTRANSLATED_EXECUTE,
@@ -83,6 +95,11 @@ _REQUEST_EVENT = (
     Event.TRANSLATED_REQUEST,
     Event.ATS_TRANSLATION_REQUEST,
 )
+# Stats.counts indexes (events.REQUEST_KINDS) beyond the RequestKind values
+_DEBUG, _PAGE_REQUEST, _COMPLETION = 3, 4, 5
+# enum members in globals: an Enum attribute lookup costs more than the test
+_ATS = RequestKind.ATS_TRANSLATION
+_SUCCESS = Status.SUCCESS
 
 
 def _check_int(name: str, value: Any, bits: int) -> int:
@@ -117,56 +134,6 @@ def _check_enum(name: str, value: Any, enum: Type[_E]) -> _E:
         return enum(value)
     except ValueError:
         raise ValueError(f"{name} must be {what}, not {value!r}") from None
-
-
-def _touch(cache: Dict[Any, Any], key: Any) -> None:
-    """LRU: move ``key`` to the young end of ``cache``."""
-    v = cache.pop(key, None)
-    if v is not None:
-        cache[key] = v
-
-
-def _cache_insert(io: "Iommu", cache: Dict[Any, Any], capacity: int, key: Any, value: Any) -> None:
-    """Insert into a directory cache, evicting the oldest (FIFO) or least recently used entry."""
-    if not capacity:
-        return
-    while len(cache) >= capacity:
-        del cache[next(iter(cache))]
-        io.flush_front_cache()  # shortcuts may rest on the evicted entry
-    cache[key] = value
-
-
-def _unindex_key(index: Dict[int, Set[Tuple[int, int]]], key: Tuple[int, int]) -> None:
-    keys = index[key[0]]
-    keys.discard(key)
-    if not keys:
-        del index[key[0]]
-
-
-def _drop_tagged(
-    cache: Dict[Tuple[int, int], Any],
-    index: Dict[int, Set[Tuple[int, int]]],
-    gv: bool,
-    gscid: int,
-    lo: int,
-    hi: int,
-) -> None:
-    """IOTINVAL.GVMA on a cache tagged (GSCID, GPA page): all VMs, one GSCID, or one
-    GSCID's GPA range, visiting the range's pages or the GSCID's entries, the fewer."""
-    if not gv:
-        cache.clear()
-        index.clear()
-        return
-    keys = index.get(gscid, set())
-    if hi < 0:
-        victims = list(keys)
-    elif (hi >> 12) - (lo >> 12) < len(keys):
-        victims = [(gscid, p) for p in range(lo >> 12, (hi >> 12) + 1) if (gscid, p) in keys]
-    else:
-        victims = [k for k in keys if lo >> 12 <= k[1] <= hi >> 12]
-    for key in victims:
-        del cache[key]
-        _unindex_key(index, key)
 
 
 class Iommu:
@@ -249,17 +216,16 @@ class Iommu:
         self.pte32_nl_rsv = F.PTE32.mask_of("D", "A", "U")
         #: rd(addr, size, big) -> int: one implicit read through the memory port
         self.rd: Callable[[int, int, bool], int] = self._make_reader()
-        # directory caches (DDT cache tagged by device_id, PDT cache by
-        # device_id and process_id); capacity 0 = no caching
-        self.ddt_cache: Dict[int, DC] = {}
-        #: (device_id, process_id) -> (PC, the DC it was located under)
-        self.pdt_cache: Dict[Tuple[int, int], Tuple[PC, DC]] = {}
-        # MSI PTE cache: (GSCID, GPA page) -> (msipte dword 0, dword 1)
-        self.msi_cache: Dict[Tuple[int, int], Tuple[int, int]] = {}
-        self.msi_by_g: Dict[int, Set[Tuple[int, int]]] = {}
-        # G-stage walk cache: (GSCID, GPA page) -> SPA page of implicit reads
-        self.gwalk_cache: Dict[Tuple[int, int], int] = {}
-        self.gwalk_by_g: Dict[int, Set[Tuple[int, int]]] = {}
+        #: the observer of the event stream: None (nothing attached), the one
+        #: attached observer, or a fan-out to several (see attach)
+        self.emit: Optional[Observer] = None
+        self._observers: List[Observer] = []
+        #: the caches (IOATC: DDT, PDT, IOTLB, MSI PTE, G-stage walk) and the
+        #: whole-response shortcut; the spec processes reach them through it
+        self.ioatc = Ioatc(params)
+        #: exact statistics: the caches' own counters, faults, requests
+        self.stats = Stats()
+        self.stats.caches = {c.name: c.stats for c in self.ioatc.caches}
         # registers
         self._fctl = 0
         self.be = False
@@ -288,19 +254,19 @@ class Iommu:
         self.hpm = Hpm(self)
         self.dbg = DebugInterface(self)
         self.lru = params.cache_policy == "lru"
-        self.iotlb = Iotlb(params.iotlb_size, lru=self.lru)
-        self.iotlb.on_evict = self.flush_front_cache
-        #: the IOTLB key / PDT-cache key the last translation used (None: none)
-        self.last_tlb_key: Optional[Tuple[int, int, int, int]] = None
-        self.last_pc_key: Optional[Tuple[int, int]] = None
-        # the "front" cache: whole responses by request, flushed by every
-        # invalidation; only with every other cache on (so it never hides a
-        # structure the strict, capacity-0 modes must walk)
-        self._front: Dict[Tuple[int, int, int, int, int], Tuple[Any, ...]] = {}
-        self._front_on = bool(params.iotlb_size and params.ddt_cache_size and params.pdt_cache_size)
+        self.iotlb: Iotlb = self.ioatc.iotlb
+        #: the G-stage walk cache (paging.implicit_read looks it up inline)
+        self.gwalk: Cache = self.ioatc.gwalk
+        # the shortcut and the caches it replays (translate's hot path)
+        self._front = self.ioatc.front
+        self._ddt: Cache = self.ioatc.ddt
+        self._pdt: Cache = self.ioatc.pdt
+        self._nreq = self.stats.counts
         self.invalidations = InvalidationTracker(params.ats_inval_timeout)
         self._in_commands = False
         self._more_commands = False
+        self._in_mmio = False
+        self._doorbell = False
         self.qos_port = hasattr(mem, "qos")
         self._regs = build_register_map(self)
         #: Outbound ports: ATS messages, wired interrupts (vector, level),
@@ -308,9 +274,8 @@ class Iommu:
         self.on_ats_message: Optional[Callable[[Any], None]] = None
         self.on_wired_interrupt: Optional[Callable[[int, bool], None]] = None
         self.on_fence: Optional[Callable[[bool, bool], None]] = None
-        #: set to a riscv_iommu.trace.Tracer (or any callable of the same shape)
-        #: to record every step of each translation
-        self.tracer: Optional[Callable[..., None]] = None
+        self._tracer: Optional[Callable[..., None]] = None
+        self._tracer_obs: Optional[Observer] = None
 
     def _make_reader(self) -> Callable[[int, int, bool], int]:
         mem = self.mem
@@ -402,29 +367,32 @@ class Iommu:
         old = self._fctl
         self._set_fctl(value)
         if (old ^ self._fctl) & (F.FCTL.BE.mask | F.FCTL.GXL.mask):
-            self.invalidate_ddt()
-            self.iotlb.clear()
-            self.invalidate_gwalk(False, 0)
-            self.invalidate_msi(False, 0)
-        self.flush_front_cache()
+            self.ioatc.clear()
+        self.ioatc.flush_front()
         self.intr.refresh()
 
     def write_ddtp(self, value: int) -> None:
         """ddtp: iommu_mode (WARL) and PPN."""
         self._set_ddtp(value)
-        self.flush_front_cache()
+        self.ioatc.flush_front()
 
     def write_cqt(self, value: int) -> None:
         """cqt: the command-queue doorbell."""
         self.cq.write_tail(value)
-        if self.params.auto_process:
-            self.process_commands()
+        self._auto_process()
 
     def write_cqcsr(self, value: int) -> None:
         """cqcsr: enabling the queue (or clearing an error) resumes processing."""
         self.cq.write_csr(value)
+        self._auto_process()
+
+    def _auto_process(self) -> None:
+        """With ``auto_process``: run the commands, once the current MMIO write is done."""
         if self.params.auto_process:
-            self.process_commands()
+            if self._in_mmio:
+                self._doorbell = True  # mmio_write runs them when the write is done
+            else:
+                self.process_commands()
 
     def read_iommu_qosid(self) -> int:
         """iommu_qosid."""
@@ -436,7 +404,7 @@ class Iommu:
         r = F.IOMMU_QOSID.RCID.get(value) & ((1 << self.params.rcid_width) - 1)
         m = F.IOMMU_QOSID.MCID.get(value) & ((1 << self.params.mcid_width) - 1)
         self.iommu_qosid = (r, m)
-        self.flush_front_cache()
+        self.ioatc.flush_front()
 
     def reevaluate_interrupts(self) -> None:
         """After ipsr bits are cleared: set them again where the conditions persist."""
@@ -470,9 +438,11 @@ class Iommu:
 
         An 8-byte write is two 4-byte writes, high half first.  1- and 2-byte
         and misaligned accesses are UNSPECIFIED: ignored.  ``size`` must be 1,
-        2, 4 or 8 and ``value`` must fit in ``size`` bytes (ValueError otherwise).
-        A write never raises for any value that fits: every register is WARL or
-        ignores what it cannot hold.
+        2, 4 or 8 and ``value`` must fit in ``size`` bytes (ValueError
+        otherwise); for any value that fits a write never raises (every
+        register is WARL or ignores what it cannot hold).  A doorbell
+        (``cqt``, ``cqcsr``) runs the command queue once the whole write is
+        done.
         """
         offset = _check_int("offset", offset, 12)
         size = _check_size(size)
@@ -480,10 +450,83 @@ class Iommu:
         if size < 4 or offset % size:
             return
         regs = self._regs
-        for k in range(size - 4, -1, -4):
-            word = regs.get(offset + k)
-            if word is not None:
-                word[1]((value >> (8 * k)) & 0xFFFFFFFF)
+        emit = self.emit
+        before = emit_reg_writes(self, offset, size, None) if emit is not None else None
+        nested = self._in_mmio
+        self._in_mmio = True
+        try:
+            for k in range(size - 4, -1, -4):
+                word = regs.get(offset + k)
+                if word is not None:
+                    word[1]((value >> (8 * k)) & 0xFFFFFFFF)
+        finally:
+            self._in_mmio = nested
+        if before is not None:
+            emit_reg_writes(self, offset, size, before)
+        if self._doorbell and not nested:
+            self._doorbell = False
+            self.process_commands()  # re-entrant from a command: the running call picks it up
+
+    # ------------------------------------------------------------------
+    # observers (the event stream, docs/events.md)
+    # ------------------------------------------------------------------
+    def attach(self, observer: Observer) -> None:
+        """Send every event of the model to ``observer`` (any callable taking one event).
+
+        Observers are called in the order they were attached; attaching the
+        same observer twice sends it every event twice.
+        """
+        if not callable(observer):
+            raise TypeError("observer must be callable")
+        self._observers.append(observer)
+        self._set_emit()
+
+    def detach(self, observer: Observer) -> None:
+        """Stop sending events to ``observer`` (ValueError when it is not attached)."""
+        try:
+            self._observers.remove(observer)
+        except ValueError:
+            raise ValueError("observer is not attached") from None
+        self._set_emit()
+
+    @property
+    def observers(self) -> Tuple[Observer, ...]:
+        """The attached observers."""
+        return tuple(self._observers)
+
+    def _set_emit(self) -> None:
+        obs = tuple(self._observers)
+        emit: Optional[Observer]
+        if not obs:
+            emit = None
+        elif len(obs) == 1:
+            emit = obs[0]
+        else:
+
+            def emit(event: ModelEvent) -> None:
+                for o in obs:
+                    o(event)
+
+        self.emit = emit
+        self.ioatc.set_emit(emit)
+
+    @property
+    def tracer(self) -> Optional[Callable[..., None]]:
+        """Deprecated: ``iommu.tracer = riscv_iommu.trace.Tracer()`` attaches the tracer as an
+        observer (``iommu.attach``); None detaches it.  Use :meth:`attach` or :meth:`explain`."""
+        return self._tracer
+
+    @tracer.setter
+    def tracer(self, tracer: Optional[Callable[..., None]]) -> None:
+        from .trace import as_observer  # the tracer module sits above the model
+
+        if self._tracer_obs is not None:
+            self.detach(self._tracer_obs)
+            self._tracer_obs = None
+        self._tracer = tracer
+        if tracer is not None:
+            self._tracer_obs = as_observer(tracer)
+            self.attach(self._tracer_obs)
 
     # ------------------------------------------------------------------
     # queues and commands
@@ -532,11 +575,20 @@ class Iommu:
 
     def send_ats_message(self, msg: Any) -> None:
         """Deliver an outbound ATS message through ``on_ats_message``."""
+        if self.emit is not None:
+            self.emit(AtsMessageEvent(msg))
         if self.on_ats_message is not None:
             self.on_ats_message(msg)
 
-    def port_write(self, addr: int, data: bytes, qos: Tuple[int, int]) -> None:
-        """An IOMMU-initiated write through the memory port, with its QoS IDs."""
+    def port_write(
+        self, addr: int, data: bytes, qos: Tuple[int, int], purpose: str = "MSI"
+    ) -> None:
+        """An IOMMU-initiated write through the memory port, with its QoS IDs.
+
+        ``purpose`` names it in the event stream (``FQ``, ``PQ``, ``MSI``, ``CQ``).
+        """
+        if self.emit is not None:
+            self.emit(MemAccess(addr, len(data), "write", purpose, qos[0], qos[1], self.be))
         if self.qos_port:
             self.mem.qos = qos
         self.mem.write(addr, data)
@@ -548,8 +600,8 @@ class Iommu:
         return self.rd(addr, 8, big)
 
     def flush_front_cache(self) -> None:
-        """Forget whole-response shortcuts (done by every invalidation)."""
-        self._front.clear()
+        """Forget the whole-response shortcuts (they are exact without it; kept for callers)."""
+        self.ioatc.flush_front()
 
     def tick(self, cycles: int = 1) -> None:
         """Advance time by ``cycles`` clock cycles: iohpmcycles counts them and
@@ -576,6 +628,19 @@ class Iommu:
         if not self.dtf or rec.cause in _DTF_REPORTED:
             self.fq.report(rec)
 
+    def fault_detected(self, f: Fault, rec: Optional[FaultRecord] = None) -> None:
+        """A fault the IOMMU detected: counted in ``stats.faults``, explained to the
+        observers (a failed :class:`~riscv_iommu.events.Check` with its reason) and,
+        with a record, reported unless DC.tc.DTF suppresses it."""
+        cause = f.cause
+        faults = self.stats.faults
+        faults[cause] = faults.get(cause, 0) + 1
+        if self.emit is not None:
+            section, step, fieldname, rule = f.why or ("", "", "", Cause(cause).description)
+            self.emit(Check(section, step, rule, False, fieldname, cause))
+        if rec is not None:
+            self.report_fault(rec)
+
     # ------------------------------------------------------------------
     # PCIe messages from devices
     # ------------------------------------------------------------------
@@ -595,7 +660,14 @@ class Iommu:
         _check_int("prg_index", msg.prg_index, 9)
         if msg.process_id is not None:
             _check_int("process_id", msg.process_id, 20)
-        return page_request(self, msg)
+        self._nreq[_PAGE_REQUEST] += 1
+        emit = self.emit
+        if emit is not None:
+            emit(RequestEvent(msg))
+        rsp = page_request(self, msg)
+        if emit is not None:
+            emit(ResponseEvent(msg, rsp))
+        return rsp
 
     def invalidation_completion(self, device_id: int, itag_vector: int, cc: int = 1) -> int:
         """A PCIe ATS "Invalidation Completion" message from ``device_id``.
@@ -610,27 +682,49 @@ class Iommu:
         device_id = _check_int("device_id", device_id, 24)
         itag_vector = _check_int("itag_vector", itag_vector, 32)
         cc = _check_int("cc", cc, 3)
+        self._nreq[_COMPLETION] += 1
         self.dtf = False
+        self.qos = self.iommu_qosid
         try:
             if self.ddtp_mode == 0:
-                raise Fault(Cause.ALL_INBOUND_TRANSACTIONS_DISALLOWED)
+                why = ("ATS", "", "ddtp.iommu_mode", "ddtp.iommu_mode is Off")
+                raise Fault(Cause.ALL_INBOUND_TRANSACTIONS_DISALLOWED, 0, why)
             if self.ddtp_mode == 1 or not self.device_id_fits(device_id):
-                raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
-            tc = self.get_dc(device_id)[0]
+                why = (
+                    "ATS",
+                    "",
+                    "device_id",
+                    "ddtp.iommu_mode is Bare"
+                    if self.ddtp_mode == 1
+                    else "device_id too wide for the DDT",
+                )
+                raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, why)
+            tc = cached_dc(self, device_id)[0]
             self.dtf = bool(tc & _TC.DTF.mask)
             if not tc & _TC.EN_ATS.mask:
-                raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+                why = (
+                    "ATS",
+                    "",
+                    "DC.tc.EN_ATS",
+                    "an Invalidation Completion and DC.tc.EN_ATS is 0",
+                )
+                raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, why)
         except Fault as f:
-            self.report_fault(
+            self.fault_detected(
+                f,
                 FaultRecord(
                     cause=f.cause,
                     ttyp=Ttyp.PCIE_MESSAGE,
                     iotval=MessageCode.INVALIDATE_COMPLETION,
                     device_id=device_id,
-                )
+                ),
             )
+            if self.emit is not None:
+                self.emit(CompletionEvent(device_id, itag_vector, cc, 0))
             return 0
         done = self.invalidations.complete(device_id, itag_vector, cc)
+        if self.emit is not None:
+            self.emit(CompletionEvent(device_id, itag_vector, cc, done))
         if done and self.params.auto_process:
             self.process_commands()
         return done
@@ -640,75 +734,28 @@ class Iommu:
         self.hpm.count(event, did, -1 if pid is None else pid, gscid, pscid)
 
     # ------------------------------------------------------------------
-    # directory lookups (the caching layer overrides these)
+    # the caches (ioatc.py), as testbenches inspect them
     # ------------------------------------------------------------------
-    def get_dc(self, device_id: int) -> DC:
-        """The device context of ``device_id`` (§GET_DC), through the DDT cache."""
-        dc = self.ddt_cache.get(device_id)
-        if dc is not None:
-            if self.lru:
-                _touch(self.ddt_cache, device_id)
-            if self.tracer is not None:
-                self.tracer("GET_DC", "", f"DC of device {device_id:#x} from the DDT cache")
-        else:
-            if self.hpm.active:
-                self.count_event(Event.DDT_WALK, device_id, None, -1, -1)
-            if self.qos_port:
-                self.mem.qos = self.iommu_qosid
-            dc = locate_dc(self, device_id)
-            _cache_insert(self, self.ddt_cache, self.params.ddt_cache_size, device_id, dc)
-        return dc
+    @property
+    def ddt_cache(self) -> Dict[int, DC]:
+        """Cached device contexts by device_id (``ioatc.ddt.entries``; read-only use)."""
+        return self.ioatc.ddt.entries
 
-    def get_pc(self, device_id: int, process_id: int, dc: DC, access: int) -> PC:
-        """The process context of ``process_id`` under ``dc`` (§GET_PC), through the PDT cache.
+    @property
+    def pdt_cache(self) -> Dict[Tuple[int, int], Tuple[PC, DC]]:
+        """Cached process contexts by (device_id, process_id), each with the DC it was
+        located under (``ioatc.pdt.entries``)."""
+        return self.ioatc.pdt.entries
 
-        A cached PC is used only with a DC that locates and checks it alike: the
-        entry keeps the DC it was located under, and a DC whose ``fsc`` (pdtp),
-        ``iohgatp`` or ``tc.SBE/SXL/GADE/GIPC`` differ (software changed the DC
-        without ``IODIR.INVAL_DDT`` while the old DC left the DDT cache) misses,
-        and the PC is located again under the new DC.  The spec allows the old
-        or the new value of a changed entry; a PC read and checked under other
-        DC fields is neither.
-        """
-        key = (device_id, process_id)
-        self.last_pc_key = key
-        hit = self.pdt_cache.get(key)
-        if hit is not None and (hit[1] is dc or self._pc_valid_for(hit[1], dc)):
-            if self.lru:
-                _touch(self.pdt_cache, key)
-            if self.tracer is not None:
-                self.tracer("GET_PC", "", f"PC of process_id {process_id:#x} from the PDT cache")
-            return hit[0]
-        if self.hpm.active:
-            self.count_event(Event.PDT_WALK, device_id, process_id, -1, -1)
-        pc = self._locate_pc(process_id, dc, access)
-        if hit is not None:  # located under another DC: replace it
-            del self.pdt_cache[key]
-        _cache_insert(self, self.pdt_cache, self.params.pdt_cache_size, key, (pc, dc))
-        return pc
+    @property
+    def msi_cache(self) -> Dict[Tuple[int, int], Tuple[int, int]]:
+        """Cached MSI PTEs by (GSCID, GPA page) (``ioatc.msi.entries``)."""
+        return self.ioatc.msi.entries
 
-    def _pc_valid_for(self, old: DC, dc: DC) -> bool:
-        """Whether a PC located under ``old`` is located and checked alike under ``dc``:
-        same pdtp (DC.fsc), same DC.iohgatp (PDT addresses are GPAs) and same
-        DC.tc.SBE (byte order), SXL (PC check 3/4), GADE (A updates of the walk) and
-        [GIPC] DC.tc.GIPC (PC format)."""
-        deps = _PC_TC_DEPS | self.gipc_tc
-        return old[3] == dc[3] and old[1] == dc[1] and not (old[0] ^ dc[0]) & deps
-
-    def _locate_pc(self, process_id: int, dc: DC, access: int) -> PC:
-        tc = dc[0]
-        fmt = self.pc_fmt if tc & self.gipc_tc else None  # [GIPC] the 32/64-byte PC
-        return locate_pc(
-            self,
-            dc[3],
-            process_id,
-            dc[1],
-            bool(tc & _TC.SBE.mask),
-            1 if tc & _TC.SXL.mask else 0,
-            access,
-            (1 if tc & _TC.GADE.mask else 0) | (2 if tc & _TC.SXL.mask else 0),
-            fmt,
-        )
+    @property
+    def gwalk_cache(self) -> Dict[Tuple[int, int], int]:
+        """G-stage walk cache: (GSCID, GPA page) -> SPA page (``ioatc.gwalk.entries``)."""
+        return self.ioatc.gwalk.entries
 
     def invalidate_ddt(self, device_id: Optional[int] = None) -> None:
         """Drop cached DCs (all, or one device's) and the PCs cached under them.
@@ -717,63 +764,68 @@ class Iommu:
         """
         if device_id is not None:
             device_id = _check_int("device_id", device_id, 24)
-        self.flush_front_cache()
-        if device_id is None:
-            self.ddt_cache.clear()
-            self.pdt_cache.clear()
-            return
-        self.ddt_cache.pop(device_id, None)
-        for key in [k for k in self.pdt_cache if k[0] == device_id]:
-            del self.pdt_cache[key]
-
-    def cache_msi(self, key: Tuple[int, int], pte: Tuple[int, int]) -> None:
-        """Cache an MSI PTE (tag: GSCID, GPA page)."""
-        cap = self.params.msi_cache_size
-        if not cap:
-            return
-        cache = self.msi_cache
-        while len(cache) >= cap:
-            old = next(iter(cache))
-            del cache[old]
-            self._msi_unindex(old)
-            self.flush_front_cache()
-        cache[key] = pte
-        self.msi_by_g.setdefault(key[0], set()).add(key)
-
-    def _msi_unindex(self, key: Tuple[int, int]) -> None:
-        _unindex_key(self.msi_by_g, key)
-
-    def cache_gwalk(self, key: Tuple[int, int], spa_page: int) -> None:
-        """Cache the G-stage translation of a page implicit reads use."""
-        cache = self.gwalk_cache
-        while len(cache) >= self.params.gwalk_cache_size:
-            old = next(iter(cache))
-            del cache[old]
-            _unindex_key(self.gwalk_by_g, old)
-            self.flush_front_cache()
-        cache[key] = spa_page
-        self.gwalk_by_g.setdefault(key[0], set()).add(key)
-
-    def invalidate_gwalk(self, gv: bool, gscid: int, lo: int = 0, hi: int = -1) -> None:
-        """What ``IOTINVAL.GVMA`` does to the G-stage walk cache."""
-        _drop_tagged(self.gwalk_cache, self.gwalk_by_g, gv, gscid, lo, hi)
-
-    def touch_msi(self, key: Tuple[int, int]) -> None:
-        """LRU: an MSI PTE cache entry was used."""
-        if self.lru:
-            _touch(self.msi_cache, key)
-
-    def invalidate_msi(self, gv: bool, gscid: int, lo: int = 0, hi: int = -1) -> None:
-        """What ``IOTINVAL.GVMA`` does to cached MSI PTEs: all, one GSCID's, or one
-        GSCID's in a GPA range (probing the range's pages when they are fewer)."""
-        _drop_tagged(self.msi_cache, self.msi_by_g, gv, gscid, lo, hi)
+        self.ioatc.inval_ddt(device_id)
 
     def invalidate_pdt(self, device_id: int, process_id: int) -> None:
         """Drop the cached PC of (device_id, process_id): ``IODIR.INVAL_PDT``."""
         device_id = _check_int("device_id", device_id, 24)
         process_id = _check_int("process_id", process_id, 20)
-        self.flush_front_cache()
-        self.pdt_cache.pop((device_id, process_id), None)
+        self.ioatc.inval_pdt(device_id, process_id)
+
+    # ------------------------------------------------------------------
+    # checkpoints and explain
+    # ------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        """The whole model state: registers, caches (and the whole-response shortcut),
+        queues' internal state, pending ATS invalidations, HPM counters, interrupt
+        state and statistics.
+
+        The memory port's contents are not part of it (memory belongs to the
+        port: a testbench checkpoints it itself), nor are the observers and
+        outbound callbacks.
+        """
+        return take_snapshot(self)
+
+    def restore(self, snap: Snapshot) -> None:
+        """Go back to the state of :meth:`snapshot` (the same snapshot may be restored
+        again).  Memory is the port's: restore it separately if it changed."""
+        if not isinstance(snap, Snapshot):
+            raise TypeError("snap must be a Snapshot from Iommu.snapshot()")
+        restore_snapshot(self, snap)
+
+    def explain(self, req: Request) -> Explanation:
+        """Translate ``req`` and return its steps with the reason of any fault, leaving
+        the model exactly as it was.
+
+        The model state is checkpointed and restored (:meth:`snapshot`); memory
+        writes the translation would make (A/D updates, the fault record, an
+        interrupt MSI, an MRIF update) go to an overlay that is dropped, so
+        memory is unchanged too; the outbound ports (ATS messages, wired
+        interrupts) are not called and the attached observers do not see the
+        events.  Reads still go through the memory port.
+        """
+        if not isinstance(req, Request):
+            raise TypeError("explain() takes a Request")
+        snap = self.snapshot()
+        saved = (self.mem, self.rd, self.on_ats_message, self.on_wired_interrupt, self.on_fence)
+        observers = self._observers
+        qos = getattr(self.mem, "qos", None) if self.qos_port else None
+        events: List[ModelEvent] = []
+        self.mem = Overlay(self.mem)
+        self.rd = self._make_reader()
+        self.on_ats_message = self.on_wired_interrupt = self.on_fence = None
+        self._observers = [events.append]
+        self._set_emit()
+        try:
+            rsp = self.translate(req)
+        finally:
+            self.mem, self.rd, self.on_ats_message, self.on_wired_interrupt, self.on_fence = saved
+            self._observers = observers
+            self._set_emit()
+            if self.qos_port:
+                self.mem.qos = qos
+            self.restore(snap)
+        return Explanation(req, rsp, events)
 
     # ------------------------------------------------------------------
     # error injection
@@ -781,6 +833,7 @@ class Iommu:
     def inject_datapath_error(self, count: int = 1) -> None:
         """Make the next ``count`` requests fail with "Internal data path error" (272)."""
         self._datapath_errors += _check_int("count", count, 32)
+        self.ioatc.flush_front()
 
     # ------------------------------------------------------------------
     # requests
@@ -823,58 +876,67 @@ class Iommu:
         if type(kind) is not RequestKind:
             kind = _check_enum("kind", kind, RequestKind)
         priv = bool(req.priv) and pid is not None
+        self._nreq[_DEBUG if debug else kind] += 1
         if self.hpm.active:
             self.count_event(_REQUEST_EVENT[kind], did, pid, -1, -1)
-        front = self._front
-        if (
-            self._front_on
-            and kind != RequestKind.ATS_TRANSLATION
-            and data is None
-            and self.tracer is None
-        ):
-            key = (did, -1 if pid is None else pid, priv, access | (kind << 2), addr >> 12)
-            hit = front.get(key)
+        emit = self.emit
+        if self._front and emit is None and data is None and kind != _ATS:
+            # the whole-response shortcut (ioatc module doc): exact, so it replays
+            # the statistics and LRU updates of the cache hits it stands for
+            hit = self._front.get(
+                (did, -1 if pid is None else pid, priv, access | (kind << 2), addr >> 12)
+            )
             if hit is not None and (addr & 0xFFF) + length <= 4096:
-                base, perms, g, pbmt, size, tlb_key, pc_key, rcid, mcid = hit
-                if self.lru:  # the caches behind this shortcut were used: refresh them
-                    _touch(self.ddt_cache, did)
+                base, r, w, x, g, pbmt, s, size, rcid, mcid, pc_key, tlb_key = hit
+                ddt = self._ddt
+                ddt.stats.hits += 1
+                if pc_key is not None:
+                    self._pdt.stats.hits += 1
+                if tlb_key is not None:
+                    self.iotlb.stats.hits += 1
+                if self.lru:
+                    entries = ddt.entries
+                    entries[did] = entries.pop(did)
                     if pc_key is not None:
-                        _touch(self.pdt_cache, pc_key)
+                        entries = self._pdt.entries
+                        entries[pc_key] = entries.pop(pc_key)
                     if tlb_key is not None:
-                        self.iotlb.touch(tlb_key)
+                        entries = self.iotlb.entries
+                        entries[tlb_key] = entries.pop(tlb_key)
                 return Response(
-                    Status.SUCCESS,
+                    _SUCCESS,
                     base | (addr & 0xFFF),
                     None,
                     False,
-                    bool(perms & PERM_R),
-                    bool(perms & PERM_W),
-                    bool(perms & PERM_X),
+                    r,
+                    w,
+                    x,
                     False,
                     g,
                     priv,
                     False,
                     pbmt,
-                    size > 4096,
+                    s,
                     0,
                     size,
                     rcid=rcid,
                     mcid=mcid,
                 )
-        else:
-            key = None
+        elif emit is not None:
+            emit(RequestEvent(req, debug))
         self.dtf = False
         self.qos = self.iommu_qosid
-        self.last_tlb_key = None
-        self.last_pc_key = None
+        c = self.ioatc
+        c.missed = False
+        c.pc_key = None
+        self.iotlb.last_hit = None
         try:
             if self._datapath_errors:
                 self._datapath_errors -= 1
-                raise Fault(Cause.INTERNAL_DATAPATH_ERROR)
+                why = ("REQUEST", "", "", "an internal data path error was injected")
+                raise Fault(Cause.INTERNAL_DATAPATH_ERROR, 0, why)
             crossing = (
-                kind != RequestKind.ATS_TRANSLATION
-                and self.params.fault_page_crossing
-                and (addr & 0xFFF) + length > 4096
+                kind != _ATS and self.params.fault_page_crossing and (addr & 0xFFF) + length > 4096
             )
             spa, perms, g, pbmt, size, msi = translate_iova(
                 self, did, addr, access, pid, priv, kind, data, debug, bool(req.no_write), crossing
@@ -883,16 +945,18 @@ class Iommu:
             rsp = self._fault_response(f, did, addr, access, pid, priv, kind)
             if req.cxl and rsp.status == Status.SUCCESS:  # an ATS completion with R = W = 0
                 rsp.cxl_io = cxl_io(self, f.cause == Cause.MSI_PTE_NOT_VALID, 0)
+            if emit is not None:
+                emit(ResponseEvent(req, rsp))
             return rsp
         rcid, mcid = self.qos
-        if kind == RequestKind.ATS_TRANSLATION:
+        if kind == _ATS:
             # the completion: address with the S bit / NAPOT size, R, W, Exe,
             # U (untranslated only: MRIF), Priv, Global, N = 0, AMA = 0
             caddr, s = encode_range(spa, size)
             cxl = bool(req.cxl) and cxl_io(self, msi is not None, pbmt)
-            if self.tracer is not None:
-                self.tracer("ATS_FAULTS", "", f"completion: range {size:#x}, CXL.io = {int(cxl)}")
-            return Response(
+            if emit is not None:
+                emit(Step("ATS_FAULTS", "", f"completion: range {size:#x}, CXL.io = {int(cxl)}"))
+            rsp = Response(
                 Status.SUCCESS,
                 caddr,
                 r=bool(perms & PERM_R),
@@ -913,28 +977,34 @@ class Iommu:
                 mcid=mcid,
                 cxl_io=cxl,
             )
-        if msi is None:
+        elif msi is None:
             g = g and pid is not None
-            if key is not None and (perms or size):
-                if len(front) >= self.params.iotlb_size:
-                    front.clear()
-                front[key] = (
-                    spa & ~0xFFF,
-                    perms,
-                    g,
-                    pbmt,
-                    size,
-                    self.last_tlb_key,
-                    self.last_pc_key,
-                    rcid,
-                    mcid,
+            r, w, x = bool(perms & PERM_R), bool(perms & PERM_W), bool(perms & PERM_X)
+            if not c.missed and c.front_size and self.ddtp_mode > 1:
+                # served by cache hits alone: the next identical request may take the shortcut
+                c.remember(
+                    (did, -1 if pid is None else pid, priv, access | (kind << 2), addr >> 12),
+                    (
+                        spa & ~0xFFF,
+                        r,
+                        w,
+                        x,
+                        g,
+                        pbmt,
+                        size > 4096,
+                        size,
+                        rcid,
+                        mcid,
+                        c.pc_key,
+                        self.iotlb.last_hit,
+                    ),
                 )
-            return Response(
-                Status.SUCCESS,
+            rsp = Response(
+                _SUCCESS,
                 spa,
-                r=bool(perms & PERM_R),
-                w=bool(perms & PERM_W),
-                x=bool(perms & PERM_X),
+                r=r,
+                w=w,
+                x=x,
                 g=g,
                 priv=priv,
                 pbmt=pbmt,
@@ -943,22 +1013,26 @@ class Iommu:
                 rcid=rcid,
                 mcid=mcid,
             )
-        return Response(
-            Status.SUCCESS,
-            spa,
-            r=bool(perms & PERM_R),
-            w=bool(perms & PERM_W),
-            u=msi[1],
-            priv=priv,
-            size=4096,
-            is_msi=True,
-            is_mrif=msi[1],
-            mrif_addr=msi[2],
-            notice_addr=msi[3],
-            nid=msi[4],
-            rcid=rcid,
-            mcid=mcid,
-        )
+        else:
+            rsp = Response(
+                Status.SUCCESS,
+                spa,
+                r=bool(perms & PERM_R),
+                w=bool(perms & PERM_W),
+                u=msi[1],
+                priv=priv,
+                size=4096,
+                is_msi=True,
+                is_mrif=msi[1],
+                mrif_addr=msi[2],
+                notice_addr=msi[3],
+                nid=msi[4],
+                rcid=rcid,
+                mcid=mcid,
+            )
+        if emit is not None:
+            emit(ResponseEvent(req, rsp))
+        return rsp
 
     def _fault_response(
         self,
@@ -971,8 +1045,6 @@ class Iommu:
         kind: int,
     ) -> Response:
         cause = f.cause
-        if self.tracer is not None:
-            self.tracer("FAULT", "", f"stop and report cause {cause}: {Cause(cause).description}")
         rec = FaultRecord(
             cause=cause,
             ttyp=_TTYP[(kind, access)],  # type: ignore[index]
@@ -986,9 +1058,9 @@ class Iommu:
         reported = not self.dtf or cause in _DTF_REPORTED
         if kind == RequestKind.ATS_TRANSLATION and cause in _ATS_NO_ACCESS_CAUSES:
             # §ATS_FAULTS: Success with R = W = 0, nothing logged
+            self.fault_detected(f)
             return Response(Status.SUCCESS, 0, fault=rec, reported=False, priv=priv)
-        if reported:
-            self.fq.report(rec)
+        self.fault_detected(f, rec)
         if cause in _UR_CAUSES:
             status = Status.UNSUPPORTED_REQUEST
         else:

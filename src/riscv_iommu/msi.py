@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Optional, Tuple
 
 from . import formats as F
 from ._fault import Fault
+from .events import Check, MemAccess
 from .memory import MemoryAccessError, MemoryFault
-from .paging import load, store_cas
+from .paging import emit_read, load, store_cas
 from .types import Access, Cause
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,6 +35,7 @@ _MASK = F.MSI_ADDR_MASK.mask.mask
 _PTE_V = F.MSIPTE0.V.mask
 _PTE_C = F.MSIPTE0.C.mask
 _PTE_M = F.MSIPTE0.M
+_EXECUTE = int(Access.EXECUTE)  # an Enum attribute lookup costs more than the test
 
 
 def extract(x: int, y: int) -> int:
@@ -65,17 +67,25 @@ def msi_free_size(gpa: int, size: int, mask: int, pattern: int) -> int:
 
     An aligned range of 2^k pages contains an interrupt file exactly when
     the page of ``gpa`` differs from the pattern, outside the mask, only in
-    bits below k; so the range may grow up to the highest such bit.
+    bits below k; so the range may grow up to the highest such bit.  The
+    callers pass no interrupt-file page (those are translated by step 18);
+    for one (``differs`` = 0) the answer is that page alone, 4 KiB.
     """
     differs = ((gpa >> 12) ^ (pattern & _MASK)) & ~(mask & _MASK)
-    limit = 1 << (11 + differs.bit_length())  # 4 KiB << (highest differing bit)
+    limit = 1 << (11 + (differs.bit_length() or 1))  # 4 KiB << (highest differing bit)
     return size if size <= limit else limit
 
 
 def _msipt_fault(err: MemoryAccessError) -> Fault:
     if err.fault is MemoryFault.DATA_CORRUPTION:
-        return Fault(Cause.MSI_PT_DATA_CORRUPTION)
-    return Fault(Cause.MSI_PTE_LOAD_ACCESS_FAULT)
+        why = ("MSI_TRANS", "8", "MSI PTE", f"poisoned data reading the MSI PTE at {err.addr:#x}")
+        return Fault(Cause.MSI_PT_DATA_CORRUPTION, 0, why)
+    why = ("MSI_TRANS", "7", "MSI PTE", f"access fault reading the MSI PTE at {err.addr:#x}")
+    return Fault(Cause.MSI_PTE_LOAD_ACCESS_FAULT, 0, why)
+
+
+def _misconfigured(step: str, fieldname: str, rule: str) -> Fault:
+    return Fault(Cause.MSI_PTE_MISCONFIGURED, 0, ("MSI_TRANS", step, fieldname, rule))
 
 
 def msi_translate(
@@ -95,52 +105,57 @@ def msi_translate(
     big = io.be
     addr = m | (i * F.MSIPTE_SIZE)
     key = (gscid, a >> 12)
-    cached = io.msi_cache.get(key)
+    cache = io.ioatc.msi
+    cached = cache.get(key)
     if cached is not None:
         pte0, pte1 = cached
-        io.touch_msi(key)
-        if io.tracer is not None:
-            io.tracer("MSI_TRANS", "7", f"MSI PTE of interrupt file {i:#x} from the MSI PTE cache")
     else:
         try:  # steps 7 and 8
             pte0 = load(io, addr, 8, big)
             pte1 = load(io, addr + 8, 8, big)
         except MemoryAccessError as err:
             raise _msipt_fault(err) from None
-        if io.tracer is not None:
-            io.tracer("MSI_TRANS", "7", f"MSI PTE, interrupt file {i:#x}", addr, pte0, F.MSIPTE0)
+        emit = io.emit
+        if emit is not None:
+            emit_read(io, emit, "MSI_PTE", addr, 16, big, pte0 | (pte1 << 64), "MSI_TRANS", "7")
     if not pte0 & _PTE_V:  # step 9
-        raise Fault(Cause.MSI_PTE_NOT_VALID)
+        why = ("MSI_TRANS", "9", "msipte.V", f"the MSI PTE of interrupt file {i:#x} has V=0")
+        raise Fault(Cause.MSI_PTE_NOT_VALID, 0, why)
     if pte0 & _PTE_C:  # step 10: custom PTEs; this model implements none
-        raise Fault(Cause.MSI_PTE_MISCONFIGURED)
+        raise _misconfigured("10", "msipte.C", "C=1: custom MSI PTE (none implemented)")
     mode = _PTE_M.get(pte0)  # step 11
     if mode in (0, 2):  # step 12
-        raise Fault(Cause.MSI_PTE_MISCONFIGURED)
+        raise _misconfigured("12", "msipte.M", f"M={mode} is a reserved MSI PTE mode")
     if mode == 3:  # step 13: basic translate mode
         if pte0 & F.MSIPTE0.reserved:
-            raise Fault(Cause.MSI_PTE_MISCONFIGURED)
+            raise _misconfigured("13", "msipte", "the basic-mode MSI PTE has reserved bits set")
         result: MsiResult = ((F.MSIPTE0.PPN.get(pte0) << 12) | (a & 0xFFF), False, 0, 0, 0)
     else:  # step 14: MRIF mode
         if not io.caps.msi_mrif:
-            raise Fault(Cause.MSI_PTE_MISCONFIGURED)
+            raise _misconfigured("14", "msipte.M", "M=1 (MRIF) and capabilities.MSI_MRIF is 0")
         if pte0 & F.MSIPTE_MRIF0.reserved or pte1 & F.MSIPTE_MRIF1.reserved:
-            raise Fault(Cause.MSI_PTE_MISCONFIGURED)
+            raise _misconfigured("14", "msipte", "the MRIF-mode MSI PTE has reserved bits set")
         mrif = F.MSIPTE_MRIF0.MRIF_Address.get(pte0) * 512
         notice = F.MSIPTE_MRIF1.NPPN.get(pte1) << 12
         nid = (F.MSIPTE_MRIF1.N10.get(pte1) << 10) | F.MSIPTE_MRIF1.N.get(pte1)
         result = (mrif, True, mrif, notice, nid)
     if cached is None:
-        io.cache_msi(key, (pte0, pte1))  # a valid, well-formed PTE
+        cache.put(key, (pte0, pte1))  # a valid, well-formed PTE
     # step 15: permissions of a second-stage PTE with R=W=U=1, X=0
-    if access == Access.EXECUTE:
-        raise Fault(Cause.INSTRUCTION_ACCESS_FAULT)
+    if access == _EXECUTE:
+        why = ("MSI_TRANS", "15", "X", "an execute of an MSI address (the MSI PTE grants no X)")
+        raise Fault(Cause.INSTRUCTION_ACCESS_FAULT, 0, why)
+    if io.emit is not None:
+        io.emit(Check("MSI_TRANS", "15", "the MSI PTE grants the access", True))
     return result  # step 16
 
 
 def _mrif_fault(err: MemoryAccessError) -> Fault:
     if err.fault is MemoryFault.DATA_CORRUPTION:
-        return Fault(Cause.MSI_MRIF_DATA_CORRUPTION)
-    return Fault(Cause.MRIF_ACCESS_FAULT)
+        why = ("MRIF", "", "MRIF", f"poisoned data reading the MRIF at {err.addr:#x}")
+        return Fault(Cause.MSI_MRIF_DATA_CORRUPTION, 0, why)
+    why = ("MRIF", "", "MRIF", f"access fault on the MRIF or notice MSI at {err.addr:#x}")
+    return Fault(Cause.MRIF_ACCESS_FAULT, 0, why)
 
 
 def record_mrif(io: "Iommu", gpa: int, data: int, mrif: int, notice: int, nid: int) -> bool:
@@ -156,13 +171,19 @@ def record_mrif(io: "Iommu", gpa: int, data: int, mrif: int, notice: int, nid: i
         return False
     word = mrif + (data // 64) * 16  # the interrupt-pending doubleword
     bit = 1 << (data % 64)
+    emit = io.emit
     try:
         for _ in range(64):  # AMOOR (AMO_MRIF) or a read-modify-write: both via the port
             old = load(io, word, 8, False)
-            if old & bit or store_cas(io, word, 8, False, old, old | bit):
+            if emit is not None:
+                emit_read(io, emit, "MRIF", word, 8, False, old, "MRIF", "")
+            if old & bit or store_cas(io, word, 8, False, old, old | bit, "MRIF_WRITE"):
                 break
         if notice + 4 > io.pa_limit:
             raise MemoryAccessError(MemoryFault.ACCESS_FAULT, notice, 4)
+        if emit is not None:
+            rcid, mcid = io.qos
+            emit(MemAccess(notice, 4, "write", "MSI", rcid, mcid, False))
         io.mem.write(notice, nid.to_bytes(4, "little"))
     except MemoryAccessError as err:
         raise _mrif_fault(err) from None

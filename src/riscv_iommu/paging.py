@@ -12,10 +12,11 @@ Everything here works on plain ints; faults stop the process by raising
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, Literal, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Literal, Tuple
 
 from . import formats as F
-from ._fault import Fault, access_fault, guest_page_fault, page_fault
+from ._fault import Fault, Why, access_fault, guest_page_fault, page_fault
+from .events import CacheEvent, Check, MemAccess, Step, StructRead
 from .memory import MemoryAccessError, MemoryFault
 from .types import Access, Cause
 
@@ -51,6 +52,10 @@ G_MODES: Tuple[Dict[int, Geometry], Dict[int, Geometry]] = (
 #: Valid (standard, non-custom) encodings of iosatp.MODE / iohgatp.MODE, by SXL / GXL.
 S_VALID = tuple(frozenset({0, *m}) for m in S_MODES)
 G_VALID = tuple(frozenset({0, *m}) for m in G_MODES)
+#: Names of the modes (for the reasons of faults), by PTESIZE / VA width
+_S_NAME = {39: "Sv39", 48: "Sv48", 57: "Sv57", 32: "Sv32"}
+_G_NAME = {41: "Sv39x4", 50: "Sv48x4", 59: "Sv57x4", 34: "Sv32x4"}
+_ACCESS_NAME = ("a read", "a write", "an execute")
 
 _V = F.PTE.V.mask
 _R = F.PTE.R.mask
@@ -60,6 +65,7 @@ _U = F.PTE.U.mask
 _A = F.PTE.A.mask
 _D = F.PTE.D.mask
 _N = F.PTE.N.mask
+_PBMT = F.PTE.PBMT.mask
 _PBMT_SHIFT = F.PTE.PBMT.lsb
 _PBMT_MAX = F.PTE.PBMT.max
 _PPN_SHIFT = F.PTE.PPN.lsb
@@ -72,6 +78,9 @@ _GSCID_MAX = F.IOHGATP.GSCID.max
 _RX = _R | _X
 _RW = _R | _W
 _NAPOT_64K = 0b1000  # Svnapot: the only defined N encoding, ppn[3:0] = 1000 at level 0
+# enum members as plain ints: an Enum attribute lookup costs more than the test
+_WRITE = int(Access.WRITE)
+_EXECUTE = int(Access.EXECUTE)
 
 #: How often an A/D update may find the PTE changed before the walk gives up
 #: (reported as an access fault on the PTE).
@@ -83,7 +92,17 @@ Leaf = Tuple[int, int, int, int]
 
 
 class _Invalid(Exception):
-    """PTW steps 3/4/6: the walk found an invalid, reserved or misaligned PTE."""
+    """PTW steps 3/4/6: the walk found an invalid, reserved or misaligned PTE.
+
+    ``step``, ``field`` and ``rule`` say which (the caller adds the section
+    and turns it into the page fault or guest-page fault of its stage).
+    """
+
+    def __init__(self, step: str, field: str, rule: str) -> None:
+        super().__init__(rule)
+        self.step = step
+        self.field = field
+        self.rule = rule
 
 
 def load(io: "Iommu", addr: int, size: int, big: bool) -> int:
@@ -91,11 +110,46 @@ def load(io: "Iommu", addr: int, size: int, big: bool) -> int:
     return io.rd(addr, size, big)
 
 
-def store_cas(io: "Iommu", addr: int, size: int, big: bool, old: int, new: int) -> bool:
+def emit_read(
+    io: "Iommu",
+    emit: Callable[[Any], None],
+    structure: str,
+    addr: int,
+    size: int,
+    big: bool,
+    raw: int,
+    section: str,
+    step: str,
+    level: int = -1,
+    walk: str = "",
+    fmt: str = "",
+) -> None:
+    """Emit the memory accesses (8 bytes at most each) and the structure read of one
+    structure the process just read (only called with an observer attached)."""
+    rcid, mcid = io.qos
+    for off in range(0, size, 8):
+        emit(MemAccess(addr + off, min(8, size - off), "read", structure, rcid, mcid, big))
+    emit(StructRead(structure, addr, raw, section, step, level, walk, size=size, format=fmt))
+
+
+def store_cas(
+    io: "Iommu",
+    addr: int,
+    size: int,
+    big: bool,
+    old: int,
+    new: int,
+    purpose: str = "AD",
+) -> bool:
     """Atomic read-modify-write through the port (``cas`` when the port has it).
 
     ``addr`` was just read by the caller, so it is within capabilities.PAS.
+    ``purpose`` names the access in the event stream (``AD``, ``MRIF``).
     """
+    emit = io.emit
+    if emit is not None:
+        rcid, mcid = io.qos
+        emit(MemAccess(addr, size, "amo", purpose, rcid, mcid, big))
     order: Literal["little", "big"] = "big" if big else "little"
     expected = old.to_bytes(size, order)
     desired = new.to_bytes(size, order)
@@ -109,14 +163,37 @@ def store_cas(io: "Iommu", addr: int, size: int, big: bool, old: int, new: int) 
     return got == expected
 
 
-def _pte_fault(err: MemoryAccessError, access: int, for_pdt: bool) -> Fault:
-    """Access fault / data corruption while reading a PTE."""
+def _pte_fault(err: MemoryAccessError, access: int, for_pdt: str, why: Why) -> Fault:
+    """Access fault / data corruption while reading (or updating) a PTE."""
     if err.fault is MemoryFault.DATA_CORRUPTION:
-        return Fault(Cause.PDT_DATA_CORRUPTION if for_pdt else Cause.PT_DATA_CORRUPTION)
+        why = (why[0], why[1], why[2], why[3].replace("access fault", "poisoned data"))
+        return Fault(Cause.PDT_DATA_CORRUPTION if for_pdt else Cause.PT_DATA_CORRUPTION, 0, why)
     if for_pdt:
         # §GET_PC: an access fault in the second stage of a PDT address is cause 265
-        return Fault(Cause.PDT_ENTRY_LOAD_ACCESS_FAULT)
-    return access_fault(access)
+        return Fault(Cause.PDT_ENTRY_LOAD_ACCESS_FAULT, 0, why)
+    return access_fault(access, why)
+
+
+def _read_why(section: str, stage: str, addr: int, level: int) -> Why:
+    return (
+        section,
+        "2",
+        "PTE",
+        f"access fault reading the {stage} PTE at {addr:#x} (level {level})",
+    )
+
+
+def _rsv_why(io: "Iommu", pte: int, leaf: bool) -> Tuple[str, str, str]:
+    """PTW step 3: which reserved bits a PTE has set."""
+    if pte & F.PTE.reserved:
+        return "3", "reserved", "PTE bits 58:54 are reserved and not zero"
+    if pte & F.PTE.RSW60_59.mask and not io.caps.svrsw60t59b:
+        return "3", "RSW60_59", "PTE bits 60:59 are reserved without Svrsw60t59b and not zero"
+    if pte & F.PTE.PBMT.mask and not io.caps.svpbmt:
+        return "3", "PBMT", "PBMT is reserved without Svpbmt and not zero"
+    # non-leaf: D, A and U (and N, PBMT) are reserved
+    name = next((n for n in ("D", "A", "U", "N", "PBMT") if pte & F.PTE.fields[n].mask), "?")
+    return "3", name, f"{name} is reserved in a non-leaf PTE and not zero"
 
 
 def _walk(
@@ -128,14 +205,16 @@ def _walk(
     hgatp: int,
     access: int,
     gctl: int,
-    for_pdt: bool,
+    for_pdt: str,
+    walk: str = "",
 ) -> Leaf:
     """PTW steps 1-4 and 6: locate the leaf PTE for ``va``.
 
     When ``hgatp`` selects a G-stage mode (first stage of a two-stage
     translation), every PTE address is a GPA translated by
     :func:`second_stage` as an implicit read.  Raises :class:`_Invalid` for
-    the page-fault conditions of steps 3, 4 and 6.
+    the page-fault conditions of steps 3, 4 and 6.  ``walk`` is "" for a
+    first-stage walk, else what a G-stage walk translates (event stream).
     """
     levels, vbits, psize, _ = geom
     if psize == 8:
@@ -147,7 +226,7 @@ def _walk(
         nl_bad = _V | _W | io.pte32_nl_rsv
         ppn_max = _PPN32
     rd = io.rd
-    tr = io.tracer
+    emit = io.emit
     vmask = (1 << vbits) - 1
     i = levels - 1
     shift = 12 + i * vbits
@@ -164,47 +243,86 @@ def _walk(
         try:
             pte = rd(pte_addr, psize, big)
         except MemoryAccessError as err:
-            raise _pte_fault(err, access, for_pdt) from None
-        if tr is not None:
-            tr(
-                "PTW",
-                "2",
-                f"PTE level {i} for {va:#x}",
-                pte_addr,
-                pte,
-                F.PTE if psize == 8 else F.PTE32,
-            )
+            stage = "G-stage" if walk else "first-stage"
+            why = _read_why("PTW-G" if walk else "PTW", stage, pte_addr, i)
+            raise _pte_fault(err, access, for_pdt, why) from None
+        if emit is not None:
+            if walk:
+                emit_read(io, emit, "G_PTE", pte_addr, psize, big, pte, "PTW-G", "2", i, walk)
+            else:
+                emit_read(io, emit, "S_PTE", pte_addr, psize, big, pte, "PTW", "2", i)
         if pte & _RX:
             # PTW step 3 for a leaf: invalid, W without R, or reserved bits
             if not pte & _V or pte & rsv or (pte & _RW) == _W:
-                raise _Invalid
+                raise _invalid_leaf(io, pte, i)
             break  # PTW step 4: a leaf
         # PTW step 3 for a pointer: V must be 1, W 0, and nothing reserved
         # (D, A, U, N and PBMT are reserved in non-leaf PTEs)
         if pte & nl_bad != _V:
-            raise _Invalid
+            raise _invalid_pointer(io, pte, i)
         i -= 1
         if i < 0:  # PTW step 4
-            raise _Invalid
+            raise _Invalid("4", "R", "a non-leaf PTE at level 0: no leaf found")
         shift -= vbits
         idx = (va >> shift) & vmask
         a = ((pte >> _PPN_SHIFT) & ppn_max) << 12
     ppn = (pte >> _PPN_SHIFT) & ppn_max
     size = 1 << (12 + i * vbits)
-    if psize == 8:
-        if (pte >> _PBMT_SHIFT) & _PBMT_MAX == 3:  # Svpbmt: PBMT=3 is reserved
-            raise _Invalid
-        if pte & _N:  # Svnapot: only the 64 KiB encoding at level 0 is defined
-            if i or ppn & 0xF != _NAPOT_64K:
-                raise _Invalid
+    if psize == 8 and (pte & _N or pte & _PBMT == _PBMT):
+        _leaf_checks(pte, ppn, i)  # Svnapot / Svpbmt (PBMT=3 is reserved)
+        if pte & _N:
             size = 1 << 16
     if i and ppn & ((1 << (i * vbits)) - 1):  # PTW step 6: misaligned superpage
-        raise _Invalid
+        raise _misaligned(i, i * vbits)
     return pte, size, pte_addr, pte_gpa
 
 
+def _invalid_leaf(io: "Iommu", pte: int, level: int) -> _Invalid:
+    """PTW step 3 on a leaf (R or X set): which rule it breaks."""
+    if not pte & _V:
+        return _Invalid("3", "V", f"PTE at level {level} has V=0: not valid")
+    if (pte & _RW) == _W:
+        return _Invalid("3", "W", "PTE has W=1 and R=0: reserved encoding")
+    return _Invalid(*_rsv_why(io, pte, True))
+
+
+def _invalid_pointer(io: "Iommu", pte: int, level: int) -> _Invalid:
+    """PTW step 3 on a non-leaf PTE: which rule it breaks."""
+    if not pte & _V:
+        return _Invalid("3", "V", f"PTE at level {level} has V=0: not valid")
+    if pte & _W:
+        return _Invalid("3", "W", "PTE has W=1 and R=0: reserved encoding")
+    return _Invalid(*_rsv_why(io, pte, False))
+
+
+def _leaf_checks(pte: int, ppn: int, level: int) -> None:
+    """Svpbmt and Svnapot checks of an 8-byte leaf (PTW step 3)."""
+    if (pte >> _PBMT_SHIFT) & _PBMT_MAX == 3:  # Svpbmt: PBMT=3 is reserved
+        raise _Invalid("3", "PBMT", "PBMT=3 is reserved (Svpbmt)")
+    if pte & _N:  # Svnapot: only the 64 KiB encoding at level 0 is defined
+        if level:
+            raise _Invalid("3", "N", f"N=1 in a leaf at level {level}: NAPOT is level 0 only")
+        if ppn & 0xF != _NAPOT_64K:
+            raise _Invalid(
+                "3", "N", f"N=1 with PPN[3:0]={ppn & 0xF:#06b}: only 0b1000 (64 KiB) is defined"
+            )
+
+
+def _misaligned(level: int, bits: int) -> _Invalid:
+    return _Invalid(
+        "6", "PPN", f"superpage leaf at level {level} with PPN[{bits - 1}:0] not zero: misaligned"
+    )
+
+
 def _walk_g64(
-    io: "Iommu", gpa: int, root_ppn: int, levels: int, big: bool, access: int, for_pdt: bool
+    io: "Iommu",
+    gpa: int,
+    root_ppn: int,
+    levels: int,
+    big: bool,
+    access: int,
+    for_pdt: str,
+    walk: str = "final",
 ) -> Tuple[int, int, int]:
     """:func:`_walk` specialised for the 8-byte G-stage modes (the hot path).
 
@@ -213,7 +331,7 @@ def _walk_g64(
     rsv = io.pte_rsv
     nl_bad = _V | _W | rsv | io.pte_nl_rsv
     rd = io.rd
-    tr = io.tracer
+    emit = io.emit
     i = levels - 1
     shift = 12 + 9 * i
     a = (root_ppn << 12) + (gpa >> shift) * 8  # x4 root: vpn[LEVELS-1] has 11 bits
@@ -221,50 +339,60 @@ def _walk_g64(
         try:
             pte = rd(a, 8, big)
         except MemoryAccessError as err:
-            raise _pte_fault(err, access, for_pdt) from None
-        if tr is not None:
-            tr("PTW-G", "2", f"G-stage PTE level {i} for GPA {gpa:#x}", a, pte, F.PTE)
+            raise _pte_fault(err, access, for_pdt, _read_why("PTW-G", "G-stage", a, i)) from None
+        if emit is not None:
+            emit_read(io, emit, "G_PTE", a, 8, big, pte, "PTW-G", "2", i, walk)
         if pte & _RX:
             if not pte & _V or pte & rsv or (pte & _RW) == _W:  # PTW step 3
-                raise _Invalid
+                raise _invalid_leaf(io, pte, i)
             break  # PTW step 4
         if pte & nl_bad != _V:  # PTW step 3 (pointer)
-            raise _Invalid
+            raise _invalid_pointer(io, pte, i)
         i -= 1
         if i < 0:
-            raise _Invalid
+            raise _Invalid("4", "R", "a non-leaf PTE at level 0: no leaf found")
         shift -= 9
         a = (((pte >> _PPN_SHIFT) & _PPN64) << 12) + ((gpa >> shift) & 0x1FF) * 8
     ppn = (pte >> _PPN_SHIFT) & _PPN64
     size = 1 << shift
-    if (pte >> _PBMT_SHIFT) & _PBMT_MAX == 3:  # Svpbmt: PBMT=3 is reserved
-        raise _Invalid
-    if pte & _N:  # Svnapot: only the 64 KiB encoding at level 0 is defined
-        if i or ppn & 0xF != _NAPOT_64K:
-            raise _Invalid
-        size = 1 << 16
+    if pte & _N or pte & _PBMT == _PBMT:
+        _leaf_checks(pte, ppn, i)  # Svnapot / Svpbmt (PBMT=3 is reserved)
+        if pte & _N:
+            size = 1 << 16
     if i and ppn & ((1 << (i * 9)) - 1):  # PTW step 6: misaligned superpage
-        raise _Invalid
+        raise _misaligned(i, i * 9)
     return pte, size, a
 
 
-def implicit_read(io: "Iommu", gpa: int, hgatp: int, access: int, gctl: int, for_pdt: bool) -> int:
+def implicit_read(io: "Iommu", gpa: int, hgatp: int, access: int, gctl: int, for_pdt: str) -> int:
     """The SPA of an implicit read at ``gpa`` (a first-stage PTE or a PDT entry).
 
     Goes through the G-stage walk cache (IOATC "second-stage page table",
     tag GSCID + GPA page, dropped by IOTINVAL.GVMA): it holds the G-stage
     translations of pages that implicit reads may use, i.e. whose leaf had
     R, U and A set.  Capacity ``IommuParams.gwalk_cache_size``; 0 walks.
+    ``for_pdt`` is "PDTE" or "PC" for the accesses of the PDT walk, else "".
     """
-    cache = io.gwalk_cache
-    key = ((hgatp >> _GSCID_LSB) & _GSCID_MAX, gpa >> 12)
-    page = cache.get(key)
-    if page is not None:
-        return page | (gpa & 0xFFF)
-    spa, pte, _ = second_stage(io, gpa, hgatp, access, True, False, gctl, for_pdt)
-    if io.params.gwalk_cache_size:
-        io.cache_gwalk(key, spa & ~0xFFF)
-    return spa
+    cache = io.gwalk
+    if cache.capacity:
+        key = ((hgatp >> _GSCID_LSB) & _GSCID_MAX, gpa >> 12)
+        entries = cache.entries
+        page = entries.get(key)
+        if page is not None:  # Cache.get, inline: this is the walk's hottest lookup
+            cache.stats.hits += 1
+            if cache.lru:
+                del entries[key]
+                entries[key] = page
+            if cache.emit is not None:
+                cache.emit(CacheEvent("GWALK", "hit", key))
+            return page | (gpa & 0xFFF)  # type: ignore[no-any-return]
+        cache.stats.misses += 1
+        if cache.emit is not None:
+            cache.emit(CacheEvent("GWALK", "miss", key))
+        spa = second_stage(io, gpa, hgatp, access, True, False, gctl, for_pdt)[0]
+        cache.put(key, spa & ~0xFFF)
+        return spa
+    return second_stage(io, gpa, hgatp, access, True, False, gctl, for_pdt)[0]
 
 
 def second_stage(
@@ -275,7 +403,7 @@ def second_stage(
     implicit: bool,
     implicit_write: bool,
     gctl: int,
-    for_pdt: bool = False,
+    for_pdt: str = "",
 ) -> Tuple[int, int, int]:
     """Translate a GPA with the G-stage table of ``hgatp`` (not Bare).
 
@@ -288,46 +416,70 @@ def second_stage(
     gbits = 34 if gctl & 2 else geom[3]
     # GPA width check (x4 modes), and §DC.tc.SXL: GPA bits beyond 33 fault
     if gpa >> gbits:
-        raise guest_page_fault(access, gpa, implicit, implicit_write)
+        rule = f"GPA bits 63:{gbits} are not zero for {_G_NAME[geom[3]]}"
+        if gctl & 2:
+            rule = "GPA bits 63:34 are not zero (DC.tc.SXL=1: 34-bit GPAs)"
+        raise guest_page_fault(access, gpa, implicit, implicit_write, ("PTW-G", "1", "GPA", rule))
     big = io.be
     root = hgatp & _PPN_ROOT
     psize = geom[2]
     retries = 0
+    walk = ""
+    if io.emit is not None:  # what this G-stage walk translates (event stream)
+        walk = for_pdt or ("S_PTE_AD" if implicit_write else "S_PTE" if implicit else "final")
     while True:  # PTW step 7 may restart the walk
         try:
             if psize == 8:
-                pte, size, pte_addr = _walk_g64(io, gpa, root, geom[0], big, access, for_pdt)
+                pte, size, pte_addr = _walk_g64(io, gpa, root, geom[0], big, access, for_pdt, walk)
             else:
-                pte, size, pte_addr, _ = _walk(io, gpa, root, geom, big, 0, access, gctl, for_pdt)
-        except _Invalid:
-            raise guest_page_fault(access, gpa, implicit, implicit_write) from None
+                pte, size, pte_addr, _ = _walk(
+                    io, gpa, root, geom, big, 0, access, gctl, for_pdt, walk or "final"
+                )
+        except _Invalid as e:
+            rule = f"G-stage {e.rule}" if e.rule.startswith("PTE") else e.rule
+            why = ("PTW-G", e.step, e.field, rule)
+            raise guest_page_fault(access, gpa, implicit, implicit_write, why) from None
         # PTW step 5: G-stage accesses are user-level accesses (U must be 1)
         if implicit:
             need = _U | (_W if implicit_write else _R)
             write = implicit_write
         else:
             need = _U | _PERM[access]
-            write = access == Access.WRITE
+            write = access == _WRITE
         if pte & need != need:
-            raise guest_page_fault(access, gpa, implicit, implicit_write)
+            why = _g_perm_why(pte, need, access, implicit, implicit_write)
+            raise guest_page_fault(access, gpa, implicit, implicit_write, why)
         # PTW step 7: A/D
         ad = _A | _D if write else _A
         if pte & ad != ad:
             if not gctl & 1:
-                raise guest_page_fault(access, gpa, implicit, implicit_write)
+                why = _ad_why("PTW-G", pte, ad, "DC.tc.GADE")
+                raise guest_page_fault(access, gpa, implicit, implicit_write, why)
             new = pte | ad
             try:
                 if not store_cas(io, pte_addr, psize, big, pte, new):
                     retries += 1
                     if retries > MAX_AD_RETRIES:  # a port that never lets the update land
-                        raise _pte_fault(_STUCK, access, for_pdt)
+                        raise _pte_fault(_STUCK, access, for_pdt, _stuck_why("PTW-G", pte_addr))
                     continue  # the PTE changed: redo the walk (PTW step 7)
             except MemoryAccessError as err:
-                raise _pte_fault(err, access, for_pdt) from None
+                why = ("PTW-G", "7", "A", f"access fault updating A/D of the PTE at {pte_addr:#x}")
+                raise _pte_fault(err, access, for_pdt, why) from None
+            if io.emit is not None:
+                io.emit(Step("PTW-G", "7", f"A/D update of the G-stage PTE at {pte_addr:#x}"))
             pte = new
+        if io.emit is not None:
+            io.emit(Check("PTW-G", "5", f"the G-stage leaf grants the access ({walk})", True))
         # PTW step 8: the SPA from the leaf PPN and the page offset
         ppn = (pte >> _PPN_SHIFT) & (_PPN64 if psize == 8 else _PPN32)
         return ((ppn << 12) & ~(size - 1)) | (gpa & (size - 1)), pte, size
+
+
+def _s_priv_why(access: int) -> Why:
+    """PTW step 5: a supervisor access to a user page."""
+    if access == _EXECUTE:
+        return ("PTW", "5", "U", "U=1 for a supervisor-mode execute: never allowed")
+    return ("PTW", "5", "U", "U=1 for a supervisor-mode access and PC.ta.SUM=0")
 
 
 def _leaf_pa(pte: int, size: int, psize: int, addr: int) -> int:
@@ -338,6 +490,33 @@ def _leaf_pa(pte: int, size: int, psize: int, addr: int) -> int:
 
 # permission bit needed by each Access (READ=0, WRITE=1, EXECUTE=2)
 _PERM = (_R, _W, _X)
+
+
+def _g_perm_why(pte: int, need: int, access: int, implicit: bool, implicit_write: bool) -> Why:
+    """PTW step 5 in the G-stage: which bit is missing."""
+    if not pte & _U:
+        return ("PTW-G", "5", "U", "U=0 in a G-stage PTE: G-stage accesses are user-level")
+    bit = "W" if need & _W else "R" if need & _R else "X"
+    if implicit:
+        what = "an implicit write (A/D update)" if implicit_write else "an implicit read"
+        return ("PTW-G", "5", bit, f"{bit}=0 in the G-stage leaf for {what} of a page table")
+    return ("PTW-G", "5", bit, f"{bit}=0 in the G-stage leaf for {_ACCESS_NAME[access]}")
+
+
+def _ad_why(section: str, pte: int, ad: int, enable: str) -> Why:
+    """PTW step 7 without hardware A/D updating."""
+    bit = "A" if not pte & _A else "D"
+    what = "for a write" if bit == "D" else "(accessed bit)"
+    return (section, "7", bit, f"{bit}=0 {what} and {enable}=0: no hardware A/D update")
+
+
+def _stuck_why(section: str, addr: int) -> Why:
+    return (
+        section,
+        "7",
+        "A",
+        f"access fault: the A/D update of the PTE at {addr:#x} failed {MAX_AD_RETRIES} times",
+    )
 
 
 def first_stage(
@@ -366,33 +545,35 @@ def first_stage(
     top = iova >> (va_bits - 1)
     if psize == 4:
         if iova >> 32:
-            raise page_fault(access)
+            rule = "IOVA bits 63:32 are not zero for Sv32 (DC.tc.SXL=1)"
+            raise page_fault(access, ("PTW", "1", "IOVA", rule))
     elif top and top != (1 << (65 - va_bits)) - 1:
-        raise page_fault(access)
+        rule = f"IOVA bits 63:{va_bits - 1} are not all equal: not canonical for {_S_NAME[va_bits]}"
+        raise page_fault(access, ("PTW", "1", "IOVA", rule))
     va = iova & ((1 << va_bits) - 1)
     root = fsc & _PPN_ROOT
     retries = 0
     while True:
         try:
-            pte, size, pte_addr, pte_gpa = _walk(
-                io, va, root, geom, big, hgatp, access, gctl, False
-            )
-        except _Invalid:
-            raise page_fault(access) from None
+            pte, size, pte_addr, pte_gpa = _walk(io, va, root, geom, big, hgatp, access, gctl, "")
+        except _Invalid as e:
+            raise page_fault(access, ("PTW", e.step, e.field, e.rule)) from None
         # PTW step 5: U-bit and R/W/X permission for the request's privilege
         if pte & _U:
-            if priv and (not sum_ or access == Access.EXECUTE):
-                raise page_fault(access)
+            if priv and (not sum_ or access == _EXECUTE):
+                raise page_fault(access, _s_priv_why(access))
         elif not priv:
-            raise page_fault(access)
+            raise page_fault(access, ("PTW", "5", "U", "U=0 for a user-mode access"))
         if not pte & _PERM[access]:
-            raise page_fault(access)
-        write = access == Access.WRITE
+            bit = "RWX"[access]
+            rule = f"{bit}=0 for {_ACCESS_NAME[access]}"
+            raise page_fault(access, ("PTW", "5", bit, rule))
+        write = access == _WRITE
         new = pte | _A | (_D if write else 0)
         if new != pte:
             # PTW step 7: A/D update, or a page fault when not enabled
             if not sade:
-                raise page_fault(access)
+                raise page_fault(access, _ad_why("PTW", pte, new ^ pte, "DC.tc.SADE"))
             if hgatp:
                 # the update is an implicit write: re-translate the PTE's GPA for write
                 pte_addr = second_stage(io, pte_gpa, hgatp, access, True, True, gctl)[0]
@@ -400,9 +581,14 @@ def first_stage(
                 if not store_cas(io, pte_addr, psize, big, pte, new):
                     retries += 1
                     if retries > MAX_AD_RETRIES:
-                        raise _pte_fault(_STUCK, access, False)
+                        raise _pte_fault(_STUCK, access, "", _stuck_why("PTW", pte_addr))
                     continue  # the PTE changed: redo the walk (PTW step 7)
             except MemoryAccessError as err:
-                raise _pte_fault(err, access, False) from None
+                why = ("PTW", "7", "A", f"access fault updating A/D of the PTE at {pte_addr:#x}")
+                raise _pte_fault(err, access, "", why) from None
+            if io.emit is not None:
+                io.emit(Step("PTW", "7", f"A/D update of the first-stage PTE at {pte_addr:#x}"))
             pte = new
+        if io.emit is not None:
+            io.emit(Check("PTW", "5", "the leaf grants the access", True))
         return _leaf_pa(pte, size, psize, iova), pte, size

@@ -8,13 +8,14 @@ hold ``iohgatp``, and the 2024 64-byte form the MSI fields too).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
 
 from . import formats as F
-from ._fault import Fault
-from .gipc import PcFormat, gipc_pc_misconfigured
+from ._fault import Fault, Why
+from .events import Check
+from .gipc import GIPC_PC_RULES, PcFormat, gipc_pc_misconfigured
 from .memory import MemoryAccessError, MemoryFault
-from .paging import S_VALID, implicit_read, load
+from .paging import S_VALID, emit_read, implicit_read, load
 from .types import Cause
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,20 +36,21 @@ _PDTE_PPN = F.PDTE.PPN
 _PC_V = F.PC_TA.V.mask
 _PSCID = F.PC_TA.PSCID
 
-_PC_LAYOUT = {
-    "ta": F.PC_TA,
-    "fsc": F.PC_FSC,
-    "iohgatp": F.IOHGATP,
-    "msiptp": F.MSIPTP,
-    "msi_addr_mask": F.MSI_ADDR_MASK,
-    "msi_addr_pattern": F.MSI_ADDR_PATTERN,
-}
-
 PC_RULES = {
     1: "bits or encodings reserved for future standard use are set",
     2: "PC.fsc.MODE is not a valid encoding",
     3: "DC.tc.SXL is 0 and PC.fsc.MODE is not a supported mode",
     4: "DC.tc.SXL is 1 and PC.fsc.MODE is not a supported mode",
+}
+_GIPC_RULE_FIELDS = {
+    10: "PC.reserved",
+    11: "PC.iohgatp.GSCID",
+    12: "PC.iohgatp.MODE",
+    13: "PC.iohgatp.MODE",
+    14: "PC.iohgatp.PPN",
+    15: "PC.msiptp",
+    16: "PC.msiptp.MODE",
+    17: "PC.msiptp.MODE",
 }
 
 
@@ -57,10 +59,24 @@ def pdi(process_id: int) -> Tuple[int, int, int]:
     return process_id & 0xFF, (process_id >> 8) & 0x1FF, process_id >> 17
 
 
-def _pdt_fault(err: MemoryAccessError) -> Fault:
+def _pdt_fault(err: MemoryAccessError, step: str, what: str) -> Fault:
     if err.fault is MemoryFault.DATA_CORRUPTION:
-        return Fault(Cause.PDT_DATA_CORRUPTION)
-    return Fault(Cause.PDT_ENTRY_LOAD_ACCESS_FAULT)
+        why = ("GET_PC", step, what, f"poisoned data reading the {what} at {err.addr:#x}")
+        return Fault(Cause.PDT_DATA_CORRUPTION, 0, why)
+    why = ("GET_PC", step, what, f"access fault reading the {what} at {err.addr:#x}")
+    return Fault(Cause.PDT_ENTRY_LOAD_ACCESS_FAULT, 0, why)
+
+
+def pc_rule_why(io: "Iommu", ta: int, fsc: int, rule: int) -> Why:
+    """The reason of a failed PC configuration check (§PC_MISCONFIG rule ``rule``)."""
+    if rule == 1:
+        if ta & F.PC_TA.reserved:
+            return ("PC_MISCONFIG", "1", "PC.ta", f"PC.ta has reserved bits set ({ta:#x})")
+        if fsc & F.PC_FSC.reserved:
+            return ("PC_MISCONFIG", "1", "PC.fsc", f"PC.fsc has reserved bits set ({fsc:#x})")
+        text = f"PC.ta.PSCID is wider than the {io.params.pscid_width} implemented bits"
+        return ("PC_MISCONFIG", "1", "PC.ta.PSCID", text)
+    return ("PC_MISCONFIG", str(rule), "PC.fsc.MODE", PC_RULES[rule])
 
 
 def locate_pc(
@@ -82,7 +98,7 @@ def locate_pc(
     the PC has ``fmt.size`` bytes.
     """
     mode = pdtp >> _MODE_SHIFT
-    tr = io.tracer
+    emit = io.emit
     if fmt is None:
         p = pdi(process_id)
         pc_size = F.PC_SIZE
@@ -96,52 +112,60 @@ def locate_pc(
     while True:
         a = a + p[i] * 8 if i else a + p[0] * pc_size  # step 2
         if iohgatp >> _MODE_SHIFT:  # step 3
-            a = implicit_read(io, a, iohgatp, access, gctl, True)
+            a = implicit_read(io, a, iohgatp, access, gctl, "PDTE" if i else "PC")
         if not i:  # step 4
             break
         try:  # steps 5 and 6
             pdte = load(io, a, 8, big)
         except MemoryAccessError as err:
-            raise _pdt_fault(err) from None
-        if tr is not None:
-            tr("GET_PC", "5", f"non-leaf PDT entry, PDI[{i}] = {p[i]:#x}", a, pdte, F.PDTE)
+            raise _pdt_fault(err, "6", "PDT entry") from None
+        if emit is not None:
+            emit_read(io, emit, "PDTE", a, 8, big, pdte, "GET_PC", "5", i)
         if not pdte & _V:  # step 7
-            raise Fault(Cause.PDT_ENTRY_NOT_VALID)
+            why = ("GET_PC", "7", "PDTE.V", f"the non-leaf PDT entry (PDI[{i}]) has V=0")
+            raise Fault(Cause.PDT_ENTRY_NOT_VALID, 0, why)
         if pdte & F.PDTE.reserved:  # step 8
-            raise Fault(Cause.PDT_ENTRY_MISCONFIGURED)
+            why = (
+                "GET_PC",
+                "8",
+                "PDTE",
+                f"the non-leaf PDT entry (PDI[{i}]) has reserved bits set",
+            )
+            raise Fault(Cause.PDT_ENTRY_MISCONFIGURED, 0, why)
         i -= 1  # step 9
         a = _PDTE_PPN.get(pdte) << 12
     try:  # step 10
         words = [load(io, a + off, 8, big) for off in range(0, pc_size, 8)]
     except MemoryAccessError as err:
-        raise _pdt_fault(err) from None
-    if tr is not None:
-        names = {off: n for n, off in (fmt.offsets if fmt else {"ta": 0, "fsc": 8}).items()}
-        for k, w in enumerate(words):
-            name = names.get(8 * k, "reserved")
-            tr(
-                "GET_PC",
-                "10",
-                f"PC.{name} (PDI[0] = {p[0]:#x})",
-                a + 8 * k,
-                w,
-                _PC_LAYOUT.get(name),
-            )
+        raise _pdt_fault(err, "10", "process context") from None
+    if emit is not None:
+        raw = sum(w << (64 * k) for k, w in enumerate(words))
+        emit_read(
+            io, emit, "PC", a, pc_size, big, raw, "GET_PC", "10", 0, "", fmt.name if fmt else ""
+        )
     if fmt is None:
         ta, fsc = words
         if not ta & _PC_V:  # step 11
-            raise Fault(Cause.PDT_ENTRY_NOT_VALID)
-        if pc_misconfigured(io, ta, fsc, sxl):  # step 12
-            raise Fault(Cause.PDT_ENTRY_MISCONFIGURED)
+            raise Fault(Cause.PDT_ENTRY_NOT_VALID, 0, _PC_NOT_VALID)
+        rule = pc_misconfigured(io, ta, fsc, sxl)
+        if rule:  # step 12
+            raise Fault(Cause.PDT_ENTRY_MISCONFIGURED, 0, pc_rule_why(io, ta, fsc, rule))
+        _passed(emit)
         return ta, fsc, -1, -1, -1, -1  # step 13
     # [GIPC] the doublewords of the 32/64-byte PC (decision #11: SBE byte order)
     named = {name: words[off // 8] for name, off in fmt.offsets.items()}
     ta, fsc = named["ta"], named["fsc"]
     if not ta & _PC_V:  # step 11
-        raise Fault(Cause.PDT_ENTRY_NOT_VALID)
+        raise Fault(Cause.PDT_ENTRY_NOT_VALID, 0, _PC_NOT_VALID)
     reserved = tuple(words[off // 8] for off in fmt.reserved)
-    if pc_misconfigured(io, ta, fsc, sxl) or gipc_pc_misconfigured(io, fmt, named, reserved):
-        raise Fault(Cause.PDT_ENTRY_MISCONFIGURED)  # step 12 and decision #7
+    rule = pc_misconfigured(io, ta, fsc, sxl)
+    if rule:  # step 12
+        raise Fault(Cause.PDT_ENTRY_MISCONFIGURED, 0, pc_rule_why(io, ta, fsc, rule))
+    rule = gipc_pc_misconfigured(io, fmt, named, reserved)
+    if rule:  # [GIPC] decision #7
+        why = ("PC_MISCONFIG", str(rule), _GIPC_RULE_FIELDS[rule], GIPC_PC_RULES[rule])
+        raise Fault(Cause.PDT_ENTRY_MISCONFIGURED, 0, why)
+    _passed(emit)
     return (  # step 13
         ta,
         fsc,
@@ -150,6 +174,14 @@ def locate_pc(
         named.get("msi_addr_mask", -1),
         named.get("msi_addr_pattern", -1),
     )
+
+
+_PC_NOT_VALID = ("GET_PC", "11", "PC.ta.V", "PC.ta.V is 0")
+
+
+def _passed(emit: Optional[Callable[[Any], None]]) -> None:
+    if emit is not None:
+        emit(Check("GET_PC", "12", "the process context passes every configuration check", True))
 
 
 def pc_misconfigured(io: "Iommu", ta: int, fsc: int, sxl: int) -> int:

@@ -8,9 +8,10 @@ these operations synchronously to do so) and ``xqon`` follows ``xqen``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from . import formats as F
+from .events import MemAccess, QueueRecord
 from .interrupts import CIP, FIP, PIP
 from .memory import MemoryAccessError, MemoryFault
 from .types import FaultRecord
@@ -102,30 +103,51 @@ class _ProducerQueue(Queue):
 
     MF = 0
     OF = 0
+    #: the queue's name in the event stream
+    NAME = ""
 
     def write_head(self, value: int) -> None:
         """xqh: only bits LOG2SZ-1:0 are writable."""
         self.head = value & (self.size - 1)
 
-    def push(self, data: bytes) -> Optional[bool]:
-        """Write one record; None when dropped (off, error or overflow), False on a memory fault."""
-        if not self.csr & self.ON or self.csr & (self.MF | self.OF):
+    def push(self, data: bytes, record: Any = None) -> Optional[bool]:
+        """Write one record; None when dropped (off, error or overflow), False on a memory fault.
+
+        ``record`` is the decoded record (a FaultRecord or PageRequest) for the event stream.
+        """
+        io = self.io
+        csr = self.csr
+        if not csr & self.ON or csr & (self.MF | self.OF):
+            # discarded: the queue is off, or an earlier overflow / memory fault stands
+            if io.emit is not None:
+                why = "overflow" if csr & self.OF else "memory_fault"
+                if not csr & self.ON:
+                    why = "off"
+                io.emit(QueueRecord(self.NAME, self.tail, 0, record, why))
             return None
         size = self.size
         if self.tail == (self.head - 1) % size:  # full: overflow, record discarded
             self.csr |= self.OF
+            if io.emit is not None:
+                io.emit(QueueRecord(self.NAME, self.tail, 0, record, "overflow"))
             self._signal()
             return None
-        io = self.io
         addr = self.entry_addr(self.tail)
         try:
             if addr + len(data) > io.pa_limit:
+                if io.emit is not None:
+                    r, m = io.iommu_qosid
+                    io.emit(MemAccess(addr, len(data), "write", self.NAME, r, m, io.be))
                 raise MemoryAccessError(MemoryFault.ACCESS_FAULT, addr, len(data))
-            io.port_write(addr, data, io.iommu_qosid)
+            io.port_write(addr, data, io.iommu_qosid, self.NAME)
         except MemoryAccessError:
             self.csr |= self.MF
+            if io.emit is not None:
+                io.emit(QueueRecord(self.NAME, self.tail, addr, record, "memory_fault"))
             self._signal()
             return False
+        if io.emit is not None:
+            io.emit(QueueRecord(self.NAME, self.tail, addr, record))
         self.tail = (self.tail + 1) % size
         self._signal()
         return True
@@ -141,6 +163,7 @@ class FaultQueue(_ProducerQueue):
     OF = F.FQCSR.fqof.mask
     ERRORS = MF | OF
     IP = FIP
+    NAME = "FQ"
 
     def __init__(self, io: "Iommu") -> None:
         super().__init__(io, F.FAULT_RECORD_SIZE)
@@ -151,7 +174,7 @@ class FaultQueue(_ProducerQueue):
         Returns True when written, False on a memory fault (fqmf), None when
         discarded (queue off, fqmf/fqof already set, or the queue is full).
         """
-        return self.push(rec.to_bytes(self.io.be))
+        return self.push(rec.to_bytes(self.io.be), rec)
 
 
 class PageRequestQueue(_ProducerQueue):
@@ -164,6 +187,7 @@ class PageRequestQueue(_ProducerQueue):
     OF = F.PQCSR.pqof.mask
     ERRORS = MF | OF
     IP = PIP
+    NAME = "PQ"
 
     def __init__(self, io: "Iommu") -> None:
         super().__init__(io, 16)
@@ -204,6 +228,10 @@ class CommandQueue(Queue):
         """Read the command at the head; None (and cqmf set) on a memory fault."""
         io = self.io
         addr = self.entry_addr(self.head)
+        if io.emit is not None:
+            r, m = io.iommu_qosid
+            io.emit(MemAccess(addr, 8, "read", "CQ", r, m, io.be))
+            io.emit(MemAccess(addr + 8, 8, "read", "CQ", r, m, io.be))
         try:
             d0 = io.rd_iommu(addr, io.be)
             d1 = io.rd_iommu(addr + 8, io.be)

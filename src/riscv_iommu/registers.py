@@ -12,14 +12,23 @@ the model reads 0 and ignores such writes (``Iommu.mmio_read`` and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Dict, List, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
+from . import formats as F
 from .capabilities import IGS
+from .events import RegWrite
 
 if TYPE_CHECKING:  # pragma: no cover
     from .iommu import Iommu
 
-__all__ = ["REG", "build_register_map", "RegisterMap"]
+__all__ = [
+    "REG",
+    "build_register_map",
+    "RegisterMap",
+    "REGISTERS",
+    "register_at",
+    "emit_reg_writes",
+]
 
 
 class REG:
@@ -163,3 +172,87 @@ def build_register_map(io: "Iommu") -> RegisterMap:
             m[REG.msi_data(x)] = (_item(intr.msi_data, x), _bind(intr.write_msi_data, x))
             m[REG.msi_vec_ctl(x)] = (_item(intr.msi_vec_ctl, x), _bind(intr.write_msi_vec_ctl, x))
     return m
+
+
+#: offset -> (name, size in bytes, field table or None): every register of the layout
+REGISTERS: Dict[int, Tuple[str, int, Optional[F.Layout]]] = {
+    REG.CAPABILITIES: ("capabilities", 8, F.CAPABILITIES),
+    REG.FCTL: ("fctl", 4, F.FCTL),
+    REG.DDTP: ("ddtp", 8, F.DDTP),
+    REG.CQB: ("cqb", 8, F.QUEUE_BASE),
+    REG.CQH: ("cqh", 4, None),
+    REG.CQT: ("cqt", 4, None),
+    REG.FQB: ("fqb", 8, F.QUEUE_BASE),
+    REG.FQH: ("fqh", 4, None),
+    REG.FQT: ("fqt", 4, None),
+    REG.PQB: ("pqb", 8, F.QUEUE_BASE),
+    REG.PQH: ("pqh", 4, None),
+    REG.PQT: ("pqt", 4, None),
+    REG.CQCSR: ("cqcsr", 4, F.CQCSR),
+    REG.FQCSR: ("fqcsr", 4, F.FQCSR),
+    REG.PQCSR: ("pqcsr", 4, F.PQCSR),
+    REG.IPSR: ("ipsr", 4, F.IPSR),
+    REG.IOCOUNTOVF: ("iocountovf", 4, None),
+    REG.IOCOUNTINH: ("iocountinh", 4, None),
+    REG.IOHPMCYCLES: ("iohpmcycles", 8, F.IOHPMCYCLES),
+    REG.TR_REQ_IOVA: ("tr_req_iova", 8, F.TR_REQ_IOVA),
+    REG.TR_REQ_CTL: ("tr_req_ctl", 8, F.TR_REQ_CTL),
+    REG.TR_RESPONSE: ("tr_response", 8, F.TR_RESPONSE),
+    REG.IOMMU_QOSID: ("iommu_qosid", 4, F.IOMMU_QOSID),
+    REG.ICVEC: ("icvec", 8, F.ICVEC),
+}
+for _x in range(1, 32):
+    REGISTERS[REG.iohpmctr(_x)] = (f"iohpmctr{_x}", 8, None)
+    REGISTERS[REG.iohpmevt(_x)] = (f"iohpmevt{_x}", 8, F.IOHPMEVT)
+for _x in range(16):
+    REGISTERS[REG.msi_addr(_x)] = (f"msi_addr_{_x}", 8, F.MSI_ADDR)
+    REGISTERS[REG.msi_data(_x)] = (f"msi_data_{_x}", 4, None)
+    REGISTERS[REG.msi_vec_ctl(_x)] = (f"msi_vec_ctl_{_x}", 4, F.MSI_VEC_CTL)
+
+
+def register_at(offset: int) -> Optional[Tuple[int, str, int, Optional[F.Layout]]]:
+    """The register containing byte ``offset``: (its offset, name, size, layout), or None."""
+    for base in (offset, offset - 4):
+        reg = REGISTERS.get(base)
+        if reg is not None and base + reg[1] > offset:
+            return (base, *reg)
+    return None
+
+
+def _covered(offset: int, size: int) -> List[Tuple[int, str, int, Optional[F.Layout]]]:
+    out = []
+    for k in range(0, size, 4):
+        reg = register_at(offset + k)
+        if reg is not None and reg not in out:
+            out.append(reg)
+    return out
+
+
+def emit_reg_writes(
+    io: "Iommu", offset: int, size: int, before: Optional[Dict[int, int]]
+) -> Optional[Dict[int, int]]:
+    """RegWrite events of an MMIO write (only called with an observer attached).
+
+    Called once before the write (``before`` None: returns the values of the
+    registers it covers) and once after it (emits one
+    :class:`~riscv_iommu.events.RegWrite` per register, with the old and new
+    value of each changed field).
+    """
+    regs = _covered(offset, size)
+    if before is None:
+        return {base: io.mmio_read(base, rsize) for base, _, rsize, _ in regs}
+    assert io.emit is not None
+    for base, name, rsize, layout in regs:
+        old = before[base]
+        new = io.mmio_read(base, rsize)
+        changes: Dict[str, Tuple[int, int]] = {}
+        if layout is None:
+            if old != new:
+                changes[name] = (old, new)
+        else:
+            for fname, f in layout.fields.items():
+                a, b = f.get(old), f.get(new)
+                if a != b:
+                    changes[fname] = (a, b)
+        io.emit(RegWrite(offset, name, size, old, new, changes))
+    return None

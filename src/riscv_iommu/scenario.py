@@ -1156,9 +1156,7 @@ ACTIONS: Dict[str, ActionSpec] = {
 
 _CAP_TYPES = {"bool": BOOL, "int": U64}
 #: IommuParams fields that are not plain bools and ints
-_PARAM_TYPES: Dict[str, Type] = {
-    f.name: STR for f in fields(IommuParams) if f.type == "str"
-} | {
+_PARAM_TYPES: Dict[str, Type] = {f.name: STR for f in fields(IommuParams) if f.type == "str"} | {
     "bare_page_sizes": Table(
         {mode: FieldSpec(SIZE) for mode in BARE_MODES},
         "a table of mode name (Sv39, Sv39x4, ...) to the size of a Bare stage",

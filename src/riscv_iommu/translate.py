@@ -13,8 +13,9 @@ from . import formats as F
 from ._fault import Fault
 from .ats import ats_translate, reported_cause
 from .ddt import ddi
+from .events import Check, Step
 from .hpm import Event
-from .ioatc import HOST, NONE, Entry
+from .ioatc import HOST, NONE, cached_dc, cached_pc
 from .msi import MsiResult, msi_free_size, msi_translate, record_mrif
 from .paging import G_MODES, S_MODES, first_stage, second_stage
 from .pdt import PID_WIDTH
@@ -62,6 +63,16 @@ _PERM = (PERM_R, PERM_W, PERM_X)
 _MCID = F.DC_TA.MCID
 
 _OFF, _BARE, _LVL1, _LVL2 = 0, 1, 2, 3
+# enum members as plain ints: an Enum attribute lookup costs more than the test
+_UNTRANSLATED = int(RequestKind.UNTRANSLATED)
+_TRANSLATED = int(RequestKind.TRANSLATED)
+_ATS = int(RequestKind.ATS_TRANSLATION)
+_WRITE = int(Access.WRITE)
+_MODE_NAME = {0: "Off", 1: "Bare", 2: "1LVL", 3: "2LVL", 4: "3LVL"}
+_KIND_NAME = ("an Untranslated request", "a Translated request", "an ATS Translation Request")
+# mode names by (XLEN-32 flag, MODE): SXL for the first stage, GXL for the G-stage
+_STAGE_NAME = {(0, 8): "Sv39", (0, 9): "Sv48", (0, 10): "Sv57", (1, 8): "Sv32"}
+_G_NAME = {(0, 8): "Sv39x4", (0, 9): "Sv48x4", (0, 10): "Sv57x4", (1, 8): "Sv32x4"}
 
 
 def translate_iova(
@@ -84,16 +95,23 @@ def translate_iova(
     request's (RCID, MCID).
     """
     mode = io.ddtp_mode
-    tr = io.tracer
-    if tr is not None:
-        tr("P2IOVA", "1", f"ddtp.iommu_mode = {mode}", raw=io.ddtp, layout=F.DDTP)
+    emit = io.emit
+    if emit is not None:
+        emit(Step("P2IOVA", "1", f"ddtp.iommu_mode is {_MODE_NAME.get(mode, mode)}"))
     # step 1
     if mode == _OFF:
-        raise Fault(Cause.ALL_INBOUND_TRANSACTIONS_DISALLOWED)
+        why = ("P2IOVA", "1", "ddtp.iommu_mode", "ddtp.iommu_mode is Off")
+        raise Fault(Cause.ALL_INBOUND_TRANSACTIONS_DISALLOWED, 0, why)
     # step 2
     if mode == _BARE:
-        if kind != RequestKind.UNTRANSLATED:
-            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+        if kind != _UNTRANSLATED:
+            why = (
+                "P2IOVA",
+                "2",
+                "ddtp.iommu_mode",
+                f"ddtp.iommu_mode is Bare and the request is {_KIND_NAME[kind]}",
+            )
+            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, why)
         if crossing:
             raise _misaligned(access)
         return iova, PERM_ALL, False, 0, io.params.bare_range_size, None  # step 20
@@ -105,9 +123,9 @@ def translate_iova(
         or (mode == _LVL2 and d2)
         or (mode == _LVL1 and (d2 or d1))
     ):
-        raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+        raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, _wide_device_id(io, device_id, mode))
     # step 6
-    dc = io.get_dc(device_id)
+    dc = cached_dc(io, device_id)
     tc, iohgatp, ta, fsc, msiptp, msi_mask, msi_pattern, _ = dc
     io.dtf = bool(tc & _DTF)
     if io.caps.qosid:
@@ -121,20 +139,33 @@ def translate_iova(
     if crossing:
         raise _misaligned(access)
     # step 7
-    if kind != RequestKind.UNTRANSLATED:
+    if kind != _UNTRANSLATED:
         if not tc & _EN_ATS:
-            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+            why = (
+                "P2IOVA",
+                "7",
+                "DC.tc.EN_ATS",
+                f"DC.tc.EN_ATS is 0 and the request is {_KIND_NAME[kind]}",
+            )
+            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, why)
         io.t2gpa = bool(tc & _T2GPA)  # for the CXL.io bit of an ATS completion
     gipc = tc & io.gipc_tc  # [GIPC] DC.tc.GIPC
     if process_id is not None:
         if not tc & _PDTV:
-            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+            why = ("P2IOVA", "7", "DC.tc.PDTV", "the request has a process_id and DC.tc.PDTV is 0")
+            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, why)
         # [GIPC] a larger PC narrows the process_id of PD8 and PD17
         width = (io.pc_fmt.pid_width if gipc and io.pc_fmt else PID_WIDTH).get(fsc >> _MODE_SHIFT)
         if width is not None and process_id >> width:
-            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
-    if tr is not None:
-        tr("P2IOVA", "7", "the transaction type is allowed for this device context")
+            why = (
+                "P2IOVA",
+                "7",
+                "process_id",
+                f"process_id {process_id:#x} is wider than the {width} bits of DC.fsc.pdtp.MODE",
+            )
+            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, why)
+    if emit is not None:
+        emit(Check("P2IOVA", "7", "the transaction type is allowed for this device context", True))
     sxl = 1 if tc & _SXL else 0
     gctl = (1 if tc & _GADE else 0) | (2 if sxl else 0)
     big_s = bool(tc & _SBE)
@@ -143,8 +174,8 @@ def translate_iova(
     iosatp = 0  # Bare unless a step below selects a first-stage table
     sum_ = False
     pscid_ = 0
-    ats = kind == RequestKind.ATS_TRANSLATION
-    if kind == RequestKind.TRANSLATED:
+    ats = kind == _ATS
+    if kind == _TRANSLATED:
         # step 8
         if not tc & _T2GPA:
             return iova, PERM_ALL, False, 0, io.params.bare_range_size, None  # step 20
@@ -163,12 +194,18 @@ def translate_iova(
             pass
         else:
             # step 14
-            pc_ta, pc_fsc, pc_iohgatp, pc_msiptp, pc_mask, pc_pattern = io.get_pc(
-                device_id, pid, dc, access
+            pc_ta, pc_fsc, pc_iohgatp, pc_msiptp, pc_mask, pc_pattern = cached_pc(
+                io, device_id, pid, dc, access
             )
             # step 15: supervisor privilege needs PC.ta.ENS
             if priv and not pc_ta & _ENS:
-                raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
+                why = (
+                    "P2IOVA",
+                    "15",
+                    "PC.ta.ENS",
+                    "a supervisor-privilege request and PC.ta.ENS is 0",
+                )
+                raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, why)
             # step 16
             iosatp = pc_fsc
             pscid_ = (pc_ta >> _PC_PSCID.lsb) & _PC_PSCID.max
@@ -182,9 +219,16 @@ def translate_iova(
                     msiptp, msi_mask, msi_pattern = pc_msiptp, pc_mask, pc_pattern
     gmode = iohgatp >> _MODE_SHIFT
     smode = iosatp >> _MODE_SHIFT
-    if tr is not None:
-        tr("P2IOVA", "17", "first-stage context (iosatp)", raw=iosatp, layout=F.IOSATP)
-        tr("P2IOVA", "17", f"iohgatp (from the {hg_from})", raw=iohgatp, layout=F.IOHGATP)
+    if emit is not None:
+        emit(
+            Step(
+                "P2IOVA",
+                "17",
+                f"first stage {_STAGE_NAME.get((sxl, smode), 'Bare')} (iosatp {iosatp:#x}), "
+                f"G-stage {_G_NAME.get((io.gxl, gmode), 'Bare')} "
+                f"(iohgatp {iohgatp:#x} from the {hg_from})",
+            )
+        )
     hg = iohgatp if gmode else 0
     tlb = io.iotlb
     hpm = io.hpm.active
@@ -215,14 +259,12 @@ def translate_iova(
             raise
     # The IOTLB caches the result of steps 17-19 (never MSI translations)
     if (gmode or smode) and tlb.capacity:
-        found = tlb.lookup(gscid, pscid, iova)
-        if found is not None:
-            hit = _check_cached(found[1], iova, access, priv, sum_)
-            if hit is not None:
-                io.last_tlb_key = found[0]
-                if tr is not None:
-                    tr("IOATC", "", f"IOTLB hit: {iova:#x} -> {hit[0]:#x}")
-                return hit
+        hit = tlb.hit(gscid, pscid, iova, access, priv, sum_)
+        if hit is not None:
+            if emit is not None:
+                emit(Step("IOATC", "", f"IOTLB hit: {iova:#x} -> {hit[0]:#x}"))
+            return hit
+        io.ioatc.missed = True
         if hpm:
             io.count_event(Event.TLB_MISS, device_id, process_id, gscid, pscid)
     # step 17: first stage
@@ -258,13 +300,19 @@ def translate_iova(
     # step 18: MSI address translation
     if msiptp >> _MODE_SHIFT:
         msi = msi_translate(io, msiptp, msi_mask, msi_pattern, gpa, access, gscid)
-        if tr is not None:
-            tr("P2IOVA", "18", "an MSI address" if msi else "not a virtual interrupt file")
+        if emit is not None:
+            emit(Step("P2IOVA", "18", "an MSI address" if msi else "not a virtual interrupt file"))
         if msi is not None:
             if msi[1]:
                 if debug:  # §Debug: an MRIF-mode MSI PTE stops the debug translation
-                    raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED)
-                if io.params.mrif_by_iommu and access == Access.WRITE and data is not None:
+                    why = (
+                        "DEBUG",
+                        "",
+                        "msipte.M",
+                        "a debug translation of an address an MRIF-mode MSI PTE maps",
+                    )
+                    raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, why)
+                if io.params.mrif_by_iommu and access == _WRITE and data is not None:
                     record_mrif(io, gpa, data, msi[2], msi[3], msi[4])
             return msi[0], perms & (PERM_R | PERM_W), g, pbmt, min(size, 4096), msi  # step 20
     # step 19: second stage
@@ -287,8 +335,8 @@ def translate_iova(
         # step 18 found no interrupt file at gpa: the range reported and cached
         # must not cover one either (docs/translation.md)
         size = msi_free_size(gpa, size, msi_mask, msi_pattern)
-    if gmode or smode:
-        io.last_tlb_key = tlb.fill(
+    if (gmode or smode) and tlb.capacity:
+        tlb.fill(
             gscid,
             pscid,
             g,
@@ -301,45 +349,35 @@ def translate_iova(
             gpa,
             gsize if hg else size,
         )
-    if tr is not None:
-        tr("P2IOVA", "20", f"translation complete: {iova:#x} -> GPA {gpa:#x} -> SPA {spa:#x}")
+    if emit is not None:
+        emit(
+            Step("P2IOVA", "20", f"translation complete: {iova:#x} -> GPA {gpa:#x} -> SPA {spa:#x}")
+        )
     return spa, perms, g, pbmt, size, None  # step 20
+
+
+_CROSSING = (
+    "REQUEST",
+    "",
+    "length",
+    "the request's bytes cross a 4-KiB page boundary (malformed: PCIe never issues it)",
+)
 
 
 def _misaligned(access: int) -> Fault:
     """Read (4) or Write/AMO (6) address misaligned."""
-    if access == Access.WRITE:
-        return Fault(Cause.WRITE_ADDRESS_MISALIGNED)
-    return Fault(Cause.READ_ADDRESS_MISALIGNED)
+    if access == _WRITE:
+        return Fault(Cause.WRITE_ADDRESS_MISALIGNED, 0, _CROSSING)
+    return Fault(Cause.READ_ADDRESS_MISALIGNED, 0, _CROSSING)
 
 
-def _check_cached(e: Entry, iova: int, access: int, priv: bool, sum_: bool) -> Optional[Result]:
-    """PTW steps 5 and 7 on a cached entry: the result, or None to walk again.
-
-    A cached translation is used only when it grants the access with A (and,
-    for a write, D) already set in each stage; anything else walks, which
-    updates A/D or reports the fault from the tables in memory.
-    """
-    spa_base, size, s1, gp = e[0], e[1], e[2], e[3]
-    need = _PERM[access]
-    ad = _A | _D if access == Access.WRITE else _A
-    perms = PERM_ALL
-    g = False
-    pbmt = 0
-    if s1 >= 0:
-        if s1 & _U:
-            if priv and (not sum_ or access == Access.EXECUTE):
-                return None
-        elif not priv:
-            return None
-        if not s1 & need or s1 & ad != ad:
-            return None
-        perms = s1 & PERM_ALL
-        g = bool(s1 & _G)
-        pbmt = (s1 >> _PBMT_LSB) & _PBMT_MAX
-    if gp >= 0:
-        if gp & (_U | need | ad) != _U | need | ad:
-            return None
-        perms &= gp
-        pbmt = pbmt or (gp >> _PBMT_LSB) & _PBMT_MAX
-    return spa_base | (iova & (size - 1)), perms, g, pbmt, size, None
+def _wide_device_id(io: "Iommu", device_id: int, mode: int) -> Tuple[str, str, str, str]:
+    """Step 5: why ``device_id`` is too wide."""
+    if device_id >> io.params.device_id_width:
+        text = (
+            f"device_id {device_id:#x} is wider than the {io.params.device_id_width} "
+            "implemented bits"
+        )
+    else:
+        text = f"device_id {device_id:#x} is wider than ddtp.iommu_mode {_MODE_NAME[mode]} supports"
+    return ("P2IOVA", "5", "device_id", text)

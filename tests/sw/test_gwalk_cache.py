@@ -99,7 +99,7 @@ def test_wide_range_invalidation_visits_only_the_gscid() -> None:
     s, g, s1, data, _ = _scene()
     s.t(1, 0x1000)
     n = len(s.iommu.gwalk_cache)
-    s.iommu.invalidate_gwalk(True, 8, 0, (1 << 64) - 1)
+    s.iommu.ioatc.gwalk.inval_gvma(True, 8, 0, (1 << 64) - 1)
     assert len(s.iommu.gwalk_cache) == n
-    s.iommu.invalidate_gwalk(True, 7, 0, (1 << 64) - 1)
+    s.iommu.ioatc.gwalk.inval_gvma(True, 7, 0, (1 << 64) - 1)
     assert not s.iommu.gwalk_cache

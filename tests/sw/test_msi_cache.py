@@ -109,5 +109,5 @@ def test_gvma_with_a_wide_range_scans_only_that_gscid() -> None:
     s, pts = _scene()
     msi(s, 1, 0)
     msi(s, 2, 0)
-    s.iommu.invalidate_msi(True, 10, 0, (1 << 64) - 1)
+    s.iommu.ioatc.msi.inval_gvma(True, 10, 0, (1 << 64) - 1)
     assert s.iommu.msi_cache.keys() == {(20, MSI >> 12)}
