@@ -666,9 +666,9 @@ class World:
         self.dirty.append(slot)
         self.log.append(f"change {slot.addr:#x}: {self.cur:#x} -> {v:#x}")
         self._write(slot.addr, v.to_bytes(8, "big" if self.big else "little"))
-        if r.random() < 0.5:  # the old DC leaves the DDT cache (what an eviction does)
-            self.io.ddt_cache.pop(did, None)
-            self.io.flush_front_cache()
+        ddt = self.io.ioatc.ddt
+        if did in ddt and r.random() < 0.5:  # the old DC leaves the DDT cache (an eviction)
+            ddt._remove(did)
         again = rv.Request(did, r.getrandbits(39) & ~0xFFF, r.choice(list(rv.Access)), pid)
         self.log.append(f"again {again!r}")
         check_response(again, self.io.translate(again))

@@ -74,7 +74,7 @@ def test_debug_ppn_keeps_the_44_bits_of_the_field() -> None:
     mode=st.sampled_from([rv.IommuMode.OFF, rv.IommuMode.BARE, rv.IommuMode.LVL3]),
     iova=st.one_of(st.integers(0, (1 << 64) - 1), st.sampled_from([0, 1 << 60, 0x1000])),
     ctl=st.integers(0, (1 << 64) - 1),
-    range_size=st.sampled_from([4096, 1 << 21, 1 << 63]),
+    range_size=st.sampled_from([4096, 1 << 21, 1 << 56]),
     pas=st.sampled_from([34, 56, 63]),
 )
 def test_debug_interface_writes_never_raise(
@@ -266,7 +266,8 @@ def test_access_misuse_raises_on_the_fast_path(access: Any) -> None:
     s1.map(0x1000, s.page())
     s.ddt.set_dc(1, tc=TC_V, fsc=s1.satp())
     req = rv.Request(1, 0x1000, rv.Access.WRITE)
-    assert s.iommu.translate(req).status == rv.Status.SUCCESS
+    for _ in range(2):  # a walk, then cache hits alone: the shortcut is recorded
+        assert s.iommu.translate(req).status == rv.Status.SUCCESS
     assert s.iommu._front  # the next identical request is a shortcut hit
     req.access = access
     with pytest.raises(TypeError, match="access"):
