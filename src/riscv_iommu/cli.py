@@ -36,6 +36,7 @@ from .scenario import (
     response_json,
     run_scenario,
 )
+from .study import command as _study
 from .types import Access, Cause, FaultRecord, Request, RequestKind, Response, Status
 
 __all__ = ["main", "build_demo", "explain", "Scene"]
@@ -340,7 +341,7 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="riscv-iommu",
         description="RISC-V IOMMU reference model with GIPC: demo, explain, run, bench, gen, "
-        "replay, campaign, coverage.",
+        "study, replay, campaign, coverage.",
     )
     p.add_argument("--version", action="version", version=f"riscv-iommu {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
@@ -406,6 +407,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--json", action="store_true", help="print JSON")
     b.add_argument("cases", nargs="*", help=f"cases (default all): {', '.join(_bench.CASES)}")
+    _study.add_parser(sub)
     for mod in (_gen, _vectors, _campaign, _coverage_cli):  # gen, replay, campaign, coverage
         mod.add_cli(sub)
     return p
