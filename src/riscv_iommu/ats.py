@@ -7,10 +7,11 @@ and the page-request queue.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, List, Literal, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Final, List, Literal, Optional, Tuple
 
 from . import formats as F
 from ._fault import Fault, page_fault
+from ._mypyc import mypyc_attr
 from .ddt import DC
 from .events import Check
 from .hpm import Event
@@ -76,18 +77,18 @@ _AS_REQUESTED: Dict[int, Dict[Cause, Cause]] = {
 class PrgResponseCode:
     """ "Page Request Group Response" response codes (PCIe)."""
 
-    SUCCESS = 0x0
-    INVALID_REQUEST = 0x1
-    RESPONSE_FAILURE = 0xF
+    SUCCESS: Final = 0x0
+    INVALID_REQUEST: Final = 0x1
+    RESPONSE_FAILURE: Final = 0xF
 
 
 class MessageCode:
     """PCIe message codes reported in ``iotval`` for TTYP 9 (PCIe Message Request)."""
 
-    INVALIDATE_REQUEST = 0x01
-    INVALIDATE_COMPLETION = 0x02
-    PAGE_REQUEST = 0x04
-    PRG_RESPONSE = 0x05
+    INVALIDATE_REQUEST: Final = 0x01
+    INVALIDATE_COMPLETION: Final = 0x02
+    PAGE_REQUEST: Final = 0x04
+    PRG_RESPONSE: Final = 0x05
 
 
 def encode_range(addr: int, size: int) -> Tuple[int, bool]:
@@ -249,6 +250,7 @@ def ats_translate(
     return (gpa if t2gpa else spa), perms, g, pbmt, size, None
 
 
+@mypyc_attr(native_class=False)  # Iommu.snapshot copies its attributes (vars)
 class InvalidationTracker:
     """Outstanding ATS Invalidation Requests (ITAGs), completions and timeouts."""
 

@@ -52,7 +52,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import riscv_iommu as rv
 from riscv_iommu import formats as F
-from riscv_iommu import translate as _translate_module
+from riscv_iommu._mypyc import compiled
 from riscv_iommu.events import MemAccess
 from riscv_iommu.host.tables import (
     URWX,
@@ -106,8 +106,7 @@ class Case:
 
 def build() -> str:
     """Which build of the model is imported: ``"compiled"`` (mypyc) or ``"pure"``."""
-    path = _translate_module.__file__ or ""
-    return "compiled" if path.endswith((".so", ".pyd")) else "pure"
+    return "compiled" if compiled() else "pure"
 
 
 def _params(size: int, gwalk: int = 0) -> rv.IommuParams:

@@ -657,6 +657,17 @@ class Ioatc:
         for c in self.caches:
             c.emit = emit
 
+    def begin(self) -> None:
+        """A new request: nothing missed yet, no PC or IOTLB entry used.
+
+        (A method, not assignments in the caller: a type checker -- and mypyc,
+        which compiles on its types -- would keep the assigned values narrowed
+        across the translation that changes them.)
+        """
+        self.missed = False
+        self.pc_key = None
+        self.iotlb.last_hit = None
+
     def flush_front(self) -> None:
         """Forget every shortcut (a register the process reads changed)."""
         self.front.clear()

@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple, Union
 from . import commands
 from . import formats as F
 from ._fault import Fault
+from ._mypyc import mypyc_attr
 from .ats import InvalidationTracker, MessageCode, encode_range, page_request
 from .capabilities import IGS, Capabilities, IommuParams
 from .ddt import DC, ddi
@@ -198,6 +199,7 @@ def _check_int(name: str, value: Any, bits: int) -> int:
     return v
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # testbenches subclass it
 class Iommu:
     """A RISC-V IOMMU.
 
@@ -991,9 +993,7 @@ class Iommu:
         self.dtf = False
         self.qos = self.iommu_qosid
         c = self.ioatc
-        c.missed = False
-        c.pc_key = None
-        self.iotlb.last_hit = None
+        c.begin()
         try:
             if self._datapath_errors:
                 self._datapath_errors -= 1

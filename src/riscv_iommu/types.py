@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal, Optional
 
 from . import formats as F
+from ._mypyc import mypyc_attr
 
 __all__ = [
     "Access",
@@ -164,6 +165,7 @@ def _hex(v: Optional[int]) -> str:
     return "None" if v is None else f"{v:#x}"
 
 
+@mypyc_attr(native_class=False)  # compiled build: translate() checks the fields itself
 @dataclass(slots=True)
 class Request:
     """An inbound device transaction.
