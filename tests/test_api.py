@@ -263,8 +263,13 @@ def test_capabilities_raw_from_raw_round_trip(caps: rv.Capabilities) -> None:
         ({"bare_range_size": 3 << 12}, "bare_range_size"),
         ({"gipc_revision": "2023"}, "gipc_revision"),
         ({"gipc_tc_bit": 11}, "gipc_tc_bit"),
-        ({"gipc_tc_bit": 24}, "gipc_tc_bit"),
+        ({"gipc_tc_bit": 0}, "gipc_tc_bit"),
         ({"gipc_tc_bit": 64}, "gipc_tc_bit"),
+        ({"bare_page_sizes": {"Sv40": 4096}}, "bare_page_sizes"),
+        ({"bare_page_sizes": {"Sv39": 2048}}, "bare_page_sizes"),
+        ({"bare_page_sizes": {"Sv39x4": 3 << 20}}, "bare_page_sizes"),
+        ({"bare_page_sizes": {"Sv57": 1 << 64}}, "bare_page_sizes"),
+        ({"bare_page_sizes": {"Sv57": True}}, "bare_page_sizes"),
     ],
 )
 def test_iommu_params_validation_errors(kw: Dict[str, Any], name: str) -> None:
@@ -275,9 +280,23 @@ def test_iommu_params_validation_errors(kw: Dict[str, Any], name: str) -> None:
 def test_iommu_params_defaults() -> None:
     p = rv.IommuParams()
     assert (p.reset_iommu_mode, p.max_iommu_mode) == (rv.IommuMode.OFF, rv.IommuMode.LVL3)
-    assert (p.device_id_width, p.gxl_writable, p.be_writable) == (24, False, False)
+    assert (p.device_id_width, p.gxl_writable, p.be_writable) == (24, False, True)
     assert (p.fault_page_crossing, p.gipc_revision, p.gipc_tc_bit) == (True, "2024", 12)
+    assert (p.bare_range_size, p.bare_page_sizes) == (1 << 21, {})
+    assert (p.ats_no_write_reports_w, p.cxl_io_unspecified) == (True, False)
     assert rv.IommuParams(gipc_tc_bit=40, cache_policy="fifo").gipc_tc_bit == 40
+    # DC.tc bits 31:24 are designated for custom use: GIPC may sit there too (issue 9 item 6)
+    assert rv.IommuParams(gipc_tc_bit=24).gipc_tc_bit == 24
+
+
+def test_iommu_params_bare_page_sizes_is_a_mapping_copied_and_hashable() -> None:
+    sizes = {"Sv39x4": 1 << 30}
+    p = rv.IommuParams(bare_page_sizes=sizes)
+    sizes["Sv39x4"] = 4096  # the caller's dict is not the model's
+    assert p.bare_page_sizes == {"Sv39x4": 1 << 30}
+    assert hash(p) == hash(rv.IommuParams(bare_page_sizes={"Sv39x4": 1 << 30}))
+    with pytest.raises(TypeError, match="bare_page_sizes"):
+        rv.IommuParams(bare_page_sizes=[("Sv39", 4096)])  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------
@@ -525,12 +544,14 @@ def test_request_repr() -> None:
     r = rv.Request(device_id=0x12345, addr=0xDEAD000, access=Access.WRITE, process_id=0x42)
     assert repr(r) == (
         "Request(device_id=0x12345, addr=0xdead000, access=WRITE, process_id=0x42, "
-        "priv=False, kind=UNTRANSLATED, length=8, no_write=False, data=None)"
+        "priv=False, kind=UNTRANSLATED, length=8, no_write=False, data=None, cxl=False)"
     )
-    r2 = rv.Request(device_id=1, addr=0, kind=Kind.ATS_TRANSLATION, no_write=True, data=0xAB)
+    r2 = rv.Request(
+        device_id=1, addr=0, kind=Kind.ATS_TRANSLATION, no_write=True, data=0xAB, cxl=True
+    )
     assert repr(r2) == (
         "Request(device_id=0x1, addr=0x0, access=READ, process_id=None, priv=False, "
-        "kind=ATS_TRANSLATION, length=8, no_write=True, data=0xab)"
+        "kind=ATS_TRANSLATION, length=8, no_write=True, data=0xab, cxl=True)"
     )
 
 

@@ -603,8 +603,8 @@ RULE_CASES = [
     case(20, "gxl0-ro-sxl1", tc=TC_V | TC_SXL),
     case(20, "gxl1-sxl0-sv32x4", fctl=4, iohgatp=G(SV32X4)),
     # 21. SBE not legal (END=1, fctl.BE not writable)
-    case(21, "be0-sbe1", tc=TC_V | TC_SBE),
-    case(21, "be1-sbe0", fctl=1, tc=TC_V),
+    case(21, "be0-sbe1", params={"be_writable": False}, tc=TC_V | TC_SBE),
+    case(21, "be1-sbe0", params={"be_writable": False}, fctl=1, tc=TC_V),
     case(21, "end-but-be-ro", params={"be_writable": False}, tc=TC_V | TC_SBE),
     # 22. QOSID 1 and RCID / MCID wider than supported
     case(22, "rcid", params={"rcid_width": 4}, ta=ta(rcid=0x10)),

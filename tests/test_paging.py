@@ -203,19 +203,19 @@ class Walk:
         return self.mem.read(spa, size)
 
 
-#: With the first stage Bare the reported range size is implementation-defined (§ATS_FAULTS
+#: With one stage Bare the reported range size is implementation-defined (§ATS_FAULTS
 #: note: "when either stages of address translation are Bare"); the model reports
-#: min(G-stage page, IommuParams.bare_range_size).  G-stage-only scenarios use a huge
-#: bare_range_size so that the G-stage page size shows.
+#: min(other stage's page, IommuParams.bare_range_size).  Single-stage scenarios use a
+#: huge bare_range_size so that the page size of the stage in use shows.
 WIDE = rv.IommuParams(bare_range_size=1 << 62)
 
 
 def single(stage: str, **kw: Any) -> Tuple[Walk, PageTable]:
     """A single-stage Sv39 (``"s"``) or Sv39x4 (``"g"``) scenario and its table."""
+    kw.setdefault("params", WIDE)
     if stage == "s":
         w = Walk(SV39, None, **kw)
         return w, w.st
-    kw.setdefault("params", WIDE)
     w = Walk(None, SV39, **kw)
     return w, w.g
 
@@ -332,7 +332,8 @@ def test_step17_first_stage_every_mode_and_page_size(mode: int, sxl: bool, size:
     PTW step 8: pa = leaf PPN (page-aligned to the leaf's level) | IOVA offset within the page;
     the response reports the page size.
     """
-    w = Walk(mode, None, sxl=sxl)
+    params = rv.IommuParams(bare_range_size=1 << 62, gxl_writable=sxl)
+    w = Walk(mode, None, sxl=sxl, params=params)
     off = (size // 2) | 0x123
     va = 5 * size + off
     pa = 3 * size

@@ -8,6 +8,7 @@ The public API (see ``docs/api.md``) is importable from here::
     rsp = iommu.translate(rv.Request(device_id=1, addr=0x1000))
 """
 
+from . import trace as trace  # riscv_iommu.trace.Tracer after `import riscv_iommu`
 from .capabilities import IGS, Capabilities, IommuMode, IommuParams
 from .events import CacheStats, Event, Stats
 from .iommu import REG, Iommu, Snapshot

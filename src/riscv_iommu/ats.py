@@ -7,16 +7,16 @@ and the page-request queue.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, Final, List, Literal, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Final, List, Literal, Optional, Tuple
 
 from . import formats as F
-from ._fault import Fault, page_fault
+from ._fault import Fault
 from ._mypyc import mypyc_attr
 from .ddt import DC
 from .events import Check
 from .hpm import Event
 from .ioatc import cached_dc
-from .msi import msi_translate
+from .msi import msi_free_size, msi_translate
 from .paging import S_MODES, first_stage, second_stage
 from .types import (
     Access,
@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "ats_translate",
+    "cxl_io",
     "reported_cause",
     "encode_range",
     "PrgResponseCode",
@@ -45,10 +46,12 @@ _TC = F.DC_TC
 _R = F.PTE.R.mask
 _W = F.PTE.W.mask
 _X = F.PTE.X.mask
+_D = F.PTE.D.mask
 _U = F.PTE.U.mask
 _G = F.PTE.G.mask
 _RWX = _R | _W | _X
 _PBMT = F.PTE.PBMT
+_PBMT_NC, _PBMT_IO = 1, 2  # Svpbmt memory types (0 = PMA, 3 reserved)
 _MODE_SHIFT = F.IOHGATP.MODE.lsb  # MODE of iohgatp / iosatp / pdtp / msiptp
 # faults that only deny a permission while setting D for a grantable W
 _DENIALS = frozenset(
@@ -113,6 +116,21 @@ def reported_cause(cause: int, access: int, no_write: bool) -> int:
     return remap.get(Cause(cause), cause)
 
 
+def cxl_io(io: "Iommu", msi: bool, pbmt: int) -> bool:
+    """§ATS_FAULTS: the CXL.io bit of a Success completion to a CXL type 1 or 2 device.
+
+    (It is 0 for a device that is not a CXL device: the caller's
+    ``Request.cxl`` test.)  1 for an MSI address, else 1 when
+    ``DC.tc.T2GPA`` is 1 (``io.t2gpa``, set at step 7), else 1 for memory
+    type NC or IO (Svpbmt); every other case (PMA, no Svpbmt, completions
+    with R = W = 0) is UNSPECIFIED by the spec:
+    ``IommuParams.cxl_io_unspecified``.
+    """
+    if msi or io.t2gpa or pbmt == _PBMT_NC or pbmt == _PBMT_IO:
+        return True
+    return io.params.cxl_io_unspecified
+
+
 def ats_translate(
     io: "Iommu",
     device_id: int,
@@ -136,13 +154,18 @@ def ats_translate(
     Faults are raised as the read walk finds them; the caller reports them
     with :func:`reported_cause`.
 
-    The walk runs as a read; page and guest-page faults end in "Success with
-    R = W = 0" (by the caller).  Permissions are those of both stages: R;
-    W if requested (``no_write`` = 0), granted by both stages and A/D can be
-    set (or already are); X if requested (``access`` = EXECUTE) and R is
-    granted.  The U-bit rules of §ATS_FAULTS apply.  With ``DC.tc.T2GPA``
-    the completion carries the GPA.  A successful, non-MSI translation is
-    cached in the IOTLB when ``IommuParams.ats_fills_iotlb``.
+    The walk runs as a read: each stage's leaf must grant the read (the
+    U-bit rules of §ATS_FAULTS are those of a read) before its A bit is set,
+    as the Privileged spec orders PTW steps 5 and 7; a denial ends in
+    "Success with R = W = 0" (by the caller).  Permissions are those of both
+    stages: R; W if requested (``no_write`` = 0), granted by both stages and
+    D can be set (or already is); X if requested (``access`` = EXECUTE) and R
+    is granted.  With ``no_write`` = 1, W is reported when every stage grants
+    it with D already set (``IommuParams.ats_no_write_reports_w``).  With
+    ``DC.tc.T2GPA`` the completion carries the GPA.  A successful, non-MSI
+    translation is cached in the IOTLB when ``IommuParams.ats_fills_iotlb``.
+    The range never covers a virtual interrupt file other than the one
+    requested (:func:`~riscv_iommu.msi.msi_free_size`).
     """
     if io.hpm.active:  # the walks this request makes (events 7 and 8)
         if iosatp >> _MODE_SHIFT:
@@ -156,7 +179,7 @@ def ats_translate(
     big_s = bool(tc & _TC.SBE.mask)
     sade = bool(tc & _TC.SADE.mask)
     smode = iosatp >> _MODE_SHIFT
-    size = io.params.bare_range_size
+    size = io.bare_s[sxl]  # a Bare first stage
     perms = _RWX
     g = False
     pbmt = 0
@@ -164,15 +187,10 @@ def ats_translate(
     s1size = size
     geom = S_MODES[sxl].get(smode)
     if geom is not None:
+        # PTW step 5 (a read, with the request's privilege and SUM) before step 7 (A)
         gpa, s1, size = first_stage(
-            io, iova, iosatp, geom, big_s, hg_s1, Access.READ, priv, sum_, gctl, sade, check=False
+            io, iova, iosatp, geom, big_s, hg_s1, Access.READ, priv, sum_, gctl, sade
         )
-        if s1 & _U:
-            if priv and not sum_:  # a supervisor request to a user page needs SUM
-                why = ("ATS_FAULTS", "", "U", "U=1 for a supervisor-mode access and PC.ta.SUM=0")
-                raise page_fault(Access.READ, why)
-        elif not priv:  # a request without privilege needs U = 1
-            raise page_fault(Access.READ, ("ATS_FAULTS", "", "U", "U=0 for a user-mode access"))
         s1size = size
         perms = s1 & _RWX
         if priv and s1 & _U:
@@ -182,57 +200,31 @@ def ats_translate(
     else:
         gpa = iova
     t2gpa = bool(tc & _TC.T2GPA.mask)
+    walk = (io, iova, iosatp, geom, big_s, hg_s1, priv, sum_, gctl, sade, gpa)
     # step 18: MSI addresses (MRIF pages answer with U = 1, "untranslated only")
     if msiptp >> _MODE_SHIFT:
         msi = msi_translate(io, msiptp, msi_mask, msi_pattern, gpa, Access.READ, gscid)
         if msi is not None:
-            perms &= _R | _W
-            if no_write:
-                perms &= ~_W
+            # the MSI PTE acts as a G-stage leaf with R = W = U = 1 (MSI_TRANS step 15)
+            perms = _write_perm(walk, perms & (_R | _W), s1, -1, 0, no_write)
             addr = gpa if t2gpa else msi[0]
             return addr, perms, False, 0, 4096, msi
     gp = -1
     gsize = size
     if hg:
+        # the G-stage leaf of the final GPA is read only once the first stage granted R
         spa, gp, gsize = second_stage(io, gpa, hg, Access.READ, False, False, gctl)
         perms &= gp
         pbmt = pbmt or _PBMT.get(gp)
         size = min(size, gsize)
     else:
         spa = gpa
-    if not perms & _R:
-        perms = 0  # X is granted only with R; W never appears without R
-    if no_write:
-        perms &= ~_W
+        size = min(size, io.bare_g[io.gxl])  # a Bare G-stage
     if access != Access.EXECUTE:
         perms &= ~_X
-    if perms & _W:
-        # a device may write with the translated address: D must be set now
-        try:
-            if geom is not None:
-                first_stage(
-                    io,
-                    iova,
-                    iosatp,
-                    geom,
-                    big_s,
-                    hg_s1,
-                    Access.WRITE,
-                    priv,
-                    sum_,
-                    gctl,
-                    sade,
-                    False,
-                )
-            if hg:
-                second_stage(io, gpa, hg, Access.WRITE, False, False, gctl)
-        except Fault as f:
-            if f.cause not in _DENIALS:
-                raise  # an access fault or poison while updating D: reported (CA)
-            perms &= ~_W  # D cannot be set (no hardware A/D, or no G-stage W): deny W
-            if io.emit is not None and f.why is not None:
-                section, step, fieldname, rule = f.why
-                io.emit(Check(section, step, f"W denied: {rule}", False, fieldname, 0))
+    perms = _write_perm(walk, perms, s1, gp, hg, no_write)
+    if msiptp >> _MODE_SHIFT:  # no interrupt file inside the range (docs/ats.md)
+        size = msi_free_size(gpa, size, msi_mask, msi_pattern)
     if io.params.ats_fills_iotlb and (geom is not None or hg):
         io.iotlb.fill(
             gscid,
@@ -248,6 +240,47 @@ def ats_translate(
             gsize if hg else size,
         )
     return (gpa if t2gpa else spa), perms, g, pbmt, size, None
+
+
+_Walk = Tuple[Any, ...]
+
+
+def _write_perm(walk: _Walk, perms: int, s1: int, gp: int, hg: int, no_write: bool) -> int:
+    """W of the completion, setting D where a write is requested (A/D rules of PTW step 7).
+
+    ``s1`` / ``gp`` are the stages' leaves (-1 for a Bare stage, or a G-stage
+    replaced by an MSI PTE).  With No Write = 0 and W granted, D is set in
+    each stage's leaf as a write would set it; when it cannot be (no hardware
+    A/D, no G-stage write permission for a first-stage PTE) W is denied, and
+    an access fault or poison on the update is raised (Completer Abort).
+    With No Write = 1 nothing is written: W is reported when every leaf has
+    W and D (``IommuParams.ats_no_write_reports_w``), else 0.
+    """
+    # perms has R here: both walks were reads that each leaf granted
+    if not perms & _W:
+        return perms
+    if no_write:
+        io = walk[0]
+        dirty = (s1 < 0 or s1 & _D) and (gp < 0 or gp & _D)
+        if io.params.ats_no_write_reports_w and dirty:
+            return perms
+        return perms & ~_W
+    io, iova, iosatp, geom, big_s, hg_s1, priv, sum_, gctl, sade, gpa = walk
+    if (s1 < 0 or s1 & _D) and (gp < 0 or gp & _D):
+        return perms  # already dirty: nothing to update
+    try:
+        if geom is not None and not s1 & _D:
+            first_stage(io, iova, iosatp, geom, big_s, hg_s1, Access.WRITE, priv, sum_, gctl, sade)
+        if hg and not gp & _D:
+            second_stage(io, gpa, hg, Access.WRITE, False, False, gctl)
+    except Fault as f:
+        if f.cause not in _DENIALS:
+            raise  # an access fault or poison while updating D: reported (CA)
+        if io.emit is not None and f.why is not None:
+            section, step, fieldname, rule = f.why
+            io.emit(Check(section, step, f"W denied: {rule}", False, fieldname, 0))
+        return perms & ~_W  # D cannot be set: deny W
+    return perms
 
 
 @mypyc_attr(native_class=False)  # Iommu.snapshot copies its attributes (vars)

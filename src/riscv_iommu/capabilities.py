@@ -8,8 +8,8 @@ register (plus the proposed GIPC bit, whose position is a parameter).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, fields
-from typing import Any, Dict
+from dataclasses import dataclass, field, fields
+from typing import Any, Dict, Mapping, Tuple
 
 from . import formats as F
 
@@ -20,6 +20,8 @@ __all__ = ["Capabilities", "IommuParams", "IGS", "IommuMode", "DEFAULT_GIPC_CAP_
 DEFAULT_GIPC_CAP_BIT = 44
 #: Default position of ``DC.tc.GIPC`` (decision #2).
 DEFAULT_GIPC_TC_BIT = 12
+#: Keys of ``IommuParams.bare_page_sizes``.
+BARE_MODES = ("Sv32", "Sv39", "Sv48", "Sv57", "Sv32x4", "Sv39x4", "Sv48x4", "Sv57x4")
 
 
 class IGS(enum.IntEnum):
@@ -204,9 +206,12 @@ class IommuParams:
     max_iommu_mode: int = IommuMode.LVL3
     #: Supported device_id width in bits (1..24); wider IDs are disallowed (260).
     device_id_width: int = 24
-    #: Whether fctl.GXL / fctl.BE are writable (fctl.BE needs capabilities.END).
+    #: Whether fctl.GXL is writable.
     gxl_writable: bool = False
-    be_writable: bool = False
+    #: Whether fctl.BE is writable when capabilities.END is 1 (both byte orders
+    #: supported: the software guidelines set fctl.BE to select big-endian).
+    #: False pins it to its reset value.  Without END it is never writable.
+    be_writable: bool = True
     #: Implemented GSCID / PSCID widths.  IDs with bits set beyond them make
     #: the DC / PC misconfigured (259 / 267).
     gscid_width: int = 16
@@ -226,13 +231,28 @@ class IommuParams:
     cache_policy: str = "lru"
     #: Whether ATS translation completions fill the IOTLB.
     ats_fills_iotlb: bool = True
+    #: An ATS Translation Request with No Write = 1 gets W = 1 when every
+    #: stage grants write with D already set ("the other permission bits set
+    #: to the value determined from the page tables"); False: W = 0 always.
+    ats_no_write_reports_w: bool = True
+    #: CXL.io of an ATS Success completion to a CXL type 1 or type 2 device
+    #: (Request.cxl) where the spec leaves it UNSPECIFIED: memory type PMA,
+    #: no Svpbmt, and completions with R = W = 0.
+    cxl_io_unspecified: bool = False
     #: Cycles (see Iommu.tick) after which an ATS Invalidation Request times
     #: out; 0 = only when the testbench calls Iommu.ats_timeout().
     ats_inval_timeout: int = 0
     #: Translation range size a Bare stage contributes: the reported range
     #: (ATS completions, tr_response, rsp.size) is the smallest of the
-    #: stages' page sizes, a Bare stage counting as this size.
+    #: stages' page sizes, a Bare stage counting as this size (and
+    #: ddtp.iommu_mode = Bare as this size).
     bare_range_size: int = 1 << 21
+    #: Per-mode sizes of a Bare stage, keyed by mode name ("Sv32", "Sv39",
+    #: "Sv48", "Sv57", "Sv32x4", "Sv39x4", "Sv48x4", "Sv57x4"): a Bare first
+    #: stage counts as the size of the widest first-stage mode supported for
+    #: DC.tc.SXL, a Bare G-stage as that of the widest G-stage mode supported
+    #: for fctl.GXL; modes not listed count as bare_range_size.
+    bare_page_sizes: Mapping[str, int] = field(default_factory=dict, hash=False)
     #: A request whose [addr, addr+length) crosses a 4 KiB boundary faults
     #: with "address misaligned" (4 / 6): PCIe never issues such a request.
     fault_page_crossing: bool = True
@@ -283,5 +303,43 @@ class IommuParams:
             raise ValueError("IommuParams.bare_range_size must be a power of two >= 4096")
         if self.gipc_revision not in ("2024", "2025"):
             raise ValueError('IommuParams.gipc_revision must be "2024" or "2025"')
-        if not 12 <= self.gipc_tc_bit <= 23 and not 32 <= self.gipc_tc_bit <= 63:
-            raise ValueError("IommuParams.gipc_tc_bit must be a reserved DC.tc bit")
+        if not 12 <= self.gipc_tc_bit <= 63:
+            raise ValueError("IommuParams.gipc_tc_bit must be a reserved or custom DC.tc bit")
+        sizes = self.bare_page_sizes
+        if not isinstance(sizes, Mapping):
+            raise TypeError("IommuParams.bare_page_sizes must be a mapping of mode name to size")
+        for mode, size in sizes.items():
+            if mode not in BARE_MODES:
+                raise ValueError(
+                    f"IommuParams.bare_page_sizes: unknown mode {mode!r} "
+                    f"(one of {', '.join(BARE_MODES)})"
+                )
+            if (
+                isinstance(size, bool)
+                or not isinstance(size, int)
+                or size < 4096
+                or size & (size - 1)
+                or size >> 64
+            ):
+                raise ValueError(
+                    f"IommuParams.bare_page_sizes[{mode!r}] must be a power of two >= 4096"
+                )
+        object.__setattr__(self, "bare_page_sizes", dict(sizes))  # a private copy
+
+    def bare_sizes(self, caps: Capabilities) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+        """Range sizes of a Bare first stage (by DC.tc.SXL) and a Bare G-stage (by fctl.GXL).
+
+        Each is the ``bare_page_sizes`` entry of the widest mode ``caps``
+        supports for that stage and XLEN, else ``bare_range_size``.
+        """
+
+        def pick(*modes: str) -> int:
+            for mode in modes:
+                if getattr(caps, mode.lower()):
+                    return self.bare_page_sizes.get(mode, self.bare_range_size)
+            return self.bare_range_size
+
+        return (
+            (pick("Sv57", "Sv48", "Sv39"), pick("Sv32")),
+            (pick("Sv57x4", "Sv48x4", "Sv39x4"), pick("Sv32x4")),
+        )

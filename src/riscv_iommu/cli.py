@@ -1,41 +1,43 @@
 """The ``riscv-iommu`` command: demo, explain, run, bench.
 
-Everything here uses the public API and the host toolkit only: the scenes
-are built by the hypervisor model through MMIO and memory, as software would.
+Everything here uses the public API, the host toolkit and the scenario
+module only: the scenes are built by the hypervisor model through MMIO and
+memory, as software would.  Every argument is checked; bad input is a named
+error with exit status 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, TextIO, Tuple
 
+from . import __version__
 from . import bench as _bench
 from .capabilities import Capabilities, IommuParams
-from .host.hypervisor import Hypervisor, HypervisorError, R, Vm, W, X
+from .host.hypervisor import Hypervisor, R, Vm, W
 from .iommu import Iommu
 from .memory import SparseMemory
-from .trace import Tracer
-from .types import Access, Cause, FaultRecord, Request, Response, Status
+from .scenario import (
+    Runner,
+    ScenarioError,
+    fault_json,
+    load_scenario,
+    request_json,
+    response_json,
+    run_scenario,
+)
+from .types import Access, Cause, FaultRecord, Request, RequestKind, Response, Status
 
-__all__ = [
-    "main",
-    "build_demo",
-    "build_scenario",
-    "Scene",
-    "ScenarioError",
-    "load_scenario",
-    "run_scenario",
-]
+__all__ = ["main", "build_demo", "explain", "Scene"]
 
 DEMO_DEVICE = 0x0100
 DEMO_IOVA = 0x1000
 DEMO_GPA = 0x8000_0000
-
-_ACCESS = {"read": Access.READ, "write": Access.WRITE, "execute": Access.EXECUTE}
 
 
 # --------------------------------------------------------------------------
@@ -132,7 +134,8 @@ def _dma(sc: Scene, pasid: int, addr: int, access: Access = Access.READ) -> Dict
         "status": _status(rsp),
         "spa": f"{rsp.addr:#x}" if rsp.fault is None else "-",
         "lands_in": _owner(sc, rsp.addr) if rsp.fault is None else "-",
-        "fault": _fault_text(rsp.fault),
+        "fault": fault_json(rsp.fault),
+        "fault_text": _fault_text(rsp.fault),
     }
     if rsp.fault is None:
         row["data"] = sc.iommu.mem.read(rsp.addr & ~0xFFF, 24).rstrip(b"\0").decode()
@@ -159,18 +162,7 @@ def demo(revision: str, out: _Out, as_json: bool) -> int:
     faults = sc.hv.driver.faults()
     for title, rows in log:
         steps.append({"step": title, "requests": rows})
-    records: List[Dict[str, Any]] = [
-        {
-            "cause": f.cause,
-            "description": Cause(f.cause).description,
-            "ttyp": f.ttyp,
-            "iotval": f"{f.iotval:#x}",
-            "iotval2": f"{f.iotval2:#x}",
-            "device_id": f"{f.device_id:#x}",
-            "pasid": f.process_id if f.pv else None,
-        }
-        for f in faults
-    ]
+    records = [fault_json(f) for f in faults]
     if as_json:
         json.dump(
             {"revision": revision, "steps": steps, "fault_queue": records}, out.stream, indent=2
@@ -192,11 +184,11 @@ def demo(revision: str, out: _Out, as_json: bool) -> int:
                     str(r["pasid"]),
                     r["iova"],
                     r["access"],
-                    out.paint(r["status"], "32" if r["fault"] == "-" else "31"),
+                    out.paint(r["status"], "32" if r["fault"] is None else "31"),
                     r["spa"],
                     r["lands_in"],
                     r.get("data", "-"),
-                    r["fault"],
+                    r["fault_text"],
                 ]
                 for r in rows
             ],
@@ -207,15 +199,15 @@ def demo(revision: str, out: _Out, as_json: bool) -> int:
         ["cause", "description", "TTYP", "iotval", "iotval2", "DID", "PASID"],
         [
             [
-                str(r["cause"]),
-                str(r["description"]),
-                str(r["ttyp"]),
-                str(r["iotval"]),
-                str(r["iotval2"]),
-                str(r["device_id"]),
-                str(r["pasid"]),
+                str(f.cause),
+                Cause(f.cause).description,
+                str(f.ttyp),
+                f"{f.iotval:#x}",
+                f"{f.iotval2:#x}",
+                f"{f.device_id:#x}",
+                str(f.process_id) if f.pv else "None",
             ]
-            for r in records
+            for f in faults
         ],
     )
     return 0
@@ -225,23 +217,20 @@ def demo(revision: str, out: _Out, as_json: bool) -> int:
 # explain
 # --------------------------------------------------------------------------
 def explain(sc: Scene, req: Request, out: _Out, as_json: bool, title: str = "explain") -> int:
-    """Translate ``req`` with the tracer on and print every step."""
-    tracer = Tracer()
-    sc.iommu.tracer = tracer
-    try:
-        rsp = sc.iommu.translate(req)
-    finally:
-        sc.iommu.tracer = None
+    """Explain ``req`` (``Iommu.explain``): every step, and why a fault stopped it."""
+    return _explain(sc.iommu, req, out, as_json, title)
+
+
+def _explain(iommu: Iommu, req: Request, out: _Out, as_json: bool, title: str) -> int:
+    ex = iommu.explain(req)  # no side effect on the model (Iommu.explain)
+    rsp = ex.rsp
     if as_json:
         json.dump(
             {
-                "request": repr(req),
-                "response": {
-                    "status": Status(rsp.status).name,
-                    "addr": f"{rsp.addr:#x}",
-                    "fault": _fault_text(rsp.fault),
-                },
-                "steps": [e.as_dict() for e in tracer.events],
+                "request": request_json(req),
+                "response": response_json(rsp),
+                "steps": [e.as_dict() for e in ex.steps],
+                "reason": ex.reason,
             },
             out.stream,
             indent=2,
@@ -251,261 +240,104 @@ def explain(sc: Scene, req: Request, out: _Out, as_json: bool, title: str = "exp
     out.line(out.paint(f"riscv-iommu {title}", "1;36"))
     out.line(f"request: {req!r}")
     out.line()
-    for e in tracer.events:
+    for e in ex.steps:
         where = f"{e.section} {e.step}".strip()
         text = str(e).split("] ", 1)[1]
         out.line(f"  {out.paint(where.ljust(16), '33')} {text}")
     out.line()
     out.line(f"response: {rsp!r}")
+    if ex.reason:
+        out.line(f"why: {ex.reason}")
     return 0
 
 
 # --------------------------------------------------------------------------
-# scenario files
+# arguments: every value is checked; a bad one is a named error, exit status 2
 # --------------------------------------------------------------------------
-class ScenarioError(ValueError):
-    """A malformed scenario file: names the file, the line and the field."""
+def _uint(bits: int, what: str) -> Callable[[str], int]:
+    hi = (1 << bits) - 1
 
-    def __init__(self, path: str, line: int, fieldname: str, message: str) -> None:
-        super().__init__(f"{path}:{line}: {fieldname}: {message}")
-        self.path = path
-        self.line = line
-        self.field = fieldname
-
-
-def _toml_loads(text: str) -> Dict[str, Any]:
-    try:
-        import tomllib  # type: ignore[import-not-found,unused-ignore]
-    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-        import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
-    data: Dict[str, Any] = tomllib.loads(text)
-    return data
-
-
-class _Locator:
-    """Line numbers of ``[[table]]`` entries and their keys in a TOML text."""
-
-    def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
-
-    def line_of(self, table: str, index: int, key: Optional[str] = None) -> int:
-        count = -1
-        start = 0
-        for n, raw in enumerate(self.lines, 1):
-            s = raw.split("#", 1)[0].strip()
-            if s == f"[[{table}]]":
-                count += 1
-                if count == index:
-                    start = n
-                    if key is None:
-                        return n
-                    continue
-            if start and (s.startswith("[") and n > start):
-                break
-            if start and key is not None and s.split("=", 1)[0].strip() == key:
-                return n
-        return start or 1
-
-
-def load_scenario(path: str) -> Tuple[Dict[str, Any], _Locator]:
-    """Parse a TOML scenario file; syntax errors name the file and line."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise ScenarioError(path, 0, "file", str(e)) from None
-    try:
-        data = _toml_loads(text)
-    except ValueError as e:  # tomllib.TOMLDecodeError
-        msg = str(e)
-        line = 1
-        if "line " in msg:
-            try:
-                line = int(msg.split("line ", 1)[1].split(",")[0].split(")")[0])
-            except ValueError:  # pragma: no cover - the message always has a number
-                line = 1
-        raise ScenarioError(path, line, "syntax", msg) from None
-    return data, _Locator(text)
-
-
-_PERMS = {"r": R, "w": W, "x": X}
-
-
-def run_scenario(path: str) -> Dict[str, Any]:
-    """Build and run a scenario file; returns the per-request results and a summary."""
-    sc, data, loc = build_scenario(path)
-    return _run_requests(path, sc, data, loc)
-
-
-def build_scenario(path: str) -> Tuple[Scene, Dict[str, Any], _Locator]:
-    """Build the VMs, devices, bindings and mappings of a scenario file."""
-    data, loc = load_scenario(path)
-
-    def need(table: str, i: int, entry: Dict[str, Any], key: str, kind: type) -> Any:
-        if key not in entry:
-            raise ScenarioError(path, loc.line_of(table, i), f"{table}[{i}].{key}", "missing")
-        v = entry[key]
-        if kind is int and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-            raise ScenarioError(
-                path, loc.line_of(table, i, key), f"{table}[{i}].{key}", "must be an integer >= 0"
-            )
-        if kind is str and not isinstance(v, str):
-            raise ScenarioError(
-                path, loc.line_of(table, i, key), f"{table}[{i}].{key}", "must be a string"
-            )
-        return v
-
-    revision = data.get("revision", "2024")
-    if revision not in ("2024", "2025"):
-        raise ScenarioError(path, 1, "revision", 'must be "2024" or "2025"')
-    sc = _new_scene(str(revision))
-    for i, e in enumerate(data.get("vm", [])):
-        name = need("vm", i, e, "name", str)
-        vm = sc.hv.create_vm()
-        for j, r in enumerate(e.get("ram", [])):
-            try:
-                vm.map_guest_ram(int(r["gpa"]), int(r["size"]))
-            except (KeyError, TypeError, ValueError, HypervisorError) as err:
-                raise ScenarioError(
-                    path, loc.line_of("vm", i, "ram"), f"vm[{i}].ram[{j}]", str(err)
-                )
-        sc.vms[name] = vm
-
-    def vm_of(table: str, i: int, e: Dict[str, Any]) -> Vm:
-        name = need(table, i, e, "vm", str)
-        if name not in sc.vms:
-            raise ScenarioError(
-                path, loc.line_of(table, i, "vm"), f"{table}[{i}].vm", f"no VM {name!r}"
-            )
-        return sc.vms[name]
-
-    def guarded(table: str, i: int, fn: Any, *args: Any) -> Any:
+    def parse(text: str) -> int:
         try:
-            return fn(*args)
-        except HypervisorError as err:
-            raise ScenarioError(path, loc.line_of(table, i), f"{table}[{i}]", str(err)) from None
-
-    for i, e in enumerate(data.get("device", [])):
-        did = need("device", i, e, "id", int)
-        if e.get("gipc", False):
-            guarded("device", i, sc.hv.attach_gipc, did)
-        else:
-            guarded("device", i, sc.hv.attach, did, vm_of("device", i, e))
-    for i, e in enumerate(data.get("bind", [])):
-        guarded(
-            "bind",
-            i,
-            sc.hv.bind_pasid,
-            need("bind", i, e, "device", int),
-            need("bind", i, e, "pasid", int),
-            vm_of("bind", i, e),
-        )
-    for i, e in enumerate(data.get("map", [])):
-        perms = 0
-        for c in str(e.get("perms", "rw")):
-            if c not in _PERMS:
-                raise ScenarioError(
-                    path, loc.line_of("map", i, "perms"), f"map[{i}].perms", f"bad permission {c!r}"
-                )
-            perms |= _PERMS[c]
-        guarded(
-            "map",
-            i,
-            sc.hv.map,
-            need("map", i, e, "device", int),
-            e.get("pasid"),
-            need("map", i, e, "iova", int),
-            need("map", i, e, "gpa", int),
-            need("map", i, e, "size", int),
-            perms,
-        )
-    return sc, data, loc
-
-
-def _run_requests(path: str, sc: Scene, data: Dict[str, Any], loc: _Locator) -> Dict[str, Any]:
-    def need(table: str, i: int, entry: Dict[str, Any], key: str) -> int:
-        v = entry.get(key)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise ScenarioError(
-                path, loc.line_of(table, i, key), f"{table}[{i}].{key}", "must be an integer >= 0"
+            v = int(text, 0)
+        except ValueError:
+            v = -1
+        if not 0 <= v <= hi:
+            raise argparse.ArgumentTypeError(
+                f"expected {what}: an integer 0 to {hi:#x} ({bits} bits), got {text!r}"
             )
         return v
 
-    results = []
-    failed = 0
-    for i, e in enumerate(data.get("request", [])):
-        access = str(e.get("access", "read"))
-        if access not in _ACCESS:
-            raise ScenarioError(
-                path,
-                loc.line_of("request", i, "access"),
-                f"request[{i}].access",
-                "read, write or execute",
-            )
-        req = Request(
-            need("request", i, e, "device"),
-            need("request", i, e, "addr"),
-            access=_ACCESS[access],
-            process_id=e.get("pasid"),
-            length=int(e.get("length", 4)),
-        )
-        rsp = sc.iommu.translate(req)
-        exp = e.get("expect", {})
-        problems = []
-        if "cause" in exp:
-            got = rsp.fault.cause if rsp.fault is not None else None
-            if got != exp["cause"]:
-                problems.append(f"cause {got} != {exp['cause']}")
-        else:
-            if rsp.fault is not None:
-                problems.append(f"fault {_fault_text(rsp.fault)}")
-            if "vm" in exp:
-                if exp["vm"] not in sc.vms:
-                    raise ScenarioError(
-                        path,
-                        loc.line_of("request", i, "expect"),
-                        f"request[{i}].expect.vm",
-                        f"no VM {exp['vm']!r}",
-                    )
-                vm = sc.vms[exp["vm"]]
-                gpa = int(exp.get("gpa", req.addr))
-                try:
-                    want: Optional[int] = vm.spa(gpa & ~0xFFF) | (gpa & 0xFFF)
-                except ValueError:  # not the VM's RAM
-                    want = None
-                if rsp.fault is None and want != rsp.addr:
-                    problems.append(f"lands at {rsp.addr:#x}, not VM {exp['vm']} GPA {gpa:#x}")
-            if "spa" in exp and rsp.addr != exp["spa"]:
-                problems.append(f"spa {rsp.addr:#x} != {exp['spa']:#x}")
-        ok = not problems
-        failed += not ok
-        results.append(
-            {
-                "request": i,
-                "line": loc.line_of("request", i),
-                "ok": ok,
-                "status": Status(rsp.status).name,
-                "addr": f"{rsp.addr:#x}",
-                "fault": _fault_text(rsp.fault),
-                "problems": problems,
-            }
-        )
-    return {"file": path, "passed": len(results) - failed, "failed": failed, "results": results}
+    return parse
 
 
-# --------------------------------------------------------------------------
-# main
-# --------------------------------------------------------------------------
-def _int(text: str) -> int:
-    return int(text, 0)
+def _pasid(text: str) -> int:
+    """A PASID, or "none" / -1 for a request without one (returned as -1)."""
+    if text.strip().lower() in ("none", "-1"):
+        return -1
+    return _uint(20, "a PASID, or none")(text)
+
+
+def _length(text: str) -> int:
+    try:
+        v = int(text, 0)
+    except ValueError:
+        v = 0
+    if not 1 <= v <= 4096:
+        raise argparse.ArgumentTypeError(f"expected a length in bytes, 1 to 4096, got {text!r}")
+    return v
+
+
+def _index(text: str) -> int:
+    try:
+        v = int(text, 0)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a request index 0, 1, 2..., got {text!r}")
+    return v
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not 0 < v <= 3600:
+        raise argparse.ArgumentTypeError(
+            f"expected a time in seconds, more than 0 and at most 3600, got {text!r}"
+        )
+    return v
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with errors as JSON objects too when ``--json`` is given."""
+
+    as_json = False
+
+    def error(self, message: str) -> NoReturn:
+        if _Parser.as_json:
+            json.dump({"error": {"argument": True, "message": message}}, sys.stdout, indent=2)
+            print(file=sys.stdout)
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+_ACCESS = {"read": Access.READ, "write": Access.WRITE, "execute": Access.EXECUTE}
+_KIND = {
+    "untranslated": RequestKind.UNTRANSLATED,
+    "translated": RequestKind.TRANSLATED,
+    "ats": RequestKind.ATS_TRANSLATION,
+}
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="riscv-iommu",
         description="RISC-V IOMMU reference model with GIPC: demo, explain, run, bench.",
     )
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p.add_argument("--version", action="version", version=f"riscv-iommu {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     d = sub.add_parser("demo", help="the GIPC demo: PASIDs of one device in different VMs")
     d.add_argument(
         "--revision", choices=["2024", "2025"], default="2024", help="GIPC revision (default 2024)"
@@ -515,29 +347,44 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser(
         "explain",
         help="every step the model takes for one request",
-        description="Translate one request of the demo scene (or a scenario file) with tracing on: "
-        "each structure read with its address, raw value and fields, each check with its spec "
-        "section and step, and the result or fault.",
+        description="Translate one request of the demo scene (or of a scenario file) with "
+        "tracing on: each structure read with its address, raw value and fields, each check "
+        "with its spec section and step, and the result or fault.  With --scenario FILE "
+        "--request N, the actions before the Nth [[request]] (counting from 0) run first and "
+        "that request is explained; the options below change its fields.",
     )
-    e.add_argument("--scenario", help="a TOML scenario file to build instead of the demo scene")
+    e.add_argument("--scenario", metavar="FILE", help="a TOML scenario file instead of the demo")
     e.add_argument(
-        "--revision",
-        choices=["2024", "2025"],
-        default="2024",
-        help="GIPC revision of the demo scene",
+        "--request",
+        type=_index,
+        metavar="N",
+        help="explain the Nth [[request]] of the scenario (0 is the first)",
     )
-    e.add_argument("--device", type=_int, default=DEMO_DEVICE, help="device_id (default 0x100)")
-    e.add_argument("--pasid", type=_int, default=1, help="process_id; -1 for none (default 1)")
-    e.add_argument("--addr", type=_int, default=DEMO_IOVA | 0x10, help="IOVA (default 0x1010)")
-    e.add_argument("--access", choices=list(_ACCESS), default="read", help="access type")
+    e.add_argument(
+        "--revision", choices=["2024", "2025"], default="2024", help="GIPC revision of the demo"
+    )
+    e.add_argument(
+        "--device",
+        type=_uint(24, "a device_id"),
+        help="device_id (demo: 0x100; scenario: the request's, else the first [[device]])",
+    )
+    e.add_argument(
+        "--pasid", type=_pasid, help="process_id, or none (demo: 1; scenario: the request's)"
+    )
+    e.add_argument("--addr", type=_uint(64, "an address"), help="the address (demo: 0x1010)")
+    e.add_argument("--access", choices=list(_ACCESS), help="access type (default read)")
+    e.add_argument("--length", type=_length, help="bytes, 1 to 4096 (demo: 1)")
+    e.add_argument("--priv", action="store_true", help="supervisor privilege (with a PASID)")
+    e.add_argument("--kind", choices=list(_KIND), help="request kind (default untranslated)")
     e.add_argument("--json", action="store_true", help="print JSON")
     e.add_argument("--no-color", action="store_true", help="never colour the output")
     r = sub.add_parser(
         "run",
         help="run a scenario file and check its expectations",
-        description="Build the VMs, devices, bindings and mappings of a TOML scenario file and run "
-        "its requests; exit status 1 when an expectation fails, 2 when the file is malformed. "
-        "The format is in docs/scenarios.md.",
+        description="Run the actions of a TOML scenario file in order (VMs, devices, mappings, "
+        "requests, commands, checks...) and check every expectation; exit status 0 when all "
+        "hold, 1 when one fails, 2 when the file is malformed (the error names the file, the "
+        "line and the field).  The language is in docs/scenarios.md.",
     )
     r.add_argument("scenario", help="the TOML scenario file")
     r.add_argument("--json", action="store_true", help="print JSON")
@@ -547,7 +394,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Time translations of the benchmark cases (default: the reference "
         "geometry, ref-*) and say which build (pure Python or compiled) was measured.",
     )
-    b.add_argument("--seconds", type=float, default=1.0, help="time per case (default 1)")
+    b.add_argument(
+        "--seconds", type=_seconds, default=1.0, help="time per case, 0 to 3600 (default 1)"
+    )
     b.add_argument("--json", action="store_true", help="print JSON")
     b.add_argument("--all", action="store_true", help="run every case, not only ref-*")
     b.add_argument(
@@ -556,51 +405,92 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Optional[Sequence[str]] = None, stream: Optional[TextIO] = None) -> int:
-    """Entry point of the ``riscv-iommu`` command; returns the exit status."""
-    args = _parser().parse_args(argv)
-    stream = stream or sys.stdout
-    color = False if getattr(args, "no_color", False) or getattr(args, "json", False) else None
-    out = _Out(stream, color)
-    if args.command == "demo":
-        return demo(args.revision, out, args.json)
-    if args.command == "explain":
-        try:
-            sc = (
-                build_demo(args.revision) if not args.scenario else build_scenario(args.scenario)[0]
-            )
-        except ScenarioError as err:
-            print(f"riscv-iommu: {err}", file=sys.stderr)
-            return 2
+def _fail(out: _Out, as_json: bool, message: str, err: Optional[Dict[str, Any]] = None) -> int:
+    """Report a bad input: on stderr, and as a JSON object with ``--json``; status 2."""
+    if as_json:
+        json.dump({"error": err or {"message": message}}, out.stream, indent=2)
+        out.line()
+    print(f"riscv-iommu: {message}", file=sys.stderr)
+    return 2
+
+
+def _explain_command(args: argparse.Namespace, out: _Out) -> int:
+    if args.scenario is None:
+        if args.request is not None:
+            return _fail(out, args.json, "argument --request: needs --scenario FILE")
+        sc = build_demo(args.revision)
+        pasid = 1 if args.pasid is None else args.pasid
         req = Request(
-            args.device,
-            args.addr,
-            access=_ACCESS[args.access],
-            process_id=None if args.pasid < 0 else args.pasid,
-            length=1,
+            DEMO_DEVICE if args.device is None else args.device,
+            DEMO_IOVA | 0x10 if args.addr is None else args.addr,
+            access=_ACCESS[args.access or "read"],
+            process_id=None if pasid < 0 else pasid,
+            priv=args.priv and pasid >= 0,
+            kind=_KIND[args.kind or "untranslated"],
+            length=args.length or 1,
         )
         return explain(sc, req, out, args.json)
-    if args.command == "run":
-        try:
-            res = run_scenario(args.scenario)
-        except ScenarioError as err:
-            print(f"riscv-iommu: {err}", file=sys.stderr)
-            return 2
-        if args.json:
-            json.dump(res, stream, indent=2)
-            out.line()
-        else:
-            for r in res["results"]:
-                mark = out.paint("PASS", "32") if r["ok"] else out.paint("FAIL", "31")
-                extra = "" if r["ok"] else " -- " + "; ".join(r["problems"])
-                out.line(
-                    f"{mark} request[{r['request']}] (line {r['line']}): "
-                    f"{r['status']} {r['addr']} {r['fault']}{extra}"
-                )
-            out.line(f"{res['passed']} passed, {res['failed']} failed")
-        return 1 if res["failed"] else 0
+    scenario = load_scenario(args.scenario)
+    runner = Runner(scenario)
+    if args.request is None:
+        runner.run()
+        device = args.device if args.device is not None else scenario.first_device
+        if device is None:
+            return _fail(out, args.json, "argument --device: needed (the scenario has no device)")
+        if args.addr is None:
+            return _fail(out, args.json, "argument --addr: needed without --request")
+        req = Request(device, args.addr, length=args.length or 1)
+        title = f"explain ({args.scenario}, after every action)"
+    else:
+        requests = scenario.requests
+        if args.request >= len(requests):
+            return _fail(
+                out,
+                args.json,
+                f"argument --request: {args.scenario} has {len(requests)} [[request]] "
+                f"table(s); expected 0 to {len(requests) - 1}",
+            )
+        runner.run(until_request=args.request)
+        act = requests[args.request]
+        req = runner.request_of(act)
+        if args.device is not None:
+            req.device_id = args.device
+        if args.length is not None:
+            req.length = args.length
+        title = f"explain ({args.scenario}, {act.name}, line {act.line})"
+    if args.pasid is not None:
+        req.process_id = None if args.pasid < 0 else args.pasid
+    if args.addr is not None:
+        req.addr = args.addr
+    if args.access is not None:
+        req.access = _ACCESS[args.access]
+    if args.kind is not None:
+        req.kind = _KIND[args.kind]
+    if args.priv:
+        req.priv = True
+    if req.priv and req.process_id is None:
+        return _fail(out, args.json, "argument --priv: needs a PASID")
+    return _explain(runner.iommu, req, out, args.json, title)
 
-    # bench
+
+def _run_command(args: argparse.Namespace, out: _Out) -> int:
+    report = run_scenario(args.scenario)
+    if args.json:
+        json.dump(report.as_dict(), out.stream, indent=2)
+        out.line()
+    else:
+        for r in report.results:
+            mark = out.paint("PASS", "32") if r.ok else out.paint("FAIL", "31")
+            out.line(f"{mark} {r.action} (line {r.line}): {r.summary}")
+            for problem in r.problems:
+                out.line(f"       {problem}")
+        if report.stopped:
+            out.line(f"stopped at {report.stopped}")
+        out.line(f"{report.passed} passed, {report.failed} failed")
+    return 1 if report.failed else 0
+
+
+def _bench_command(args: argparse.Namespace, out: _Out) -> int:
     def progress(done: int, total: int, case: str) -> None:
         if args.json:
             return
@@ -614,10 +504,9 @@ def main(argv: Optional[Sequence[str]] = None, stream: Optional[TextIO] = None) 
     try:
         res = _bench.run(args.seconds, names, progress)
     except ValueError as err:
-        print(f"riscv-iommu: {err}", file=sys.stderr)
-        return 2
+        return _fail(out, args.json, str(err))
     if args.json:
-        json.dump(res, stream, indent=2)
+        json.dump(res, out.stream, indent=2)
         out.line()
         return 0
     out.line(f"build: {res['build']} (CPython {res['python']}), best of 5 rounds")
@@ -626,6 +515,33 @@ def main(argv: Optional[Sequence[str]] = None, stream: Optional[TextIO] = None) 
         target = "" if r["target_us"] is None else f"{r['target_us']:9.1f}"
         out.line(f"{name:28s} {r['us']:14.2f} {r['reads']:6.0f} {target:>9s}")
     return 0
+
+
+# --------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------
+def main(argv: Optional[Sequence[str]] = None, stream: Optional[TextIO] = None) -> int:
+    """Entry point of the ``riscv-iommu`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _Parser.as_json = "--json" in argv
+    args = _parser().parse_args(argv)
+    stream = stream or sys.stdout
+    color = False if getattr(args, "no_color", False) or args.json else None
+    out = _Out(stream, color)
+    try:
+        if args.command == "demo":
+            return demo(args.revision, out, args.json)
+        if args.command == "explain":
+            return _explain_command(args, out)
+        if args.command == "run":
+            return _run_command(args, out)
+        return _bench_command(args, out)
+    except ScenarioError as err:
+        return _fail(out, args.json, str(err), err.as_dict())
+    except BrokenPipeError:  # the reader went away (riscv-iommu ... | head): no traceback
+        if stream is sys.stdout:  # and none when Python flushes stdout at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -117,7 +117,7 @@ def iofence_c(io: "Iommu", func3: int, d0: int, d1: int) -> int:
         try:
             if addr + 4 > io.pa_limit:
                 raise MemoryAccessError(MemoryFault.ACCESS_FAULT, addr, 4)
-            io.port_write(addr, data, io.iommu_qosid)
+            io.port_write(addr, data, io.iommu_qosid, "CQ")  # the fence's completion write
         except MemoryAccessError:
             io.cq.error(io.cq.MF)
             return _STALL

@@ -14,13 +14,16 @@ Names used in the fields (stable, part of the schema):
 * ``cache`` of :class:`CacheEvent`: ``DDT``, ``PDT``, ``IOTLB``, ``MSI``,
   ``GWALK`` (G-stage walk cache); ``op``: ``hit``, ``miss``, ``fill``,
   ``evict``, ``inval``.
-* ``purpose`` of :class:`MemAccess`: a structure name above, or ``AD``
-  (A/D update), ``CQ``, ``FQ``, ``PQ``, ``MSI`` (an interrupt message the
-  IOMMU writes), ``MRIF_WRITE``, ``DEBUG``; ``op``: ``read``, ``write``, ``amo``.
+* ``purpose`` of :class:`MemAccess`: a structure name above (its read), or
+  ``AD`` (A/D update), ``MRIF_WRITE`` (setting an MRIF pending bit), ``CQ``
+  (command fetch, IOFENCE.C completion write), ``FQ``, ``PQ`` (queue
+  records), ``MSI`` (an interrupt message or MRIF notice the IOMMU writes);
+  ``op``: ``read``, ``write``, ``amo``.
 * ``walk`` of :class:`StructRead` for G-stage PTEs: which implicit access
-  the G-stage walk translates the address of (``PDTE``, ``PC``, ``S_PTE``,
-  ``MSI_PTE``, ``MRIF``), ``S_PTE_AD`` for the implicit write of a
-  first-stage A/D update, or ``final`` for the request's own GPA.
+  the G-stage walk translates the address of (``PDTE``, ``PC``, ``S_PTE``),
+  ``S_PTE_AD`` for the implicit write of a first-stage A/D update, or
+  ``final`` for the request's own GPA.  (``MSI_PTE`` and ``MRIF`` never
+  occur: MSI page tables and MRIFs are at SPAs.)
 * ``kind`` names of :class:`Stats` ``requests``: ``UNTRANSLATED``,
   ``TRANSLATED``, ``ATS_TRANSLATION``, ``DEBUG`` (the debug interface),
   ``PAGE_REQUEST``, ``INVALIDATION_COMPLETION`` (PCIe messages).

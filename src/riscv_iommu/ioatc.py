@@ -239,7 +239,7 @@ class Cache:
             self.stats.invalidations += n
             if self.front:
                 self.front.clear()
-        if self.emit is not None:
+        if self.emit is not None and self.capacity:  # no cache (capacity 0): no event
             self.emit(CacheEvent(self.name, "inval", tag, n))
         return n
 

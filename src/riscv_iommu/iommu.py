@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import struct
 from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple, Union
 
@@ -10,8 +9,9 @@ from . import commands
 from . import formats as F
 from ._fault import Fault
 from ._mypyc import mypyc_attr
-from .ats import InvalidationTracker, MessageCode, encode_range, page_request
+from .ats import InvalidationTracker, MessageCode, cxl_io, encode_range, page_request
 from .capabilities import IGS, Capabilities, IommuParams
+from .checkpoint import Overlay, Snapshot, restore_snapshot, take_snapshot
 from .ddt import DC, ddi
 from .debug import DebugInterface
 from .events import (
@@ -23,6 +23,7 @@ from .events import (
     RequestEvent,
     ResponseEvent,
     Stats,
+    Step,
 )
 from .events import Event as ModelEvent
 from .gipc import pc_format
@@ -104,91 +105,6 @@ _ATS = RequestKind.ATS_TRANSLATION
 _SUCCESS = Status.SUCCESS
 
 
-# the Iommu attributes that are model state (the rest is configuration, ports or observers)
-_STATE = (
-    "_fctl",
-    "be",
-    "gxl",
-    "g_modes",
-    "ddtp_mode",
-    "ddtp_ppn",
-    "iommu_qosid",
-    "dtf",
-    "qos",
-    "_datapath_errors",
-)
-# the components whose attributes (all but the back-reference "io") are model state
-_COMPONENTS = ("intr", "fq", "pq", "cq", "hpm", "dbg", "invalidations")
-
-
-class Snapshot:
-    """The whole model state at one moment (``Iommu.snapshot``): registers, caches and
-    shortcuts, queues' internal state, pending ATS invalidations, HPM counters,
-    interrupt state, statistics.  Not the memory port's contents.  Opaque;
-    snapshots compare equal when the states are equal."""
-
-    __slots__ = ("_state",)
-
-    def __init__(self, state: Dict[str, Any]) -> None:
-        self._state = state
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Snapshot) and self._state == other._state
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-def _put(obj: Any, name: str, value: Any) -> None:
-    """Restore one attribute, keeping list and dict objects (the register map holds them)."""
-    cur = getattr(obj, name, None)
-    if isinstance(cur, list) and isinstance(value, list):
-        cur[:] = copy.deepcopy(value)
-    elif isinstance(cur, dict) and isinstance(value, dict):
-        cur.clear()
-        cur.update(copy.deepcopy(value))
-    else:
-        setattr(obj, name, copy.deepcopy(value))
-
-
-class _Overlay:
-    """A memory port that keeps writes to itself (``Iommu.explain``): reads see them,
-    the real port never does.  Writes are probed with a read of the same bytes, so an
-    injected access fault on the range faults the write as it would the real one."""
-
-    def __init__(self, port: Any) -> None:
-        self.port = port
-        self.written: Dict[int, int] = {}
-
-    @property
-    def qos(self) -> Any:
-        return self.port.qos
-
-    @qos.setter
-    def qos(self, value: Any) -> None:
-        self.port.qos = value
-
-    def read(self, addr: int, size: int) -> bytes:
-        data = bytearray(self.port.read(addr, size))
-        w = self.written
-        if w:
-            for k in range(size):
-                b = w.get(addr + k)
-                if b is not None:
-                    data[k] = b
-        return bytes(data)
-
-    def write(self, addr: int, data: bytes) -> None:
-        self.port.read(addr, len(data))  # the access faults the real write would meet
-        for k, b in enumerate(bytes(data)):
-            self.written[addr + k] = b
-
-    def cas(self, addr: int, expected: bytes, desired: bytes) -> bytes:
-        old = self.read(addr, len(expected))
-        if old == bytes(expected):
-            self.write(addr, desired)
-        return old
-
-
 def _check_int(name: str, value: Any, bits: int) -> int:
     """API-edge check: an int (not a bool) that fits ``bits`` unsigned bits."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -238,6 +154,8 @@ class Iommu:
         self.msi_flat = caps.msi_flat
         self.dc_size = F.DC_EXT_SIZE if caps.msi_flat else F.DC_BASE_SIZE
         self.be_writable = bool(caps.end and params.be_writable)
+        #: range size of a Bare first stage (by DC.tc.SXL) and G-stage (by fctl.GXL)
+        self.bare_s, self.bare_g = params.bare_sizes(caps)
         # [GIPC] DC.tc.GIPC exists only with capabilities.GIPC; else it is reserved
         self.gipc_tc = (1 << params.gipc_tc_bit) if caps.gipc else 0
         self.tc_reserved = _TC.reserved & ~self.gipc_tc
@@ -301,6 +219,8 @@ class Iommu:
         # per-request scratch state written by the translation process
         self.dtf = False
         self.qos = (0, 0)
+        #: DC.tc.T2GPA of the last Translated / ATS request that located its DC
+        self.t2gpa = False
         self._datapath_errors = 0
         #: [GIPC] the PC format of the configured revision (None without capabilities.GIPC)
         self.pc_fmt = pc_format(self)
@@ -834,30 +754,14 @@ class Iommu:
         port: a testbench checkpoints it itself), nor are the observers and
         outbound callbacks.
         """
-        state: Dict[str, Any] = {name: copy.deepcopy(getattr(self, name)) for name in _STATE}
-        for comp in _COMPONENTS:
-            obj = getattr(self, comp)
-            state[comp] = {k: copy.deepcopy(v) for k, v in vars(obj).items() if k != "io"}
-        state["ioatc"] = self.ioatc.state()
-        state["faults"] = dict(self.stats.faults)
-        state["requests"] = list(self.stats.counts)
-        return Snapshot(state)
+        return take_snapshot(self)
 
     def restore(self, snap: Snapshot) -> None:
         """Go back to the state of :meth:`snapshot` (the same snapshot may be restored
         again).  Memory is the port's: restore it separately if it changed."""
         if not isinstance(snap, Snapshot):
             raise TypeError("snap must be a Snapshot from Iommu.snapshot()")
-        state = snap._state
-        for name in _STATE:
-            _put(self, name, state[name])
-        for comp in _COMPONENTS:
-            obj = getattr(self, comp)
-            for k, v in state[comp].items():
-                _put(obj, k, v)
-        self.ioatc.set_state(copy.deepcopy(state["ioatc"]))
-        _put(self.stats, "faults", state["faults"])
-        self.stats.counts[:] = state["requests"]
+        restore_snapshot(self, snap)
 
     def explain(self, req: Request) -> Explanation:
         """Translate ``req`` and return its steps with the reason of any fault, leaving
@@ -877,7 +781,7 @@ class Iommu:
         observers = self._observers
         qos = getattr(self.mem, "qos", None) if self.qos_port else None
         events: List[ModelEvent] = []
-        self.mem = _Overlay(self.mem)
+        self.mem = Overlay(self.mem)
         self.rd = self._make_reader()
         self.on_ats_message = self.on_wired_interrupt = self.on_fence = None
         self._observers = [events.append]
@@ -1000,15 +904,15 @@ class Iommu:
                 why = ("REQUEST", "", "", "an internal data path error was injected")
                 raise Fault(Cause.INTERNAL_DATAPATH_ERROR, 0, why)
             crossing = (
-                kind != _ATS
-                and self.params.fault_page_crossing
-                and (addr & 0xFFF) + length > 4096
+                kind != _ATS and self.params.fault_page_crossing and (addr & 0xFFF) + length > 4096
             )
             spa, perms, g, pbmt, size, msi = translate_iova(
                 self, did, addr, access, pid, priv, kind, data, debug, bool(req.no_write), crossing
             )
         except Fault as f:
             rsp = self._fault_response(f, did, addr, access, pid, priv, kind)
+            if req.cxl and rsp.status == Status.SUCCESS:  # an ATS completion with R = W = 0
+                rsp.cxl_io = cxl_io(self, f.cause == Cause.MSI_PTE_NOT_VALID, 0)
             if emit is not None:
                 emit(ResponseEvent(req, rsp))
             return rsp
@@ -1017,6 +921,9 @@ class Iommu:
             # the completion: address with the S bit / NAPOT size, R, W, Exe,
             # U (untranslated only: MRIF), Priv, Global, N = 0, AMA = 0
             caddr, s = encode_range(spa, size)
+            cxl = bool(req.cxl) and cxl_io(self, msi is not None, pbmt)
+            if emit is not None:
+                emit(Step("ATS_FAULTS", "", f"completion: range {size:#x}, CXL.io = {int(cxl)}"))
             rsp = Response(
                 Status.SUCCESS,
                 caddr,
@@ -1036,6 +943,7 @@ class Iommu:
                 nid=msi[4] if msi else 0,
                 rcid=rcid,
                 mcid=mcid,
+                cxl_io=cxl,
             )
         elif msi is None:
             g = g and pid is not None

@@ -18,7 +18,14 @@ from .types import Access, Cause
 if TYPE_CHECKING:  # pragma: no cover
     from .iommu import Iommu
 
-__all__ = ["extract", "is_msi_address", "msi_translate", "record_mrif", "MsiResult"]
+__all__ = [
+    "extract",
+    "is_msi_address",
+    "msi_free_size",
+    "msi_translate",
+    "record_mrif",
+    "MsiResult",
+]
 
 #: (translated address, is_mrif, MRIF address, notice MSI address, NID)
 MsiResult = Tuple[int, bool, int, int, int]
@@ -48,6 +55,23 @@ def is_msi_address(gpa: int, mask: int, pattern: int) -> bool:
     """§MSI_ID: ``(A >> 12) & ~msi_addr_mask == msi_addr_pattern & ~msi_addr_mask``."""
     mask &= _MASK
     return (gpa >> 12) & ~mask == pattern & _MASK & ~mask
+
+
+def msi_free_size(gpa: int, size: int, mask: int, pattern: int) -> int:
+    """The range size to report or cache for ``gpa``, a GPA that is no MSI address.
+
+    The largest aligned power of two, at most ``size``, whose range around
+    ``gpa`` holds no 4 KiB page that §MSI_ID recognises as a virtual
+    interrupt file: a cached or reported translation must never answer for
+    one (step 18 would translate it through the MSI page table instead).
+
+    An aligned range of 2^k pages contains an interrupt file exactly when
+    the page of ``gpa`` differs from the pattern, outside the mask, only in
+    bits below k; so the range may grow up to the highest such bit.
+    """
+    differs = ((gpa >> 12) ^ (pattern & _MASK)) & ~(mask & _MASK)
+    limit = 1 << (11 + differs.bit_length())  # 4 KiB << (highest differing bit)
+    return size if size <= limit else limit
 
 
 def _msipt_fault(err: MemoryAccessError) -> Fault:
@@ -151,7 +175,7 @@ def record_mrif(io: "Iommu", gpa: int, data: int, mrif: int, notice: int, nid: i
             old = load(io, word, 8, False)
             if emit is not None:
                 emit_read(io, emit, "MRIF", word, 8, False, old, "MRIF", "")
-            if old & bit or store_cas(io, word, 8, False, old, old | bit, "MRIF"):
+            if old & bit or store_cas(io, word, 8, False, old, old | bit, "MRIF_WRITE"):
                 break
         if notice + 4 > io.pa_limit:
             raise MemoryAccessError(MemoryFault.ACCESS_FAULT, notice, 4)

@@ -55,7 +55,7 @@ G_VALID = tuple(frozenset({0, *m}) for m in G_MODES)
 #: Names of the modes (for the reasons of faults), by PTESIZE / VA width
 _S_NAME = {39: "Sv39", 48: "Sv48", 57: "Sv57", 32: "Sv32"}
 _G_NAME = {41: "Sv39x4", 50: "Sv48x4", 59: "Sv57x4", 34: "Sv32x4"}
-_ACCESS_NAME = ("read", "write", "execute")
+_ACCESS_NAME = ("a read", "a write", "an execute")
 
 _V = F.PTE.V.mask
 _R = F.PTE.R.mask
@@ -436,7 +436,8 @@ def second_stage(
                     io, gpa, root, geom, big, 0, access, gctl, for_pdt, walk or "final"
                 )
         except _Invalid as e:
-            why = ("PTW-G", e.step, e.field, e.rule)
+            rule = f"G-stage {e.rule}" if e.rule.startswith("PTE") else e.rule
+            why = ("PTW-G", e.step, e.field, rule)
             raise guest_page_fault(access, gpa, implicit, implicit_write, why) from None
         # PTW step 5: G-stage accesses are user-level accesses (U must be 1)
         if implicit:
@@ -499,7 +500,7 @@ def _g_perm_why(pte: int, need: int, access: int, implicit: bool, implicit_write
     if implicit:
         what = "an implicit write (A/D update)" if implicit_write else "an implicit read"
         return ("PTW-G", "5", bit, f"{bit}=0 in the G-stage leaf for {what} of a page table")
-    return ("PTW-G", "5", bit, f"{bit}=0 in the G-stage leaf for a {_ACCESS_NAME[access]}")
+    return ("PTW-G", "5", bit, f"{bit}=0 in the G-stage leaf for {_ACCESS_NAME[access]}")
 
 
 def _ad_why(section: str, pte: int, ad: int, enable: str) -> Why:
@@ -530,14 +531,14 @@ def first_stage(
     sum_: bool,
     gctl: int,
     sade: bool,
-    check: bool = True,
 ) -> Tuple[int, int, int]:
     """First-stage translation of ``iova`` with the table of ``fsc`` (not Bare).
 
     PTE addresses are GPAs translated by ``hgatp`` when it is not Bare.
     ``priv`` is a supervisor-privilege request; ``sum_`` is ``PC.ta.SUM``.
-    Returns ``(gpa, leaf pte, page size)``.  With ``check=False`` the
-    permission check of PTW step 5 is left to the caller (ATS).
+    Returns ``(gpa, leaf pte, page size)``.  The permission check of PTW
+    step 5 always precedes the A/D update of step 7: a denied access never
+    sets A or D (ATS translation requests walk as reads).
     """
     levels, _, psize, va_bits = geom
     # IOVA must be canonical (Sv39/48/57) or fit 32 bits (Sv32, DC.tc.SXL=1)
@@ -557,17 +558,16 @@ def first_stage(
             pte, size, pte_addr, pte_gpa = _walk(io, va, root, geom, big, hgatp, access, gctl, "")
         except _Invalid as e:
             raise page_fault(access, ("PTW", e.step, e.field, e.rule)) from None
-        if check:
-            # PTW step 5: U-bit and R/W/X permission for the request's privilege
-            if pte & _U:
-                if priv and (not sum_ or access == _EXECUTE):
-                    raise page_fault(access, _s_priv_why(access))
-            elif not priv:
-                raise page_fault(access, ("PTW", "5", "U", "U=0 for a user-mode access"))
-            if not pte & _PERM[access]:
-                bit = "RWX"[access]
-                rule = f"{bit}=0 for a {_ACCESS_NAME[access]}"
-                raise page_fault(access, ("PTW", "5", bit, rule))
+        # PTW step 5: U-bit and R/W/X permission for the request's privilege
+        if pte & _U:
+            if priv and (not sum_ or access == _EXECUTE):
+                raise page_fault(access, _s_priv_why(access))
+        elif not priv:
+            raise page_fault(access, ("PTW", "5", "U", "U=0 for a user-mode access"))
+        if not pte & _PERM[access]:
+            bit = "RWX"[access]
+            rule = f"{bit}=0 for {_ACCESS_NAME[access]}"
+            raise page_fault(access, ("PTW", "5", bit, rule))
         write = access == _WRITE
         new = pte | _A | (_D if write else 0)
         if new != pte:
@@ -590,6 +590,5 @@ def first_stage(
                 io.emit(Step("PTW", "7", f"A/D update of the first-stage PTE at {pte_addr:#x}"))
             pte = new
         if io.emit is not None:
-            rule = "the leaf grants the access" if check else "the leaf PTE is valid (ATS)"
-            io.emit(Check("PTW", "5", rule, True))
+            io.emit(Check("PTW", "5", "the leaf grants the access", True))
         return _leaf_pa(pte, size, psize, iova), pte, size

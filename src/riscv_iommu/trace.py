@@ -28,7 +28,8 @@ __all__ = ["TraceEvent", "Tracer", "Explanation", "to_trace", "as_observer"]
 class TraceEvent:
     """One step of a traced translation."""
 
-    #: spec section: "P2IOVA", "GET_DC", "DC_MISCONFIG", "GET_PC", "PTW", "PTW-G", "MSI_TRANS"...
+    #: spec section: "P2IOVA", "GET_DC", "DC_MISCONFIG", "GET_PC", "PTW", "PTW-G", "MSI_TRANS",
+    #: "ATS_FAULTS" (the completion of an ATS translation request: range and CXL.io)...
     section: str
     #: the step within the section ("3", "17", ...), or "" when not numbered
     step: str
@@ -111,9 +112,8 @@ def to_trace(event: Event) -> List[TraceEvent]:
         elif event.format:
             text += f" ({event.format} format)"
         return [TraceEvent(event.section, event.step, text, event.addr, event.raw, event.decode())]
-    if isinstance(event, CacheEvent) and event.op == "hit":
-        if event.cache == "IOTLB":
-            return [TraceEvent("IOATC", "", f"IOTLB hit, tag {event.tag}")]
+    if isinstance(event, CacheEvent) and event.op == "hit" and event.cache in _HIT_TEXT:
+        # (an IOTLB hit is a Step of the translation, with the addresses)
         return [TraceEvent("IOATC", "", _HIT_TEXT[event.cache].format(*event.tag, 0))]
     return []
 

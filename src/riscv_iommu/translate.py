@@ -16,7 +16,7 @@ from .ddt import ddi
 from .events import Check, Step
 from .hpm import Event
 from .ioatc import HOST, NONE, cached_dc, cached_pc
-from .msi import MsiResult, msi_translate, record_mrif
+from .msi import MsiResult, msi_free_size, msi_translate, record_mrif
 from .paging import G_MODES, S_MODES, first_stage, second_stage
 from .pdt import PID_WIDTH
 from .types import Access, Cause, RequestKind
@@ -70,8 +70,9 @@ _ATS = int(RequestKind.ATS_TRANSLATION)
 _WRITE = int(Access.WRITE)
 _MODE_NAME = {0: "Off", 1: "Bare", 2: "1LVL", 3: "2LVL", 4: "3LVL"}
 _KIND_NAME = ("an Untranslated request", "a Translated request", "an ATS Translation Request")
-_STAGE_NAME = {0: "Bare", 8: "Sv39 (Sv32 with SXL)", 9: "Sv48", 10: "Sv57"}
-_G_NAME = {0: "Bare", 8: "Sv39x4 (Sv32x4 with GXL)", 9: "Sv48x4", 10: "Sv57x4"}
+# mode names by (XLEN-32 flag, MODE): SXL for the first stage, GXL for the G-stage
+_STAGE_NAME = {(0, 8): "Sv39", (0, 9): "Sv48", (0, 10): "Sv57", (1, 8): "Sv32"}
+_G_NAME = {(0, 8): "Sv39x4", (0, 9): "Sv48x4", (0, 10): "Sv57x4", (1, 8): "Sv32x4"}
 
 
 def translate_iova(
@@ -138,14 +139,16 @@ def translate_iova(
     if crossing:
         raise _misaligned(access)
     # step 7
-    if kind != _UNTRANSLATED and not tc & _EN_ATS:
-        why = (
-            "P2IOVA",
-            "7",
-            "DC.tc.EN_ATS",
-            f"DC.tc.EN_ATS is 0 and the request is {_KIND_NAME[kind]}",
-        )
-        raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, why)
+    if kind != _UNTRANSLATED:
+        if not tc & _EN_ATS:
+            why = (
+                "P2IOVA",
+                "7",
+                "DC.tc.EN_ATS",
+                f"DC.tc.EN_ATS is 0 and the request is {_KIND_NAME[kind]}",
+            )
+            raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, why)
+        io.t2gpa = bool(tc & _T2GPA)  # for the CXL.io bit of an ATS completion
     gipc = tc & io.gipc_tc  # [GIPC] DC.tc.GIPC
     if process_id is not None:
         if not tc & _PDTV:
@@ -221,8 +224,9 @@ def translate_iova(
             Step(
                 "P2IOVA",
                 "17",
-                f"first stage {_STAGE_NAME.get(smode, smode)} (iosatp {iosatp:#x}), "
-                f"G-stage {_G_NAME.get(gmode, gmode)} (iohgatp {iohgatp:#x} from the {hg_from})",
+                f"first stage {_STAGE_NAME.get((sxl, smode), 'Bare')} (iosatp {iosatp:#x}), "
+                f"G-stage {_G_NAME.get((io.gxl, gmode), 'Bare')} "
+                f"(iohgatp {iohgatp:#x} from the {hg_from})",
             )
         )
     hg = iohgatp if gmode else 0
@@ -257,6 +261,8 @@ def translate_iova(
     if (gmode or smode) and tlb.capacity:
         hit = tlb.hit(gscid, pscid, iova, access, priv, sum_)
         if hit is not None:
+            if emit is not None:
+                emit(Step("IOATC", "", f"IOTLB hit: {iova:#x} -> {hit[0]:#x}"))
             return hit
         io.ioatc.missed = True
         if hpm:
@@ -265,7 +271,7 @@ def translate_iova(
     perms = PERM_ALL
     g = False
     pbmt = 0
-    size = io.params.bare_range_size
+    size = io.bare_s[sxl]  # a Bare first stage
     s1pte = -1
     s1size = 0
     if smode:
@@ -322,6 +328,13 @@ def translate_iova(
         size = min(size, gsize)
     else:
         spa = gpa
+        bare_g = io.bare_g[io.gxl]  # a Bare G-stage
+        if size > bare_g:
+            size = bare_g
+    if msiptp >> _MODE_SHIFT:
+        # step 18 found no interrupt file at gpa: the range reported and cached
+        # must not cover one either (docs/translation.md)
+        size = msi_free_size(gpa, size, msi_mask, msi_pattern)
     if (gmode or smode) and tlb.capacity:
         tlb.fill(
             gscid,

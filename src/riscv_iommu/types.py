@@ -175,7 +175,9 @@ class Request:
     meaningful only with a process_id.  ``no_write`` is the ATS Translation
     Request "no write" flag.  ``data`` is the 32-bit write data of a write;
     the model needs it only to record an MSI into an MRIF itself
-    (``IommuParams.mrif_by_iommu``).
+    (``IommuParams.mrif_by_iommu``).  ``cxl`` is the Root Port's indication
+    that the requester is a CXL type 1 or type 2 device (it decides the
+    CXL.io bit of an ATS translation completion, ``Response.cxl_io``).
     """
 
     device_id: int
@@ -187,13 +189,14 @@ class Request:
     length: int = 8
     no_write: bool = False
     data: Optional[int] = None
+    cxl: bool = False
 
     def __repr__(self) -> str:
         return (
             f"Request(device_id={self.device_id:#x}, addr={_hex(self.addr)}, "
             f"access={Access(self.access).name}, process_id={_hex(self.process_id)}, "
             f"priv={self.priv}, kind={RequestKind(self.kind).name}, length={self.length}, "
-            f"no_write={self.no_write}, data={_hex(self.data)})"
+            f"no_write={self.no_write}, data={_hex(self.data)}, cxl={self.cxl})"
         )
 
 
@@ -275,7 +278,9 @@ class Response:
     the translation range.  ``is_msi`` marks an address recognised as a
     virtual interrupt file; ``is_mrif`` adds the MRIF destination
     (``mrif_addr``), the notice MSI address (``notice_addr``) and ``nid``.
-    ``rcid``/``mcid`` are the QoS IDs given to the IO bridge.
+    ``rcid``/``mcid`` are the QoS IDs given to the IO bridge.  ``cxl_io`` is
+    the CXL.io bit of an ATS translation completion (always False for a
+    request whose ``cxl`` is False, and for other responses).
     """
 
     status: Status
@@ -300,6 +305,7 @@ class Response:
     nid: int = 0
     rcid: int = 0
     mcid: int = 0
+    cxl_io: bool = False
 
     def __repr__(self) -> str:
         parts = [f"status={Status(self.status).name}", f"addr={self.addr:#x}"]
@@ -308,7 +314,7 @@ class Response:
             parts.append(f"reported={self.reported}")
         perms = "".join(c for c, on in (("r", self.r), ("w", self.w), ("x", self.x)) if on)
         parts.append(f"perms={perms or '-'}")
-        for name in ("u", "g", "priv", "n", "s", "is_msi", "is_mrif"):
+        for name in ("u", "g", "priv", "n", "s", "is_msi", "is_mrif", "cxl_io"):
             if getattr(self, name):
                 parts.append(f"{name}=True")
         if self.pbmt:

@@ -260,7 +260,8 @@ def test_init_fails_when_be_not_available() -> None:
     e = Env(rv.Capabilities.full(end=False), bring_up=False)
     with pytest.raises(DriverError, match="END"):
         e.drv.bring_up(big_endian=True)
-    e = Env(rv.Capabilities.full(), bring_up=False)  # END = 1 but fctl.BE is not writable
+    # END = 1 but fctl.BE pinned by the implementation (be_writable=False)
+    e = Env(rv.Capabilities.full(), rv.IommuParams(be_writable=False), bring_up=False)
     with pytest.raises(DriverError, match="fctl.BE"):
         e.drv.bring_up(big_endian=True)
     e = Env(rv.Capabilities.full(end=False), fctl=1, big_endian=True)

@@ -180,7 +180,7 @@ def two_stage(
 )
 def test_completion_address_s_bit_and_napot_size(size: int, va: int, pa: int, addr: int) -> None:
     """§ATS_FAULTS Success completion: translated address with S and the NAPOT size encoding."""
-    s, _ = s1_system(size=size, va=va, pa=pa)
+    s, _ = s1_system(size=size, va=va, pa=pa, params=rv.IommuParams(bare_range_size=GB1))
     rsp = ats(s, va + 0x3000 if size > KB4 else va)
     assert rsp == rv.Response(
         SUCCESS, addr=addr, r=True, w=True, s=size > KB4, size=size
@@ -499,8 +499,10 @@ IMSIC = 0x2400_3000
 MSI_GPA = (MSI_PATTERN << 12) | 0x2000  # interrupt file 2
 
 
-def msi_system(mrif: bool = False, tc: int = 0, s1_g: bool = False) -> Tuple[System, Any]:
-    s = System()
+def msi_system(
+    mrif: bool = False, tc: int = 0, s1_g: bool = False, params: Optional[rv.IommuParams] = None
+) -> Tuple[System, Any]:
+    s = System(params=params)
     g = s.gstage()
     msipt = s.msipt(8)
     if mrif:
@@ -538,8 +540,15 @@ def test_msi_basic_translate_gives_the_imsic_address() -> None:
 
 
 def test_msi_no_write() -> None:
-    """No Write on an MSI address: W=0."""
+    """No Write on an MSI address (first stage Bare): the MSI PTE grants write, so W is
+    "determined from the page tables" (IommuParams.ats_no_write_reports_w, default)."""
     s, _ = msi_system()
+    assert ats(s, MSI_GPA, no_write=True) == ok(IMSIC, KB4, r=True, w=True, is_msi=True)
+
+
+def test_msi_no_write_w0_when_not_reported() -> None:
+    """ats_no_write_reports_w=False: No Write = 1 always gets W = 0."""
+    s, _ = msi_system(params=rv.IommuParams(ats_no_write_reports_w=False))
     assert ats(s, MSI_GPA, no_write=True) == ok(IMSIC, KB4, r=True, is_msi=True)
 
 

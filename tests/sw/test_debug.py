@@ -68,8 +68,9 @@ def rsp_fields(r: int) -> tuple[int, int, int, int]:
 
 
 def first_stage_system(tc: int = 0) -> tuple[System, PageTable]:
-    """DC of DID: first stage from DC.fsc (PDTV = 0), second stage Bare; FQ enabled."""
-    s = System()
+    """DC of DID: first stage from DC.fsc (PDTV = 0), second stage Bare (counting as
+    1 GiB, IommuParams.bare_range_size); FQ enabled."""
+    s = System(params=rv.IommuParams(bare_range_size=1 << 30))
     s1 = s.stage1()
     s.ddt.set_dc(DID, tc=TC_V | tc, fsc=s1.satp(), ta=ta(pscid=1))
     setup_fq(s)

@@ -60,7 +60,7 @@ _EVT_ALL_BUT_ID = M64 & ~F.IOHPMEVT.eventID.mask
 # and the other words the write is expected to change (side effects).
 LAYOUT: List[Tuple[str, int, int, Callable[[System], int], Dict[int, int]]] = [
     ("capabilities", 0, 8, lambda s: s.caps.raw, {}),  # RO
-    ("fctl", 8, 4, lambda s: F.FCTL.WSI.mask, {}),  # only WSI writable (IGS=BOTH)
+    ("fctl", 8, 4, lambda s: F.FCTL.mask_of("BE", "WSI"), {}),  # BE (END=1), WSI (IGS=BOTH)
     ("ddtp", 16, 8, lambda s: F.DDTP.PPN.mask | 4, {}),  # mode 15 illegal: stays 3LVL
     ("cqb", 24, 8, lambda s: _QB_RW, {}),
     ("cqh", 32, 4, lambda s: 0, {}),  # RO
@@ -622,38 +622,35 @@ def test_ppn_warl_to_pas(pas: int, reg: int):
     assert ppn == (1 << (pas - 12)) - 1
 
 
+#: an implementation that pins fctl.BE although capabilities.END is 1
+NO_BE = rv.IommuParams(be_writable=False)
+
+
 @pytest.mark.parametrize(
     "caps,params,writable",
     [
-        (rv.Capabilities.full(), rv.IommuParams(), F.FCTL.WSI.mask),
-        (rv.Capabilities.full(igs=rv.IGS.MSI), rv.IommuParams(), 0),
-        (rv.Capabilities.full(igs=rv.IGS.WSI), rv.IommuParams(), 0),
+        (rv.Capabilities.full(), rv.IommuParams(), F.FCTL.mask_of("BE", "WSI")),
+        (rv.Capabilities.full(igs=rv.IGS.MSI), NO_BE, 0),
+        (rv.Capabilities.full(igs=rv.IGS.WSI), NO_BE, 0),
+        (rv.Capabilities.full(igs=rv.IGS.MSI), rv.IommuParams(), F.FCTL.BE.mask),
+        (rv.Capabilities.full(igs=rv.IGS.MSI, end=False), rv.IommuParams(), 0),
         (
             rv.Capabilities.full(igs=rv.IGS.MSI),
-            rv.IommuParams(be_writable=True),
-            F.FCTL.BE.mask,
-        ),
-        (
-            rv.Capabilities.full(igs=rv.IGS.MSI, end=False),
-            rv.IommuParams(be_writable=True),
-            0,
-        ),
-        (
-            rv.Capabilities.full(igs=rv.IGS.MSI),
-            rv.IommuParams(gxl_writable=True),
+            rv.IommuParams(gxl_writable=True, be_writable=False),
             F.FCTL.GXL.mask,
         ),
         (
             rv.Capabilities.full(),
-            rv.IommuParams(gxl_writable=True, be_writable=True),
+            rv.IommuParams(gxl_writable=True),
             F.FCTL.mask_of("BE", "WSI", "GXL"),
         ),
     ],
     ids=["both", "msi", "wsi", "be", "be-no-end", "gxl", "all"],
 )
 def test_fctl_warl(caps: rv.Capabilities, params: rv.IommuParams, writable: int):
-    """fctl (WARL): BE needs capabilities.END, WSI needs IGS=BOTH, GXL is writable only
-    where the implementation allows; reserved bits 15:3 and custom bits 31:16 read 0."""
+    """fctl (WARL): BE is writable with capabilities.END (unless the implementation pins
+    it), WSI needs IGS=BOTH, GXL is writable only where the implementation allows;
+    reserved bits 15:3 and custom bits 31:16 read 0."""
     io = bare_iommu(caps=caps, params=params)
     reset = io.mmio_read(REG.FCTL, 4)
     io.mmio_write(REG.FCTL, M32, 4)

@@ -139,11 +139,13 @@ class Vm:
         self.ram.append((gpa, size, page_size, spa))
         return spa
 
-    def unmap_guest_ram(self, gpa: int) -> bool:
+    def unmap_guest_ram(self, gpa: int, invalidate: bool = True) -> bool:
         """Remove the RAM region that starts at ``gpa`` (e.g. a balloon): clear its G-stage
         leaves, then ``IOTINVAL.GVMA`` per leaf GPA and a fence with ``PR``/``PW``.
 
-        Returns whether the fence completed.
+        Returns whether the fence completed.  ``invalidate=False`` changes the
+        table only (the IOMMU may go on using cached translations until software
+        runs :meth:`Driver.g_stage_changed`).
         """
         for region in self.ram:
             if region[0] == gpa:
@@ -157,6 +159,8 @@ class Vm:
         for off in range(0, size, _PAGE):
             del self.memory.backing[gpa + off]
         self.ram.remove(region)
+        if not invalidate:
+            return True
         return self.hv.driver.sync(*g_stage_commands(self.gscid, leaves), pr=True, pw=True)
 
     def is_ram(self, gpa: int, size: int) -> bool:
@@ -313,44 +317,82 @@ class Hypervisor:
         self._next_pscid += 1
         return AddressSpace(vm, pscid, table)
 
-    def _write_dc(self, device_id: int, tc: int, iohgatp: int, ta: int, fsc: int) -> None:
+    def _write_dc(
+        self,
+        device_id: int,
+        tc: int,
+        iohgatp: int,
+        ta: int,
+        fsc: int,
+        msi: Optional[Tuple[int, int, int]] = None,
+    ) -> None:
         """Write a DC with ``V`` = 0 first, then ``tc`` (``V`` = 1) last."""
-        addr = self.ddt.set_dc(device_id, tc=tc & ~_TC.V.mask, iohgatp=iohgatp, ta=ta, fsc=fsc)
+        msiptp, mask, pattern = msi or (0, 0, 0)
+        addr = self.ddt.set_dc(
+            device_id,
+            tc=tc & ~_TC.V.mask,
+            iohgatp=iohgatp,
+            ta=ta,
+            fsc=fsc,
+            msiptp=msiptp,
+            msi_addr_mask=mask,
+            msi_addr_pattern=pattern,
+        )
         self.ddt.space.write_u64(addr, tc, self.ddt.big)
 
     def attach(
-        self, device_id: int, vm: Vm, pasids: bool = True, ats: bool = False, pri: bool = False
+        self,
+        device_id: int,
+        vm: Vm,
+        pasids: bool = True,
+        ats: bool = False,
+        pri: bool = False,
+        first_stage: bool = True,
+        tc: int = 0,
+        msi: Optional[Tuple[int, int, int]] = None,
     ) -> Device:
         """Assign ``device_id`` to ``vm`` the base spec's way: ``DC.iohgatp`` = the VM.
 
         ``pasids``: ``DC.fsc`` holds a PDT in the VM's memory (PASIDs are added
         with :meth:`bind_pasid`; requests without a PASID see GPAs); otherwise it
         holds one first-stage table (``iosatp``, the address space of PASID None).
-        A device already attached is detached first.  A DC going from invalid to
-        valid needs no invalidation.
+        ``first_stage=False``: ``DC.fsc`` is Bare (no PDT, no first-stage table):
+        the device's addresses are GPAs, translated by the G-stage alone.
+        ``tc`` adds ``DC.tc`` bits (``T2GPA``, ``DTF``, ``SADE``, ``GADE``...);
+        ``msi`` = (``msiptp``, ``msi_addr_mask``, ``msi_addr_pattern``) fills the
+        MSI fields of an extended DC.  A device already attached is detached
+        first.  A DC going from invalid to valid needs no invalidation.
         """
+        if msi is not None and not self.ddt.msi_flat:
+            raise HypervisorError("MSI fields need extended DCs (capabilities.MSI_FLAT)")
         if device_id in self.devices:
             self.detach(device_id)
-        tc = self._tc(ats, pri)
-        if pasids:
+        tc |= self._tc(ats, pri)
+        if not first_stage:
+            dev = Device(device_id, False, vm, None, tc, ats)
+            self._write_dc(device_id, tc, vm.iohgatp, 0, 0, msi)
+        elif pasids:
             pdt = ProcessDirectory(vm.memory, self.pd_mode, big=self.driver.be)
             dev = Device(device_id, False, vm, pdt, tc | _TC.PDTV.mask, ats)
-            self._write_dc(device_id, dev.tc, vm.iohgatp, 0, pdt.pdtp())
+            self._write_dc(device_id, dev.tc, vm.iohgatp, 0, pdt.pdtp(), msi)
         else:
             space = self._new_space(vm, in_host=False)
             dev = Device(device_id, False, vm, None, tc, ats)
             dev.spaces[None] = space
             ta = F.DC_TA.encode(PSCID=space.pscid)
-            self._write_dc(device_id, tc, vm.iohgatp, ta, space.table.satp())
+            self._write_dc(device_id, tc, vm.iohgatp, ta, space.table.satp(), msi)
         self.devices[device_id] = dev
         return dev
 
-    def attach_gipc(self, device_id: int, ats: bool = False, pri: bool = False) -> Device:
+    def attach_gipc(
+        self, device_id: int, ats: bool = False, pri: bool = False, tc: int = 0
+    ) -> Device:
         """[GIPC] Assign ``device_id`` with ``DC.tc.GIPC``: a PDT at SPAs, one VM per PASID.
 
         ``DC.iohgatp`` is Bare and ``DC.tc.DPE`` = 1, so a request without a
         PASID is treated as PASID 0 and faults unless PASID 0 is bound: the
-        device has no pass-through path to host memory.
+        device has no pass-through path to host memory.  ``tc`` adds ``DC.tc``
+        bits (``DTF``, ``T2GPA``...).
         """
         fmt = self.gipc_fmt
         if fmt is None:
@@ -358,7 +400,7 @@ class Hypervisor:
         if device_id in self.devices:
             self.detach(device_id)
         pdt = ProcessDirectory(self.host, self.pd_mode, big=self.driver.be, fmt=fmt)
-        tc = self._tc(ats, pri) | _TC.PDTV.mask | _TC.DPE.mask | self.gipc_tc
+        tc |= self._tc(ats, pri) | _TC.PDTV.mask | _TC.DPE.mask | self.gipc_tc
         dev = Device(device_id, True, None, pdt, tc, ats)
         self._write_dc(device_id, tc, 0, 0, pdt.pdtp())
         self.devices[device_id] = dev
@@ -438,15 +480,18 @@ class Hypervisor:
             return []
         return [iofence_c(), ats_inval(dev.device_id, pasid, 0, None)]
 
-    def unbind_pasid(self, device_id: int, pasid: int) -> bool:
+    def unbind_pasid(self, device_id: int, pasid: int, invalidate: bool = True) -> bool:
         """Invalidate the PC of ``pasid`` ("Changing process directory table entry",
         with the PC's VM GSCID), invalidate the device's ATC for the PASID (ATS),
-        fence with ``PR``/``PW``; the address space is gone."""
+        fence with ``PR``/``PW``; the address space is gone.  ``invalidate=False``
+        clears the PC only (software runs :meth:`Driver.pc_changed` later)."""
         dev = self._device(device_id)
         space = dev.spaces.pop(pasid, None)
         if space is None or dev.pdt is None:
             raise HypervisorError(f"PASID {pasid:#x} is not bound")
         dev.pdt.clear_pc(pasid)
+        if not invalidate:
+            return True
         cmds = pc_change_commands(device_id, pasid, space.pscid, space.vm.gscid)
         return self.driver.sync(*cmds, *self._ats_cmds(dev, pasid), pr=True, pw=True)
 
@@ -521,7 +566,9 @@ class Hypervisor:
                 off += leaf
                 break
 
-    def unmap(self, device_id: int, pasid: Optional[int], iova: int, size: int) -> bool:
+    def unmap(
+        self, device_id: int, pasid: Optional[int], iova: int, size: int, invalidate: bool = True
+    ) -> bool:
         """virtio-iommu ``UNMAP``: remove every mapping inside ``[iova, iova + size)``.
 
         A mapping only partly inside is an error (nothing is changed).  The
@@ -530,6 +577,8 @@ class Hypervisor:
         ATS an ``IOFENCE.C`` and ``ATS.INVAL`` for the device, and a fence with
         ``PR`` (and ``PW`` if a leaf was writable).  Returns whether the fence
         completed (False: waiting for the device's invalidation completion).
+        ``invalidate=False`` clears the leaves only (software runs
+        :meth:`Driver.first_stage_changed` later).
         """
         dev = self._device(device_id)
         sp = self.space(device_id, pasid)
@@ -542,6 +591,8 @@ class Hypervisor:
         for va, sz, _, _ in leaves:
             sp.table.unmap(va, sz)
             del sp.mappings[va]
+        if not invalidate:
+            return True
         cmds = first_stage_commands(sp.vm.gscid, sp.pscid, [va for va, _, _, _ in leaves])
         if dev.ats:
             cmds.append(iofence_c())

@@ -71,10 +71,18 @@ def _order(big: bool) -> Literal["little", "big"]:
 
 
 class PageAllocator:
-    """Bump allocator of zeroed physical memory over a memory port."""
+    """Bump allocator of zeroed physical memory over a memory port.
+
+    Allocates from ``base`` up to (not including) ``limit``: give both to
+    keep every structure inside a small memory, e.g. an RTL memory window.
+    Raises MemoryError when an allocation does not fit.
+    """
 
     def __init__(self, mem: Any, base: int = 0x8000_0000, limit: int = 1 << 56) -> None:
+        if base > limit:
+            raise ValueError(f"PageAllocator base {base:#x} is above its limit {limit:#x}")
         self.mem = mem
+        self.base = base
         self.next = base
         self.limit = limit
 
@@ -84,7 +92,10 @@ class PageAllocator:
             raise ValueError("align must be a power of two and size positive")
         addr = (self.next + align - 1) & ~(align - 1)
         if addr + size > self.limit:
-            raise MemoryError("PageAllocator exhausted")
+            raise MemoryError(
+                f"PageAllocator exhausted: {size:#x} bytes at {addr:#x} would pass its limit "
+                f"{self.limit:#x} (base {self.base:#x})"
+            )
         self.next = addr + size
         self.mem.write(addr, bytes(size))
         return addr
