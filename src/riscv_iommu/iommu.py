@@ -865,14 +865,11 @@ class Iommu:
                 if tlb_key is not None:
                     self.iotlb.stats.hits += 1
                 if self.lru:
-                    entries = ddt.entries
-                    entries[did] = entries.pop(did)
+                    ddt.entries.move_to_end(did)
                     if pc_key is not None:
-                        entries = self._pdt.entries
-                        entries[pc_key] = entries.pop(pc_key)
+                        self._pdt.entries.move_to_end(pc_key)
                     if tlb_key is not None:
-                        entries = self.iotlb.entries
-                        entries[tlb_key] = entries.pop(tlb_key)
+                        self.iotlb.entries.move_to_end(tlb_key)
                 return Response(
                     _SUCCESS,
                     base | (addr & 0xFFF),

@@ -381,8 +381,7 @@ def implicit_read(io: "Iommu", gpa: int, hgatp: int, access: int, gctl: int, for
         if page is not None:  # Cache.get, inline: this is the walk's hottest lookup
             cache.stats.hits += 1
             if cache.lru:
-                del entries[key]
-                entries[key] = page
+                entries.move_to_end(key)
             if cache.emit is not None:
                 cache.emit(CacheEvent("GWALK", "hit", key))
             return page | (gpa & 0xFFF)  # type: ignore[no-any-return]
