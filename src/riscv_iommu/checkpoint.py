@@ -57,8 +57,8 @@ NOT_STATE = frozenset(
         # caches and statistics (and direct references into them)
         "ioatc", "stats", "iotlb", "gwalk", "_front", "_ddt", "_pdt", "_nreq",
         # the port, outbound ports, observers
-        "mem", "rd", "on_ats_message", "on_wired_interrupt", "on_fence", "emit",
-        "_observers", "_tracer", "_tracer_obs",
+        "mem", "rd", "pages", "port_faults", "on_ats_message", "on_wired_interrupt",
+        "on_fence", "emit", "_observers", "_tracer", "_tracer_obs",
         # scratch
         "t2gpa", "_in_commands", "_more_commands", "_in_mmio",
     }

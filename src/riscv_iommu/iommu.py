@@ -266,11 +266,15 @@ class Iommu:
                 raise MemoryAccessError(MemoryFault.ACCESS_FAULT, addr, size)
             return int.from_bytes(port_read(addr, size), "big" if big else "little")
 
+        #: the port's pages when it is a SparseMemory (the walks read PTEs in place:
+        #: paging._U64), else None; ``port_faults`` its injected faults
+        self.pages: Optional[Dict[int, bytearray]] = None
+        self.port_faults: List[Any] = []
         if type(mem) is not SparseMemory:
             return slow
         # SparseMemory fast path: read the page dict directly (same package)
-        pages = mem._pages
-        injections = mem._injections
+        pages = self.pages = mem._pages
+        injections = self.port_faults = mem._injections
         unpack = {
             (8, False): struct.Struct("<Q").unpack_from,
             (8, True): struct.Struct(">Q").unpack_from,
@@ -790,6 +794,7 @@ class Iommu:
             rsp = self.translate(req)
         finally:
             self.mem, self.rd, self.on_ats_message, self.on_wired_interrupt, self.on_fence = saved
+            self.rd = self._make_reader()  # and the in-place page reads of the real port
             self._observers = observers
             self._set_emit()
             if self.qos_port:

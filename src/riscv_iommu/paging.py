@@ -12,6 +12,7 @@ Everything here works on plain ints; faults stop the process by raising
 
 from __future__ import annotations
 
+import struct
 from typing import TYPE_CHECKING, Any, Callable, Dict, Literal, Tuple
 
 from . import formats as F
@@ -81,6 +82,14 @@ _NAPOT_64K = 0b1000  # Svnapot: the only defined N encoding, ppn[3:0] = 1000 at 
 # enum members as plain ints: an Enum attribute lookup costs more than the test
 _WRITE = int(Access.WRITE)
 _EXECUTE = int(Access.EXECUTE)
+
+#: 8-byte PTE readers by byte order (index: big-endian).  The page-table walks
+#: read the PTEs of a SparseMemory port in place (``Iommu.pages``: its page dict;
+#: None for any other port, and ignored while the port has injected faults):
+#: the bytes ``Iommu.rd`` would return, without a call per PTE.  A page the port
+#: does not hold, an address beyond capabilities.PAS and every other port go
+#: through ``Iommu.rd``.
+_U64 = (struct.Struct("<Q").unpack_from, struct.Struct(">Q").unpack_from)
 
 #: How often an A/D update may find the PTE changed before the walk gives up
 #: (reported as an access fault on the PTE).
@@ -227,6 +236,10 @@ def _walk(
         ppn_max = _PPN32
     rd = io.rd
     emit = io.emit
+    pages = io.pages if psize == 8 and not io.port_faults else None  # see _U64
+    u64 = _U64[big]
+    limit = io.pa_limit - 8
+    gwalk = io.gwalk.capacity
     vmask = (1 << vbits) - 1
     i = levels - 1
     shift = 12 + i * vbits
@@ -237,15 +250,22 @@ def _walk(
     while True:
         pte_addr = a + idx * psize  # PTW step 2
         pte_gpa = -1
-        if hgatp:
+        if hgatp:  # the PTE address is a GPA: an implicit read through the G-stage
             pte_gpa = pte_addr
-            pte_addr = implicit_read(io, pte_gpa, hgatp, access, gctl, for_pdt)
-        try:
-            pte = rd(pte_addr, psize, big)
-        except MemoryAccessError as err:
-            stage = "G-stage" if walk else "first-stage"
-            why = _read_why("PTW-G" if walk else "PTW", stage, pte_addr, i)
-            raise _pte_fault(err, access, for_pdt, why) from None
+            if gwalk:
+                pte_addr = implicit_read(io, pte_gpa, hgatp, access, gctl, for_pdt)
+            else:
+                pte_addr = second_stage(io, pte_gpa, hgatp, access, True, False, gctl, for_pdt)[0]
+        page = pages.get(pte_addr >> 12) if pages is not None else None
+        if page is not None and pte_addr <= limit:
+            pte = u64(page, pte_addr & 0xFFF)[0]
+        else:
+            try:
+                pte = rd(pte_addr, psize, big)
+            except MemoryAccessError as err:
+                stage = "G-stage" if walk else "first-stage"
+                why = _read_why("PTW-G" if walk else "PTW", stage, pte_addr, i)
+                raise _pte_fault(err, access, for_pdt, why) from None
         if emit is not None:
             if walk:
                 emit_read(io, emit, "G_PTE", pte_addr, psize, big, pte, "PTW-G", "2", i, walk)
@@ -267,7 +287,7 @@ def _walk(
         idx = (va >> shift) & vmask
         a = ((pte >> _PPN_SHIFT) & ppn_max) << 12
     ppn = (pte >> _PPN_SHIFT) & ppn_max
-    size = 1 << (12 + i * vbits)
+    size = 1 << shift
     if psize == 8 and (pte & _N or pte & _PBMT == _PBMT):
         _leaf_checks(pte, ppn, i)  # Svnapot / Svpbmt (PBMT=3 is reserved)
         if pte & _N:
@@ -312,56 +332,6 @@ def _misaligned(level: int, bits: int) -> _Invalid:
     return _Invalid(
         "6", "PPN", f"superpage leaf at level {level} with PPN[{bits - 1}:0] not zero: misaligned"
     )
-
-
-def _walk_g64(
-    io: "Iommu",
-    gpa: int,
-    root_ppn: int,
-    levels: int,
-    big: bool,
-    access: int,
-    for_pdt: str,
-    walk: str = "final",
-) -> Tuple[int, int, int]:
-    """:func:`_walk` specialised for the 8-byte G-stage modes (the hot path).
-
-    Same PTW steps 2-4 and 6, with nothing to translate on the way.
-    """
-    rsv = io.pte_rsv
-    nl_bad = _V | _W | rsv | io.pte_nl_rsv
-    rd = io.rd
-    emit = io.emit
-    i = levels - 1
-    shift = 12 + 9 * i
-    a = (root_ppn << 12) + (gpa >> shift) * 8  # x4 root: vpn[LEVELS-1] has 11 bits
-    while True:
-        try:
-            pte = rd(a, 8, big)
-        except MemoryAccessError as err:
-            raise _pte_fault(err, access, for_pdt, _read_why("PTW-G", "G-stage", a, i)) from None
-        if emit is not None:
-            emit_read(io, emit, "G_PTE", a, 8, big, pte, "PTW-G", "2", i, walk)
-        if pte & _RX:
-            if not pte & _V or pte & rsv or (pte & _RW) == _W:  # PTW step 3
-                raise _invalid_leaf(io, pte, i)
-            break  # PTW step 4
-        if pte & nl_bad != _V:  # PTW step 3 (pointer)
-            raise _invalid_pointer(io, pte, i)
-        i -= 1
-        if i < 0:
-            raise _Invalid("4", "R", "a non-leaf PTE at level 0: no leaf found")
-        shift -= 9
-        a = (((pte >> _PPN_SHIFT) & _PPN64) << 12) + ((gpa >> shift) & 0x1FF) * 8
-    ppn = (pte >> _PPN_SHIFT) & _PPN64
-    size = 1 << shift
-    if pte & _N or pte & _PBMT == _PBMT:
-        _leaf_checks(pte, ppn, i)  # Svnapot / Svpbmt (PBMT=3 is reserved)
-        if pte & _N:
-            size = 1 << 16
-    if i and ppn & ((1 << (i * 9)) - 1):  # PTW step 6: misaligned superpage
-        raise _misaligned(i, i * 9)
-    return pte, size, a
 
 
 def implicit_read(io: "Iommu", gpa: int, hgatp: int, access: int, gctl: int, for_pdt: str) -> int:
@@ -412,7 +382,9 @@ def second_stage(
     ``DC.tc.SXL``.  Returns ``(spa, leaf pte, page size)``.
     """
     geom = G_MODES[io.gxl][hgatp >> _G_MODE_SHIFT]
-    gbits = 34 if gctl & 2 else geom[3]
+    levels, _, psize, gbits = geom
+    if gctl & 2:
+        gbits = 34
     # GPA width check (x4 modes), and §DC.tc.SXL: GPA bits beyond 33 fault
     if gpa >> gbits:
         rule = f"GPA bits 63:{gbits} are not zero for {_G_NAME[geom[3]]}"
@@ -421,15 +393,61 @@ def second_stage(
         raise guest_page_fault(access, gpa, implicit, implicit_write, ("PTW-G", "1", "GPA", rule))
     big = io.be
     root = hgatp & _PPN_ROOT
-    psize = geom[2]
-    retries = 0
+    emit = io.emit
     walk = ""
-    if io.emit is not None:  # what this G-stage walk translates (event stream)
+    if emit is not None:  # what this G-stage walk translates (event stream)
         walk = for_pdt or ("S_PTE_AD" if implicit_write else "S_PTE" if implicit else "final")
+    # PTW step 5 needs: G-stage accesses are user-level accesses (U must be 1)
+    if implicit:
+        need = _U | (_W if implicit_write else _R)
+        write = implicit_write
+    else:
+        need = _U | _PERM[access]
+        write = access == _WRITE
+    retries = 0
     while True:  # PTW step 7 may restart the walk
         try:
             if psize == 8:
-                pte, size, pte_addr = _walk_g64(io, gpa, root, geom[0], big, access, for_pdt, walk)
+                # PTW steps 2-4 and 6 for the 8-byte modes (the hot path: inline)
+                rsv = io.pte_rsv
+                nl_bad = _V | _W | rsv | io.pte_nl_rsv
+                pages = io.pages if not io.port_faults else None  # see _U64
+                limit = io.pa_limit - 8
+                u64 = _U64[big]
+                i = levels - 1
+                shift = 12 + 9 * i
+                # PTW step 2: x4 root, vpn[LEVELS-1] has 11 bits
+                pte_addr = (root << 12) + (gpa >> shift) * 8
+                while True:
+                    page = pages.get(pte_addr >> 12) if pages is not None else None
+                    if page is not None and pte_addr <= limit:
+                        pte = u64(page, pte_addr & 0xFFF)[0]
+                    else:
+                        try:
+                            pte = io.rd(pte_addr, 8, big)
+                        except MemoryAccessError as err:
+                            why = _read_why("PTW-G", "G-stage", pte_addr, i)
+                            raise _pte_fault(err, access, for_pdt, why) from None
+                    if emit is not None:
+                        emit_read(io, emit, "G_PTE", pte_addr, 8, big, pte, "PTW-G", "2", i, walk)
+                    if pte & _RX:
+                        if not pte & _V or pte & rsv or (pte & _RW) == _W:  # PTW step 3
+                            raise _invalid_leaf(io, pte, i)
+                        break  # PTW step 4
+                    if pte & nl_bad != _V:  # PTW step 3 (pointer)
+                        raise _invalid_pointer(io, pte, i)
+                    i -= 1
+                    if i < 0:
+                        raise _Invalid("4", "R", "a non-leaf PTE at level 0: no leaf found")
+                    shift -= 9  # PTW step 2 of the next level
+                    pte_addr = (((pte >> _PPN_SHIFT) & _PPN64) << 12) + ((gpa >> shift) & 0x1FF) * 8
+                size = 1 << shift
+                if pte & _N or pte & _PBMT == _PBMT:
+                    _leaf_checks(pte, (pte >> _PPN_SHIFT) & _PPN64, i)  # Svnapot / Svpbmt
+                    if pte & _N:
+                        size = 1 << 16
+                if i and (pte >> _PPN_SHIFT) & ((1 << (i * 9)) - 1):  # PTW step 6: misaligned
+                    raise _misaligned(i, i * 9)
             else:
                 pte, size, pte_addr, _ = _walk(
                     io, gpa, root, geom, big, 0, access, gctl, for_pdt, walk or "final"
@@ -438,13 +456,7 @@ def second_stage(
             rule = f"G-stage {e.rule}" if e.rule.startswith("PTE") else e.rule
             why = ("PTW-G", e.step, e.field, rule)
             raise guest_page_fault(access, gpa, implicit, implicit_write, why) from None
-        # PTW step 5: G-stage accesses are user-level accesses (U must be 1)
-        if implicit:
-            need = _U | (_W if implicit_write else _R)
-            write = implicit_write
-        else:
-            need = _U | _PERM[access]
-            write = access == _WRITE
+        # PTW step 5: the leaf grants the access (U and R / W / X)
         if pte & need != need:
             why = _g_perm_why(pte, need, access, implicit, implicit_write)
             raise guest_page_fault(access, gpa, implicit, implicit_write, why)
@@ -464,11 +476,11 @@ def second_stage(
             except MemoryAccessError as err:
                 why = ("PTW-G", "7", "A", f"access fault updating A/D of the PTE at {pte_addr:#x}")
                 raise _pte_fault(err, access, for_pdt, why) from None
-            if io.emit is not None:
-                io.emit(Step("PTW-G", "7", f"A/D update of the G-stage PTE at {pte_addr:#x}"))
+            if emit is not None:
+                emit(Step("PTW-G", "7", f"A/D update of the G-stage PTE at {pte_addr:#x}"))
             pte = new
-        if io.emit is not None:
-            io.emit(Check("PTW-G", "5", f"the G-stage leaf grants the access ({walk})", True))
+        if emit is not None:
+            emit(Check("PTW-G", "5", f"the G-stage leaf grants the access ({walk})", True))
         # PTW step 8: the SPA from the leaf PPN and the page offset
         ppn = (pte >> _PPN_SHIFT) & (_PPN64 if psize == 8 else _PPN32)
         return ((ppn << 12) & ~(size - 1)) | (gpa & (size - 1)), pte, size
