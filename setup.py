@@ -17,11 +17,12 @@ from setuptools import setup
 
 #: Modules compiled by mypyc (under src/riscv_iommu): the translation path and
 #: what it reads (translate, paging, ioatc, ddt, pdt, msi, ats, gipc, iommu,
-#: types, _fault).  Everything else stays interpreted; the
+#: types, _fault, cachestats).  Everything else stays interpreted; the
 #: README ("Compiled build") says why for each.
 COMPILED = [
     "_fault",
     "ats",
+    "cachestats",
     "ddt",
     "gipc",
     "ioatc",

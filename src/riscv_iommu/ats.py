@@ -42,19 +42,19 @@ __all__ = [
     "InvalidationTracker",
 ]
 
-_TC = F.DC_TC
-_R = F.PTE.R.mask
-_W = F.PTE.W.mask
-_X = F.PTE.X.mask
-_D = F.PTE.D.mask
-_U = F.PTE.U.mask
-_G = F.PTE.G.mask
-_RWX = _R | _W | _X
-_PBMT = F.PTE.PBMT
+_TC: Final = F.DC_TC
+_R: Final = F.PTE.R.mask
+_W: Final = F.PTE.W.mask
+_X: Final = F.PTE.X.mask
+_D: Final = F.PTE.D.mask
+_U: Final = F.PTE.U.mask
+_G: Final = F.PTE.G.mask
+_RWX: Final = _R | _W | _X
+_PBMT: Final = F.PTE.PBMT
 _PBMT_NC, _PBMT_IO = 1, 2  # Svpbmt memory types (0 = PMA, 3 reserved)
-_MODE_SHIFT = F.IOHGATP.MODE.lsb  # MODE of iohgatp / iosatp / pdtp / msiptp
+_MODE_SHIFT: Final = F.IOHGATP.MODE.lsb  # MODE of iohgatp / iosatp / pdtp / msiptp
 # faults that only deny a permission while setting D for a grantable W
-_DENIALS = frozenset(
+_DENIALS: Final = frozenset(
     {
         Cause.WRITE_PAGE_FAULT,
         Cause.WRITE_GUEST_PAGE_FAULT,

@@ -7,7 +7,7 @@ the base format (``capabilities.MSI_FLAT`` = 0) has zeros in the last four.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Tuple
+from typing import TYPE_CHECKING, Final, Tuple
 
 from . import formats as F
 from ._fault import Fault, Why
@@ -23,28 +23,28 @@ __all__ = ["DC", "ddi", "locate_dc", "dc_misconfigured", "dc_rule_why", "DC_RULE
 
 DC = Tuple[int, int, int, int, int, int, int, int]
 
-_TC = F.DC_TC
-_V = _TC.V.mask
-_EN_ATS = _TC.EN_ATS.mask
-_EN_PRI = _TC.EN_PRI.mask
-_T2GPA = _TC.T2GPA.mask
-_PDTV = _TC.PDTV.mask
-_PRPR = _TC.PRPR.mask
-_GADE = _TC.GADE.mask
-_SADE = _TC.SADE.mask
-_DPE = _TC.DPE.mask
-_SBE = _TC.SBE.mask
-_SXL = _TC.SXL.mask
-_MODE_SHIFT = F.IOHGATP.MODE.lsb
-_GSCID = F.IOHGATP.GSCID
-_PSCID = F.DC_TA.PSCID
-_RCID = F.DC_TA.RCID
-_MCID = F.DC_TA.MCID
-_DDTE_PPN = F.DDTE.PPN
+_TC: Final = F.DC_TC
+_V: Final = _TC.V.mask
+_EN_ATS: Final = _TC.EN_ATS.mask
+_EN_PRI: Final = _TC.EN_PRI.mask
+_T2GPA: Final = _TC.T2GPA.mask
+_PDTV: Final = _TC.PDTV.mask
+_PRPR: Final = _TC.PRPR.mask
+_GADE: Final = _TC.GADE.mask
+_SADE: Final = _TC.SADE.mask
+_DPE: Final = _TC.DPE.mask
+_SBE: Final = _TC.SBE.mask
+_SXL: Final = _TC.SXL.mask
+_MODE_SHIFT: Final = F.IOHGATP.MODE.lsb
+_GSCID: Final = F.IOHGATP.GSCID
+_PSCID: Final = F.DC_TA.PSCID
+_RCID: Final = F.DC_TA.RCID
+_MCID: Final = F.DC_TA.MCID
+_DDTE_PPN: Final = F.DDTE.PPN
 
 #: Short text of each rule of §"Device-context configuration checks", by
 #: number (list position in the spec); rule 23 is the recommended check.
-DC_RULES = {
+DC_RULES: Final = {
     1: "bits or encodings reserved for future standard use are set",
     2: "capabilities.ATS is 0 and DC.tc.EN_ATS, EN_PRI or PRPR is 1",
     3: "DC.tc.EN_ATS is 0 and DC.tc.T2GPA is 1",
@@ -72,7 +72,7 @@ DC_RULES = {
     25: "[GIPC] DC.tc.GIPC is 1 and DC.tc.T2GPA is 1",
 }
 #: The offending field of each rule
-DC_RULE_FIELDS = {
+DC_RULE_FIELDS: Final = {
     1: "reserved",
     2: "DC.tc.EN_ATS",
     3: "DC.tc.T2GPA",

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple, Type
 
 from . import formats as F
+from .cachestats import CacheStats
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -290,38 +291,6 @@ class CompletionEvent(Event):
     itag_vector: int
     cc: int
     completed: int
-
-
-class CacheStats:
-    """Exact counters of one cache."""
-
-    __slots__ = ("hits", "misses", "fills", "evictions", "invalidations")
-
-    def __init__(self) -> None:
-        self.hits = 0
-        self.misses = 0
-        self.fills = 0
-        self.evictions = 0
-        #: entries removed by invalidations
-        self.invalidations = 0
-
-    def as_dict(self) -> Dict[str, int]:
-        """The counters as a dict."""
-        return {k: getattr(self, k) for k in self.__slots__}
-
-    @property
-    def lookups(self) -> int:
-        """hits + misses."""
-        return self.hits + self.misses
-
-    @property
-    def hit_rate(self) -> float:
-        """hits / lookups (0.0 before the first lookup)."""
-        n = self.hits + self.misses
-        return self.hits / n if n else 0.0
-
-    def __repr__(self) -> str:
-        return "CacheStats(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
 
 
 #: Names of the request counters of :attr:`Stats.requests`, by index.

@@ -66,6 +66,7 @@ from typing import (
     Any,
     Callable,
     Dict,
+    Final,
     Hashable,
     Iterable,
     List,
@@ -97,35 +98,44 @@ __all__ = [
     "GLOBAL",
     "Entry",
     "Key",
+    "Front",
+    "FrontKey",
 ]
 
 #: GSCID slot of translations whose second stage is Bare
-HOST = -1
+HOST: Final = -1
 #: PSCID slot of translations whose first stage is Bare
-NONE = -1
+NONE: Final = -1
 #: PSCID slot of global first-stage mappings
-GLOBAL = -2
+GLOBAL: Final = -2
 
 #: (spa base, size, s1 pte or -1, g pte or -1, G-leaf GPA base, G-leaf size,
 #:  first-stage leaf IOVA base, first-stage leaf size)
 Entry = Tuple[int, int, int, int, int, int, int, int]
 Key = Tuple[int, int, int, int]  # (gscid, pscid, shift, vpn)
+#: a shortcut's request: (device_id, process_id or -1, priv, access | kind << 2, page)
+FrontKey = Tuple[int, int, bool, int, int]
+#: a shortcut's response: (SPA page, r, w, x, g, pbmt, s, size, rcid, mcid, the
+#: PDT-cache key of its PC or None, the IOTLB key of its entry or None)
+Front = Tuple[
+    int, bool, bool, bool, bool, int, bool, int, int, int, Optional[Tuple[int, int]], Optional[Key]
+]
 _Index = Dict[Tuple[int, int, int, int], Set[Key]]
 Emit = Optional[Callable[[Event], None]]
 
-_TC = F.DC_TC
-_R = F.PTE.R.mask
-_W = F.PTE.W.mask
-_X = F.PTE.X.mask
-_U = F.PTE.U.mask
-_A = F.PTE.A.mask
-_D = F.PTE.D.mask
-_G = F.PTE.G.mask
-_PBMT_LSB = F.PTE.PBMT.lsb
-_PBMT_MAX = F.PTE.PBMT.max
-_PERM = (_R, _W, _X)  # permission bit needed by each Access (READ=0, WRITE=1, EXECUTE=2)
-_RWX = _R | _W | _X
-_ACCESS_WRITE = 1
+_TC: Final = F.DC_TC
+_R: Final = F.PTE.R.mask
+_W: Final = F.PTE.W.mask
+_X: Final = F.PTE.X.mask
+_U: Final = F.PTE.U.mask
+_A: Final = F.PTE.A.mask
+_D: Final = F.PTE.D.mask
+_G: Final = F.PTE.G.mask
+_PBMT_LSB: Final = F.PTE.PBMT.lsb
+_PBMT_MAX: Final = F.PTE.PBMT.max
+_PERM: Final = (_R, _W, _X)  # permission bit needed by each Access (READ=0, WRITE=1, EXECUTE=2)
+_RWX: Final = _R | _W | _X
+_ACCESS_WRITE: Final = 1
 
 
 def _tag(key: Any) -> Tuple[int, ...]:
@@ -328,7 +338,7 @@ def _shift(size: int) -> int:
 #: Page-size shifts of every leaf the paging modes define (4 KiB to 256 TiB pages of
 #: Sv39/Sv48/Sv57 and their x4 forms, Sv32's 4 MiB, Svnapot's 64 KiB): the sizes
 #: the first-stage and G-stage leaves of IOTLB entries can have
-_LEAF_SHIFTS = tuple(
+_LEAF_SHIFTS: Final = tuple(
     sorted(
         {
             12 + i * geom[1]
@@ -700,7 +710,7 @@ class Ioatc:
     def __init__(self, params: "IommuParams") -> None:
         lru = params.cache_policy == "lru"
         #: the whole-response shortcut: request key -> response fields (module doc)
-        self.front: Dict[Tuple[int, int, bool, int, int], Tuple[Any, ...]] = {}
+        self.front: Dict[FrontKey, Front] = {}
         #: its bound: the IOTLB capacity (0 = off)
         self.front_size = params.iotlb_size
         self.ddt = Cache("DDT", params.ddt_cache_size, lru, front=self.front)
@@ -738,7 +748,7 @@ class Ioatc:
         """Forget every shortcut (a register the process reads changed)."""
         self.front.clear()
 
-    def remember(self, key: Tuple[int, int, bool, int, int], value: Tuple[Any, ...]) -> None:
+    def remember(self, key: FrontKey, value: Front) -> None:
         """Record a shortcut for ``key`` (the request was served by cache hits alone)."""
         front = self.front
         if len(front) >= self.front_size:

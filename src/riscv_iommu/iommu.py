@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Final, FrozenSet, List, Optional, Tuple, Union
 
 from . import commands
 from . import formats as F
@@ -52,11 +52,11 @@ from .types import (
 __all__ = ["Iommu", "REG", "Snapshot"]
 
 
-_TC = F.DC_TC
-_PTE = F.PTE
+_TC: Final = F.DC_TC
+_PTE: Final = F.PTE
 
 # Causes answered with Unsupported Request; all other faults are Completer Abort.
-_UR_CAUSES = frozenset(
+_UR_CAUSES: Final = frozenset(
     {
         Cause.ALL_INBOUND_TRANSACTIONS_DISALLOWED,
         Cause.DDT_ENTRY_LOAD_ACCESS_FAULT,
@@ -66,7 +66,7 @@ _UR_CAUSES = frozenset(
     }
 )
 # §ATS_FAULTS: ATS translation requests answered "Success, R=W=0", not reported.
-_ATS_NO_ACCESS_CAUSES = frozenset(
+_ATS_NO_ACCESS_CAUSES: Final = frozenset(
     {
         Cause.INSTRUCTION_PAGE_FAULT,
         Cause.READ_PAGE_FAULT,
@@ -78,9 +78,9 @@ _ATS_NO_ACCESS_CAUSES = frozenset(
         Cause.MSI_PTE_NOT_VALID,
     }
 )
-_DTF_REPORTED = frozenset(c for c in Cause if c.reported_if_dtf)
+_DTF_REPORTED: Final = frozenset(c for c in Cause if c.reported_if_dtf)
 
-_TTYP = {
+_TTYP: Final = {
     (RequestKind.UNTRANSLATED, Access.EXECUTE): Ttyp.UNTRANSLATED_EXECUTE,
     (RequestKind.UNTRANSLATED, Access.READ): Ttyp.UNTRANSLATED_READ,
     (RequestKind.UNTRANSLATED, Access.WRITE): Ttyp.UNTRANSLATED_WRITE,
@@ -91,18 +91,20 @@ _TTYP = {
     (RequestKind.ATS_TRANSLATION, Access.READ): Ttyp.ATS_TRANSLATION,
     (RequestKind.ATS_TRANSLATION, Access.WRITE): Ttyp.ATS_TRANSLATION,
 }
-_ACCESSES = frozenset(Access)
-_KINDS = frozenset(RequestKind)
-_REQUEST_EVENT = (
+_ACCESSES: Final = frozenset(Access)
+_KINDS: Final = frozenset(RequestKind)
+_REQUEST_EVENT: Final = (
     Event.UNTRANSLATED_REQUEST,
     Event.TRANSLATED_REQUEST,
     Event.ATS_TRANSLATION_REQUEST,
 )
 # Stats.counts indexes (events.REQUEST_KINDS) beyond the RequestKind values
-_DEBUG, _PAGE_REQUEST, _COMPLETION = 3, 4, 5
+_DEBUG: Final = 3
+_PAGE_REQUEST: Final = 4
+_COMPLETION: Final = 5
 # enum members in globals: an Enum attribute lookup costs more than the test
-_ATS = RequestKind.ATS_TRANSLATION
-_SUCCESS = Status.SUCCESS
+_ATS: Final = RequestKind.ATS_TRANSLATION
+_SUCCESS: Final = Status.SUCCESS
 
 
 def _check_int(name: str, value: Any, bits: int) -> int:
@@ -821,36 +823,45 @@ class Iommu:
         """
         if not isinstance(req, Request):
             raise TypeError("translate() takes a Request")
-        did = req.device_id
-        addr = req.addr
-        pid = req.process_id
-        length = req.length
-        data = req.data
-        # API edge: the common case costs four type tests; anything else is checked fully
+        # API edge: the fields as given (Any: in the compiled build too, the checks
+        # below name the argument); the common case costs four type tests
+        fields: Any = req
+        f_did = fields.device_id
+        f_addr = fields.addr
+        f_pid = fields.process_id
+        f_length = fields.length
+        f_data = fields.data
         if not (
-            type(did) is int
-            and type(addr) is int
-            and type(length) is int
-            and 0 <= did < 1 << 24
-            and 0 <= addr < 1 << 64
-            and 0 <= length < 1 << 64
-            and (pid is None or (type(pid) is int and 0 <= pid < 1 << 20))
-            and (data is None or (type(data) is int and 0 <= data < 1 << 32))
+            type(f_did) is int
+            and type(f_addr) is int
+            and type(f_length) is int
+            and 0 <= f_did < 1 << 24
+            and 0 <= f_addr < 1 << 64
+            and 0 <= f_length < 1 << 64
+            and (f_pid is None or (type(f_pid) is int and 0 <= f_pid < 1 << 20))
+            and (f_data is None or (type(f_data) is int and 0 <= f_data < 1 << 32))
         ):
-            did = _check_int("device_id", did, 24)
-            addr = _check_int("addr", addr, 64)
-            length = _check_int("length", length, 64)
-            if pid is not None:
-                pid = _check_int("process_id", pid, 20)
-            if data is not None:
-                data = _check_int("data", data, 32)
-        access = req.access
-        if access not in _ACCESSES:
-            raise ValueError(f"access must be an Access, not {access!r}")
-        kind = req.kind
-        if kind not in _KINDS:
-            raise ValueError(f"kind must be a RequestKind, not {kind!r}")
-        priv = bool(req.priv) and pid is not None
+            f_did = _check_int("device_id", f_did, 24)
+            f_addr = _check_int("addr", f_addr, 64)
+            f_length = _check_int("length", f_length, 64)
+            if f_pid is not None:
+                f_pid = _check_int("process_id", f_pid, 20)
+            if f_data is not None:
+                f_data = _check_int("data", f_data, 32)
+        f_access = fields.access
+        if f_access not in _ACCESSES:
+            raise ValueError(f"access must be an Access, not {f_access!r}")
+        f_kind = fields.kind
+        if f_kind not in _KINDS:
+            raise ValueError(f"kind must be a RequestKind, not {f_kind!r}")
+        did: int = f_did
+        addr: int = f_addr
+        pid: Optional[int] = f_pid
+        length: int = f_length
+        data: Optional[int] = f_data
+        access: int = f_access
+        kind: int = f_kind
+        priv = bool(fields.priv) and pid is not None
         self._nreq[_DEBUG if debug else kind] += 1
         if self.hpm.active:
             self.count_event(_REQUEST_EVENT[kind], did, pid, -1, -1)

@@ -13,7 +13,7 @@ Everything here works on plain ints; faults stop the process by raising
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, Any, Callable, Dict, Literal, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Final, Literal, Tuple
 
 from . import formats as F
 from ._fault import Fault, Why, access_fault, guest_page_fault, page_fault
@@ -51,37 +51,37 @@ G_MODES: Tuple[Dict[int, Geometry], Dict[int, Geometry]] = (
 )
 
 #: Valid (standard, non-custom) encodings of iosatp.MODE / iohgatp.MODE, by SXL / GXL.
-S_VALID = tuple(frozenset({0, *m}) for m in S_MODES)
-G_VALID = tuple(frozenset({0, *m}) for m in G_MODES)
+S_VALID: Final = tuple(frozenset({0, *m}) for m in S_MODES)
+G_VALID: Final = tuple(frozenset({0, *m}) for m in G_MODES)
 #: Names of the modes (for the reasons of faults), by PTESIZE / VA width
-_S_NAME = {39: "Sv39", 48: "Sv48", 57: "Sv57", 32: "Sv32"}
-_G_NAME = {41: "Sv39x4", 50: "Sv48x4", 59: "Sv57x4", 34: "Sv32x4"}
-_ACCESS_NAME = ("a read", "a write", "an execute")
+_S_NAME: Final = {39: "Sv39", 48: "Sv48", 57: "Sv57", 32: "Sv32"}
+_G_NAME: Final = {41: "Sv39x4", 50: "Sv48x4", 59: "Sv57x4", 34: "Sv32x4"}
+_ACCESS_NAME: Final = ("a read", "a write", "an execute")
 
-_V = F.PTE.V.mask
-_R = F.PTE.R.mask
-_W = F.PTE.W.mask
-_X = F.PTE.X.mask
-_U = F.PTE.U.mask
-_A = F.PTE.A.mask
-_D = F.PTE.D.mask
-_N = F.PTE.N.mask
-_PBMT = F.PTE.PBMT.mask
-_PBMT_SHIFT = F.PTE.PBMT.lsb
-_PBMT_MAX = F.PTE.PBMT.max
-_PPN_SHIFT = F.PTE.PPN.lsb
-_PPN64 = F.PTE.PPN.max
-_PPN32 = F.PTE32.PPN.max
-_PPN_ROOT = F.IOSATP.PPN.max
-_G_MODE_SHIFT = F.IOHGATP.MODE.lsb
-_GSCID_LSB = F.IOHGATP.GSCID.lsb
-_GSCID_MAX = F.IOHGATP.GSCID.max
-_RX = _R | _X
-_RW = _R | _W
-_NAPOT_64K = 0b1000  # Svnapot: the only defined N encoding, ppn[3:0] = 1000 at level 0
+_V: Final = F.PTE.V.mask
+_R: Final = F.PTE.R.mask
+_W: Final = F.PTE.W.mask
+_X: Final = F.PTE.X.mask
+_U: Final = F.PTE.U.mask
+_A: Final = F.PTE.A.mask
+_D: Final = F.PTE.D.mask
+_N: Final = F.PTE.N.mask
+_PBMT: Final = F.PTE.PBMT.mask
+_PBMT_SHIFT: Final = F.PTE.PBMT.lsb
+_PBMT_MAX: Final = F.PTE.PBMT.max
+_PPN_SHIFT: Final = F.PTE.PPN.lsb
+_PPN64: Final = F.PTE.PPN.max
+_PPN32: Final = F.PTE32.PPN.max
+_PPN_ROOT: Final = F.IOSATP.PPN.max
+_G_MODE_SHIFT: Final = F.IOHGATP.MODE.lsb
+_GSCID_LSB: Final = F.IOHGATP.GSCID.lsb
+_GSCID_MAX: Final = F.IOHGATP.GSCID.max
+_RX: Final = _R | _X
+_RW: Final = _R | _W
+_NAPOT_64K: Final = 0b1000  # Svnapot: the only defined N encoding, ppn[3:0] = 1000 at level 0
 # enum members as plain ints: an Enum attribute lookup costs more than the test
-_WRITE = int(Access.WRITE)
-_EXECUTE = int(Access.EXECUTE)
+_WRITE: Final = int(Access.WRITE)
+_EXECUTE: Final = int(Access.EXECUTE)
 
 #: 8-byte PTE readers by byte order (index: big-endian).  The page-table walks
 #: read the PTEs of a SparseMemory port in place (``Iommu.pages``: its page dict;
@@ -89,12 +89,12 @@ _EXECUTE = int(Access.EXECUTE)
 #: the bytes ``Iommu.rd`` would return, without a call per PTE.  A page the port
 #: does not hold, an address beyond capabilities.PAS and every other port go
 #: through ``Iommu.rd``.
-_U64 = (struct.Struct("<Q").unpack_from, struct.Struct(">Q").unpack_from)
+_U64: Final = (struct.Struct("<Q").unpack_from, struct.Struct(">Q").unpack_from)
 
 #: How often an A/D update may find the PTE changed before the walk gives up
 #: (reported as an access fault on the PTE).
-MAX_AD_RETRIES = 16
-_STUCK = MemoryAccessError(MemoryFault.ACCESS_FAULT, 0, 0)
+MAX_AD_RETRIES: Final = 16
+_STUCK: Final = MemoryAccessError(MemoryFault.ACCESS_FAULT, 0, 0)
 
 #: A located leaf: (pte, page size in bytes, SPA of the PTE, GPA of the PTE or -1)
 Leaf = Tuple[int, int, int, int]
@@ -247,6 +247,7 @@ def _walk(
     # (the caller checked the width of va)
     idx = va >> shift
     a = root_ppn << 12
+    pte: int
     while True:
         pte_addr = a + idx * psize  # PTW step 2
         pte_gpa = -1
@@ -405,6 +406,7 @@ def second_stage(
         need = _U | _PERM[access]
         write = access == _WRITE
     retries = 0
+    pte: int
     while True:  # PTW step 7 may restart the walk
         try:
             if psize == 8:
@@ -500,7 +502,7 @@ def _leaf_pa(pte: int, size: int, psize: int, addr: int) -> int:
 
 
 # permission bit needed by each Access (READ=0, WRITE=1, EXECUTE=2)
-_PERM = (_R, _W, _X)
+_PERM: Final = (_R, _W, _X)
 
 
 def _g_perm_why(pte: int, need: int, access: int, implicit: bool, implicit_write: bool) -> Why:

@@ -8,7 +8,7 @@ hold ``iohgatp``, and the 2024 64-byte form the MSI fields too).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Final, Optional, Tuple
 
 from . import formats as F
 from ._fault import Fault, Why
@@ -26,23 +26,23 @@ __all__ = ["PC", "PDT_LEVELS", "PID_WIDTH", "pdi", "locate_pc", "pc_misconfigure
 PC = Tuple[int, int, int, int, int, int]
 
 #: pdtp.MODE -> number of PDT levels (PD8, PD17, PD20)
-PDT_LEVELS = {1: 1, 2: 2, 3: 3}
+PDT_LEVELS: Final = {1: 1, 2: 2, 3: 3}
 #: pdtp.MODE -> widest process_id (bits); wider is "Transaction type disallowed"
-PID_WIDTH = {1: 8, 2: 17, 3: 20}
+PID_WIDTH: Final = {1: 8, 2: 17, 3: 20}
 
-_MODE_SHIFT = F.PC_FSC.MODE.lsb
-_V = F.PDTE.V.mask
-_PDTE_PPN = F.PDTE.PPN
-_PC_V = F.PC_TA.V.mask
-_PSCID = F.PC_TA.PSCID
+_MODE_SHIFT: Final = F.PC_FSC.MODE.lsb
+_V: Final = F.PDTE.V.mask
+_PDTE_PPN: Final = F.PDTE.PPN
+_PC_V: Final = F.PC_TA.V.mask
+_PSCID: Final = F.PC_TA.PSCID
 
-PC_RULES = {
+PC_RULES: Final = {
     1: "bits or encodings reserved for future standard use are set",
     2: "PC.fsc.MODE is not a valid encoding",
     3: "DC.tc.SXL is 0 and PC.fsc.MODE is not a supported mode",
     4: "DC.tc.SXL is 1 and PC.fsc.MODE is not a supported mode",
 }
-_GIPC_RULE_FIELDS = {
+_GIPC_RULE_FIELDS: Final = {
     10: "PC.reserved",
     11: "PC.iohgatp.GSCID",
     12: "PC.iohgatp.MODE",
@@ -176,7 +176,7 @@ def locate_pc(
     )
 
 
-_PC_NOT_VALID = ("GET_PC", "11", "PC.ta.V", "PC.ta.V is 0")
+_PC_NOT_VALID: Final = ("GET_PC", "11", "PC.ta.V", "PC.ta.V is 0")
 
 
 def _passed(emit: Optional[Callable[[Any], None]]) -> None:
