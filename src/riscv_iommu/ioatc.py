@@ -481,7 +481,7 @@ class Iotlb(Cache):
         elif len(entries) >= self.capacity:
             self._evict()
         entries[key] = entry
-        # the indexes
+        # the indexes (inline: a fill is on every walk's path)
         tag = (gscid, pscid)
         keys = self.by_tag.get(tag)
         if keys is None:
@@ -493,18 +493,29 @@ class Iotlb(Cache):
                 slots.add(pscid)
         else:
             keys.add(key)
-        n = self.shifts.get(shift)
+        shifts = self.shifts
+        n = shifts.get(shift)
         if n is None:
-            self.shifts[shift] = 1
-            self._shift_list = sorted(self.shifts)
+            shifts[shift] = 1
+            self._shift_list = sorted(shifts)
         else:
-            self.shifts[shift] = n + 1
+            shifts[shift] = n + 1
         ssh = entry[7].bit_length() - 1
         if ssh != shift:  # a piece of a larger first-stage leaf
-            _index(self.by_s1, (gscid, pscid, ssh, entry[6] >> ssh), key)
+            ikey = (gscid, pscid, ssh, entry[6] >> ssh)
+            keys = self.by_s1.get(ikey)
+            if keys is None:
+                self.by_s1[ikey] = {key}
+            else:
+                keys.add(key)
         if gscid != HOST:
             gsh = entry[5].bit_length() - 1
-            _index(self.by_gpa, (gscid, 0, gsh, entry[4] >> gsh), key)
+            ikey = (gscid, 0, gsh, entry[4] >> gsh)
+            keys = self.by_gpa.get(ikey)
+            if keys is None:
+                self.by_gpa[ikey] = {key}
+            else:
+                keys.add(key)
         self.stats.fills += 1
         if self.front:
             self.front.clear()
@@ -524,18 +535,27 @@ class Iotlb(Cache):
             slots.discard(pscid)
             if not slots:
                 del self.by_g[gscid]
-        n = self.shifts[shift] - 1
+        shifts = self.shifts
+        n = shifts[shift] - 1
         if n:
-            self.shifts[shift] = n
+            shifts[shift] = n
         else:
-            del self.shifts[shift]
-            self._shift_list = sorted(self.shifts)
+            del shifts[shift]
+            self._shift_list = sorted(shifts)
         ssh = e[7].bit_length() - 1
         if ssh != shift:
-            _unindex(self.by_s1, (gscid, pscid, ssh, e[6] >> ssh), key)
+            ikey = (gscid, pscid, ssh, e[6] >> ssh)
+            keys = self.by_s1[ikey]
+            keys.discard(key)
+            if not keys:
+                del self.by_s1[ikey]
         if gscid != HOST:
             gsh = e[5].bit_length() - 1
-            _unindex(self.by_gpa, (gscid, 0, gsh, e[4] >> gsh), key)
+            ikey = (gscid, 0, gsh, e[4] >> gsh)
+            keys = self.by_gpa[ikey]
+            keys.discard(key)
+            if not keys:
+                del self.by_gpa[ikey]
         if self.front:
             self.front.clear()
 
@@ -685,21 +705,6 @@ def _usable(
         perms &= gp
         pbmt = pbmt or (gp >> _PBMT_LSB) & _PBMT_MAX
     return spa_base | (iova & (size - 1)), perms, g, pbmt, size, None
-
-
-def _index(index: _Index, ikey: Tuple[int, int, int, int], key: Key) -> None:
-    keys = index.get(ikey)
-    if keys is None:
-        index[ikey] = {key}
-    else:
-        keys.add(key)
-
-
-def _unindex(index: _Index, ikey: Tuple[int, int, int, int], key: Key) -> None:
-    keys = index[ikey]
-    keys.discard(key)
-    if not keys:
-        del index[ikey]
 
 
 class Ioatc:
