@@ -53,7 +53,8 @@ NOT_STATE = frozenset(
         "caps", "params", "pa_limit", "msi_flat", "dc_size", "be_writable", "bare_s",
         "bare_g", "gipc_tc", "tc_reserved", "ta_reserved", "msi_mask_reserved", "pd_modes",
         "s_modes", "_g_modes", "pte_rsv", "pte_nl_rsv", "pte32_nl_rsv", "pc_fmt",
-        "max_pid_width", "lru", "_regs", "qos_port",
+        "max_pid_width", "lru", "_regs", "qos_port", "device_id_width", "qosid",
+        "fault_page_crossing",
         # caches and statistics (and direct references into them)
         "ioatc", "stats", "iotlb", "gwalk", "_front", "_ddt", "_pdt", "_nreq",
         # the port, outbound ports, observers

@@ -124,6 +124,9 @@ _Index = Dict[Tuple[int, int, int, int], Set[Key]]
 Emit = Optional[Callable[[Event], None]]
 
 _TC: Final = F.DC_TC
+_SBE: Final = _TC.SBE.mask
+_SXL: Final = _TC.SXL.mask
+_GADE: Final = _TC.GADE.mask
 _R: Final = F.PTE.R.mask
 _W: Final = F.PTE.W.mask
 _X: Final = F.PTE.X.mask
@@ -835,10 +838,10 @@ def cached_pc(io: "Iommu", device_id: int, process_id: int, dc: DC, access: int)
             dc[3],
             process_id,
             dc[1],
-            bool(tc & _TC.SBE.mask),
-            1 if tc & _TC.SXL.mask else 0,
+            bool(tc & _SBE),
+            1 if tc & _SXL else 0,
             access,
-            (1 if tc & _TC.GADE.mask else 0) | (2 if tc & _TC.SXL.mask else 0),
+            (1 if tc & _GADE else 0) | (2 if tc & _SXL else 0),
             fmt,
         )
         c.pdt.put(key, pc)

@@ -156,6 +156,10 @@ class Iommu:
         self.msi_flat = caps.msi_flat
         self.dc_size = F.DC_EXT_SIZE if caps.msi_flat else F.DC_BASE_SIZE
         self.be_writable = bool(caps.end and params.be_writable)
+        # read on every request (attributes of the model: the compiled build reads them natively)
+        self.device_id_width = params.device_id_width
+        self.qosid = caps.qosid
+        self.fault_page_crossing = params.fault_page_crossing
         #: range size of a Bare first stage (by DC.tc.SXL) and G-stage (by fctl.GXL)
         self.bare_s, self.bare_g = params.bare_sizes(caps)
         # [GIPC] DC.tc.GIPC exists only with capabilities.GIPC; else it is reserved
@@ -917,7 +921,7 @@ class Iommu:
                 why = ("REQUEST", "", "", "an internal data path error was injected")
                 raise Fault(Cause.INTERNAL_DATAPATH_ERROR, 0, why)
             crossing = (
-                kind != _ATS and self.params.fault_page_crossing and (addr & 0xFFF) + length > 4096
+                kind != _ATS and self.fault_page_crossing and (addr & 0xFFF) + length > 4096
             )
             spa, perms, g, pbmt, size, msi = translate_iova(
                 self, did, addr, access, pid, priv, kind, data, debug, bool(req.no_write), crossing

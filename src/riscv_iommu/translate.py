@@ -50,7 +50,11 @@ _SUM: Final = F.PC_TA.SUM.mask
 _G: Final = F.PTE.G.mask
 _RCID: Final = F.DC_TA.RCID
 _DC_PSCID: Final = F.DC_TA.PSCID
+_DC_PSCID_LSB: Final = _DC_PSCID.lsb
+_DC_PSCID_MAX: Final = _DC_PSCID.max
 _PC_PSCID: Final = F.PC_TA.PSCID
+_PC_PSCID_LSB: Final = _PC_PSCID.lsb
+_PC_PSCID_MAX: Final = _PC_PSCID.max
 _GSCID: Final = F.IOHGATP.GSCID
 _GSCID_LSB: Final = _GSCID.lsb
 _GSCID_MAX: Final = _GSCID.max
@@ -126,7 +130,7 @@ def translate_iova(
     _, d1, d2 = ddi(io, device_id)
     # step 5: device_id wider than the IOMMU mode (or the implemented width)
     if (
-        device_id >> io.params.device_id_width
+        device_id >> io.device_id_width
         or (mode == _LVL2 and d2)
         or (mode == _LVL1 and (d2 or d1))
     ):
@@ -135,7 +139,7 @@ def translate_iova(
     dc = cached_dc(io, device_id)
     tc, iohgatp, ta, fsc, msiptp, msi_mask, msi_pattern, _ = dc
     io.dtf = bool(tc & _DTF)
-    if io.caps.qosid:
+    if io.qosid:
         # DC.ta.RCID/MCID: the QoS IDs of the IOMMU's accesses for this device
         # (PDT, page tables, MSI page table, MRIF) and of the translated request
         io.qos = (_RCID.get(ta), _MCID.get(ta))
@@ -190,7 +194,7 @@ def translate_iova(
     elif not tc & _PDTV:
         # step 10: iosatp from DC.fsc, PSCID from DC.ta, DC.iohgatp
         iosatp = fsc
-        pscid_ = (ta >> _DC_PSCID.lsb) & _DC_PSCID.max
+        pscid_ = (ta >> _DC_PSCID_LSB) & _DC_PSCID_MAX
     else:
         pid = process_id
         if pid is None and tc & _DPE:  # step 11
@@ -215,7 +219,7 @@ def translate_iova(
                 raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, why)
             # step 16
             iosatp = pc_fsc
-            pscid_ = (pc_ta >> _PC_PSCID.lsb) & _PC_PSCID.max
+            pscid_ = (pc_ta >> _PC_PSCID_LSB) & _PC_PSCID_MAX
             sum_ = bool(pc_ta & _SUM)
             if gipc:
                 # [GIPC] decision #5: a request that selected a PC uses PC.iohgatp
