@@ -160,6 +160,11 @@ class Iommu:
         self.device_id_width = params.device_id_width
         self.qosid = caps.qosid
         self.fault_page_crossing = params.fault_page_crossing
+        self.gscid_width = params.gscid_width
+        self.pscid_width = params.pscid_width
+        self.rcid_width = params.rcid_width
+        self.mcid_width = params.mcid_width
+        self.gxl_writable = params.gxl_writable
         #: range size of a Bare first stage (by DC.tc.SXL) and G-stage (by fctl.GXL)
         self.bare_s, self.bare_g = params.bare_sizes(caps)
         # [GIPC] DC.tc.GIPC exists only with capabilities.GIPC; else it is reserved
@@ -200,7 +205,9 @@ class Iommu:
         self.pte_rsv = rsv
         self.pte_nl_rsv = _PTE.mask_of("D", "A", "U", "N", "PBMT")
         self.pte32_nl_rsv = F.PTE32.mask_of("D", "A", "U")
-        #: rd(addr, size, big) -> int: one implicit read through the memory port
+        #: rd(addr, size, big) -> int: one implicit read through the memory port;
+        #: rd_words(addr, n, big): n doublewords at addr (a structure: DC, PC...)
+        self.rd_words: Callable[[int, int, bool], Tuple[int, ...]]
         self.rd: Callable[[int, int, bool], int] = self._make_reader()
         #: the observer of the event stream: None (nothing attached), the one
         #: attached observer, or a fan-out to several (see attach)
@@ -272,6 +279,11 @@ class Iommu:
                 raise MemoryAccessError(MemoryFault.ACCESS_FAULT, addr, size)
             return int.from_bytes(port_read(addr, size), "big" if big else "little")
 
+        def slow_words(addr: int, n: int, big: bool) -> Tuple[int, ...]:
+            return tuple([slow(addr + 8 * k, 8, big) for k in range(n)])
+
+        self.rd_words = slow_words
+
         #: the port's pages when it is a SparseMemory (the walks read PTEs in place:
         #: paging._U64), else None; ``port_faults`` its injected faults
         self.pages: Optional[Dict[int, bytearray]] = None
@@ -289,6 +301,11 @@ class Iommu:
         }
         u64le = unpack[8, False]
         get = pages.get
+        words = {
+            (n, big): struct.Struct(("<", ">")[big] + "Q" * n).unpack_from
+            for n in (2, 4, 8)
+            for big in (False, True)
+        }
 
         def rd(addr: int, size: int, big: bool) -> int:
             off = addr & 0xFFF
@@ -301,6 +318,17 @@ class Iommu:
                 return u64le(page, off)[0]  # type: ignore[no-any-return]
             return unpack[size, big](page, off)[0]  # type: ignore[no-any-return]
 
+        def rd_words(addr: int, n: int, big: bool) -> Tuple[int, ...]:
+            # one unpack of a whole structure within a page (a DC, a PC, an MSI PTE)
+            off = addr & 0xFFF
+            if injections or addr + 8 * n > limit or off > 4096 - 8 * n or (n, big) not in words:
+                return slow_words(addr, n, big)
+            page = get(addr >> 12)
+            if page is None:
+                return (0,) * n
+            return words[n, big](page, off)
+
+        self.rd_words = rd_words
         return rd
 
     # ------------------------------------------------------------------
