@@ -24,6 +24,13 @@ from riscv_iommu.host.tables import (
 #: time and compiled entry points check argument types with mypyc's message
 COMPILED = compiled()
 
+
+def type_error(name: str) -> str:
+    """The message of a TypeError for argument ``name``: it names the argument; in the
+    compiled build a compiled method's own check (mypyc: "int object expected; got
+    str") may come first (README, "Compiled build")."""
+    return f"{name}|object expected; got" if COMPILED else name
+
 SV39, SV48, SV57 = 8, 9, 10
 SV32 = 8
 PD8, PD17, PD20 = 1, 2, 3

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field, fields
+from enum import Enum
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple, Type
 
 from . import formats as F
@@ -435,7 +436,12 @@ def _rebuild(v: Any) -> Any:
             from . import types as T
 
             cls = getattr(T, v["type"])
-            return cls(**{k: _rebuild(x) for k, x in v.items() if k != "type"})
+            kw = {k: _rebuild(x) for k, x in v.items() if k != "type"}
+            for f in fields(cls):  # enum fields (Status, Access, RequestKind) from their int
+                enum_type = getattr(T, str(f.type), None)
+                if isinstance(enum_type, type) and issubclass(enum_type, Enum) and f.name in kw:
+                    kw[f.name] = enum_type(kw[f.name])
+            return cls(**kw)
         return {k: _rebuild(x) for k, x in v.items()}
     if isinstance(v, list):
         return tuple(_rebuild(x) for x in v)

@@ -334,10 +334,6 @@ class GpaCache(Cache):
         return self.invalidate_keys(victims, (gscid,))
 
 
-def _shift(size: int) -> int:
-    return size.bit_length() - 1
-
-
 #: Page-size shifts of every leaf the paging modes define (4 KiB to 256 TiB pages of
 #: Sv39/Sv48/Sv57 and their x4 forms, Sv32's 4 MiB, Svnapot's 64 KiB): the sizes
 #: the first-stage and G-stage leaves of IOTLB entries can have
