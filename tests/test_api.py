@@ -261,6 +261,8 @@ def test_capabilities_raw_from_raw_round_trip(caps: rv.Capabilities) -> None:
         ({"cache_policy": "random"}, "cache_policy"),
         ({"bare_range_size": 2048}, "bare_range_size"),
         ({"bare_range_size": 3 << 12}, "bare_range_size"),
+        ({"bare_range_size": 1 << 57}, "bare_range_size"),
+        ({"bare_range_size": 1 << 63}, "bare_range_size"),
         ({"gipc_revision": "2023"}, "gipc_revision"),
         ({"gipc_tc_bit": 11}, "gipc_tc_bit"),
         ({"gipc_tc_bit": 0}, "gipc_tc_bit"),
@@ -269,6 +271,8 @@ def test_capabilities_raw_from_raw_round_trip(caps: rv.Capabilities) -> None:
         ({"bare_page_sizes": {"Sv39": 2048}}, "bare_page_sizes"),
         ({"bare_page_sizes": {"Sv39x4": 3 << 20}}, "bare_page_sizes"),
         ({"bare_page_sizes": {"Sv57": 1 << 64}}, "bare_page_sizes"),
+        ({"bare_page_sizes": {"Sv57x4": 1 << 57}}, r"bare_page_sizes\['Sv57x4'\]"),
+        ({"bare_page_sizes": {"Sv39": 1 << 63}}, r"bare_page_sizes\['Sv39'\]"),
         ({"bare_page_sizes": {"Sv57": True}}, "bare_page_sizes"),
     ],
 )

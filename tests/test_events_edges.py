@@ -29,9 +29,10 @@ import swhelpers as sw  # noqa: E402
 from gipc_helpers import GipcSystem  # noqa: E402
 
 
-def test_ats_write_denial_is_a_failed_check_without_a_cause() -> None:
-    """An ATS request whose W cannot be granted (D = 0, no hardware A/D): W is denied
-    with the reason, and the request succeeds (the check has no cause)."""
+def test_ats_store_without_hardware_ad_says_why() -> None:
+    """An ATS request (No Write = 0) to a writable clean G-stage leaf without GADE: the
+    guest-page fault the store would take, answered Success with R = W = 0 (#675), with
+    its reason; the same for a first-stage leaf without SADE."""
     s = System()
     g = s.gstage(SV39)
     g.map(0x1000, s.page(), flags=F.PTE.mask_of("R", "W", "U", "A"))
@@ -39,17 +40,14 @@ def test_ats_write_denial_is_a_failed_check_without_a_cause() -> None:
     log = rv.EventLog(kinds="check", where=lambda e: not e.passed)
     s.iommu.attach(log)
     rsp = s.t(1, 0x1000, kind=rv.RequestKind.ATS_TRANSLATION)
-    assert rsp.r and not rsp.w and rsp.fault is None
-    assert log.events == [
-        Check(
-            "PTW-G",
-            "7",
-            "W denied: D=0 for a write and DC.tc.GADE=0: no hardware A/D update",
-            False,
-            "D",
-            0,
-        )
-    ]
+    assert rsp.status == rv.Status.SUCCESS and not rsp.r and not rsp.w
+    rule = "D=0 in a writable G-stage leaf and DC.tc.GADE=0: no hardware A/D update"
+    assert log.events == [Check("PTW-G", "7", rule, False, "D", 23)]
+    t = s.stage1()
+    t.map(0x1000, s.page(), flags=F.PTE.mask_of("R", "W", "U", "A"))
+    s.ddt.set_dc(2, tc=TC_V | TC_EN_ATS, fsc=t.satp())
+    ex = s.iommu.explain(rv.Request(2, 0x1000, kind=rv.RequestKind.ATS_TRANSLATION))
+    assert ex.fault is not None and ex.fault.cause == 15 and "DC.tc.SADE=0" in ex.reason
 
 
 def test_command_operands_of_a_second_doubleword_and_a_fence_write_fault() -> None:

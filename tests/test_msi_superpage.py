@@ -23,10 +23,10 @@ from typing import Any, Optional
 import pytest
 
 import riscv_iommu as rv
-from helpers import SV39, TC_EN_ATS, TC_SADE, TC_T2GPA, TC_V, System
+from helpers import PD20, SV39, TC_EN_ATS, TC_PDTV, TC_SADE, TC_T2GPA, TC_V, System
 from riscv_iommu import formats as F
 from riscv_iommu import msi
-from riscv_iommu.host.tables import URW, URWX, A, D, W
+from riscv_iommu.host.tables import URW, URWX, A, D, G, W
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "gipc"))
 from gipc_helpers import GipcSystem  # noqa: E402
@@ -67,6 +67,8 @@ class Scene:
         pattern: int = IF_GPA >> 12,
         s1: bool = False,
         s1_flags: int = URWX | A | D,
+        s1_iova: int = GPA,
+        pasid: Optional[int] = None,
     ) -> None:
         self.s = System(params=rv.IommuParams(**(params or {})))
         self.g = self.s.gstage(SV39)
@@ -76,10 +78,15 @@ class Scene:
         fsc = 0
         self.s1pte = -1
         self.guest = self.s.guest(self.g)
-        if s1:  # a first-stage 2 MiB page IOVA 0x4000_0000 -> GPA (table in guest memory)
+        if s1:  # a first-stage 2 MiB page s1_iova -> GPA (table in guest memory)
             t1 = self.s.stage1(self.guest)
-            self.s1pte = self.guest.to_spa(t1.map(GPA, GPA, size=MB2, flags=s1_flags))
+            self.s1pte = self.guest.to_spa(t1.map(s1_iova, GPA, size=MB2, flags=s1_flags))
             fsc = t1.satp()
+            if pasid is not None:  # the first stage is PC(pasid)'s, the PDT in guest memory
+                pdt = self.s.pdt(self.guest, PD20)
+                pdt.set_pc(pasid, fsc=fsc)
+                fsc = pdt.pdtp()
+                tc |= TC_PDTV
         self.s.ddt.set_dc(
             DID,
             tc=tc,
@@ -132,6 +139,20 @@ def test_msi_free_size_matches_a_page_by_page_search(gpa: int, mask: int, patter
         assert msi.msi_free_size(gpa, size, mask, pattern) == _brute(gpa, size, mask, pattern)
 
 
+@pytest.mark.parametrize(
+    "gpa,mask,pattern",
+    [(IF_GPA, 0, IF_GPA >> 12), (IF_GPA + 0x3000, 0x7, IF_GPA >> 12), (0, 0, 0)],
+)
+def test_msi_free_size_of_an_interrupt_file_page_is_that_page(
+    gpa: int, mask: int, pattern: int
+) -> None:
+    """Outside its precondition (``gpa`` itself an interrupt file, which step 18 translates
+    before any range is computed) the answer is still safe: the 4 KiB page alone."""
+    assert msi.is_msi_address(gpa, mask, pattern)
+    for size in (KB4, 1 << 16, MB2, GB1):
+        assert msi.msi_free_size(gpa, size, mask, pattern) == KB4
+
+
 def test_msi_free_size_is_cheap_for_a_huge_range() -> None:
     """A 256 TiB range (2^36 pages) is answered by bit arithmetic, not a search."""
     assert msi.msi_free_size(0, 1 << 48, 0, 1 << 35) == 1 << 47
@@ -179,11 +200,17 @@ def test_msi_pte_faults_after_superpage_hit(caches: str, pte0: int, cause: int) 
 
 @pytest.mark.parametrize("caches", ["default", "none"])
 def test_first_stage_superpage_over_an_interrupt_file(caches: str) -> None:
-    """Both stages map 2 MiB; the first-stage IOVA range is shrunk in the IOTLB too."""
-    sc = Scene(CACHES[caches], s1=True, tc=TC_V | TC_SADE)
-    assert sc.w(GPA + 8).addr == SPA + 8
-    rsp = sc.w(IF_GPA)
+    """Both stages map 2 MiB, the first stage IOVA 0x8000_0000 -> GPA 0x4000_0000; the
+    range is shrunk by the GPA (the interrupt file is GPA page 0x4010_0000; measured on the
+    IOVA the whole 2 MiB would look free), in the IOTLB too."""
+    iova = 0x8000_0000
+    sc = Scene(CACHES[caches], s1=True, tc=TC_V | TC_SADE, s1_iova=iova)
+    r0 = sc.w(iova + 8)
+    assert (r0.status, r0.addr, r0.is_msi, r0.size) == (rv.Status.SUCCESS, SPA + 8, False, MB1)
+    rsp = sc.w(iova + (IF_GPA - GPA))
     assert (rsp.is_msi, rsp.addr) == (True, IMSIC)
+    r2 = sc.w(iova + MB1 + KB4)  # the page above the file: 4 KiB
+    assert (r2.addr, r2.is_msi, r2.size) == (SPA + MB1 + KB4, False, KB4)
 
 
 @pytest.mark.parametrize("caches", ["default", "none"])
@@ -289,11 +316,23 @@ def test_ats_msi_page_sets_d_in_the_first_stage_leaf(caches: str) -> None:
     assert sc.s.mem.read_u64(sc.s1pte) & D
 
 
-def test_ats_msi_page_without_sade_denies_w_and_leaves_d() -> None:
+def test_ats_msi_page_without_sade_is_a_write_page_fault_and_leaves_d() -> None:
+    """The MSI PTE has no A/D ("R = W = U = 1"); the first-stage leaf grants W with D = 0
+    and SADE = 0: "the IOMMU causes a page-fault corresponding to the original access type
+    if ... the memory access is a store and the D bit is 0" -> cause 15, which §ATS_FAULTS
+    answers "Success Response with R and W bits set to 0", not logged."""
     sc = Scene(s1=True, tc=TC_V | TC_EN_ATS, s1_flags=URW | A)
+    before = sc.s.mem.read_u64(sc.s1pte)
     rsp = sc.ats(IF_GPA)
-    assert (rsp.status, rsp.is_msi, rsp.r, rsp.w) == (rv.Status.SUCCESS, True, True, False)
-    assert not sc.s.mem.read_u64(sc.s1pte) & D
+    assert (rsp.status, rsp.r, rsp.w, rsp.x, rsp.reported) == (
+        rv.Status.SUCCESS,
+        False,
+        False,
+        False,
+        False,
+    )
+    assert rsp.fault is not None and rsp.fault.cause == rv.Cause.WRITE_PAGE_FAULT
+    assert sc.s.mem.read_u64(sc.s1pte) == before
 
 
 def test_ats_msi_page_no_write_does_not_set_d() -> None:
@@ -311,11 +350,26 @@ def test_ats_msi_page_read_only_first_stage_leaf_never_gets_d() -> None:
     assert sc.s.mem.read_u64(sc.s1pte) & (A | D) == A
 
 
-def test_ats_msi_page_with_pasid_and_d_set_grants_w() -> None:
-    """A leaf with D already set needs no update: W even without SADE."""
-    sc = Scene(s1=True, tc=TC_V | TC_EN_ATS, s1_flags=URW | A | D)
-    rsp = sc.ats(IF_GPA)
-    assert (rsp.is_msi, rsp.r, rsp.w) == (True, True, True)
+@pytest.mark.parametrize("sade", [0, TC_SADE])
+def test_ats_msi_page_with_pasid_and_d_set_grants_w(sade: int) -> None:
+    """A request with a PASID: PC(7)'s first-stage leaf (G = 1) has D already set, so it
+    needs no update: W with or without SADE, and the leaf is unchanged.  Global is 0 for
+    an MSI address translation (§ATS_FAULTS), Priv is the request's."""
+    sc = Scene(s1=True, tc=TC_V | TC_EN_ATS | sade, s1_flags=URW | A | D | G, pasid=7)
+    before = sc.s.mem.read_u64(sc.s1pte)
+    rsp = sc.ats(IF_GPA, process_id=7)
+    assert (rsp.status, rsp.is_msi, rsp.addr, rsp.r, rsp.w, rsp.g, rsp.priv) == (
+        rv.Status.SUCCESS,
+        True,
+        IMSIC,
+        True,
+        True,
+        False,
+        False,
+    )
+    assert sc.s.mem.read_u64(sc.s1pte) == before
+    no_pasid = sc.ats(IF_GPA)  # DPE = 0: no process_id -> the first stage is Bare
+    assert (no_pasid.is_msi, no_pasid.r, no_pasid.w) == (True, True, True)
 
 
 def test_untranslated_write_to_msi_page_sets_d_as_before() -> None:

@@ -207,7 +207,7 @@ class Walk:
 #: note: "when either stages of address translation are Bare"); the model reports
 #: min(other stage's page, IommuParams.bare_range_size).  Single-stage scenarios use a
 #: huge bare_range_size so that the page size of the stage in use shows.
-WIDE = rv.IommuParams(bare_range_size=1 << 62)
+WIDE = rv.IommuParams(bare_range_size=1 << 56)
 
 
 def single(stage: str, **kw: Any) -> Tuple[Walk, PageTable]:
@@ -332,7 +332,7 @@ def test_step17_first_stage_every_mode_and_page_size(mode: int, sxl: bool, size:
     PTW step 8: pa = leaf PPN (page-aligned to the leaf's level) | IOVA offset within the page;
     the response reports the page size.
     """
-    params = rv.IommuParams(bare_range_size=1 << 62, gxl_writable=sxl)
+    params = rv.IommuParams(bare_range_size=1 << 56, gxl_writable=sxl)
     w = Walk(mode, None, sxl=sxl, params=params)
     off = (size // 2) | 0x123
     va = 5 * size + off

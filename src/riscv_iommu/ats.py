@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Dict, Final, List, Literal, Optional, Tuple
 
 from . import formats as F
-from ._fault import Fault
+from ._fault import Fault, guest_page_fault, page_fault
 from ._mypyc import mypyc_attr
 from .ddt import DC
-from .events import Check
 from .hpm import Event
 from .ioatc import cached_dc
 from .msi import msi_free_size, msi_translate
@@ -53,15 +52,7 @@ _RWX: Final = _R | _W | _X
 _PBMT: Final = F.PTE.PBMT
 _PBMT_NC, _PBMT_IO = 1, 2  # Svpbmt memory types (0 = PMA, 3 reserved)
 _MODE_SHIFT: Final = F.IOHGATP.MODE.lsb  # MODE of iohgatp / iosatp / pdtp / msiptp
-# faults that only deny a permission while setting D for a grantable W
-_DENIALS: Final = frozenset(
-    {
-        Cause.WRITE_PAGE_FAULT,
-        Cause.WRITE_GUEST_PAGE_FAULT,
-        Cause.READ_PAGE_FAULT,
-        Cause.READ_GUEST_PAGE_FAULT,
-    }
-)
+_GCTL_GADE: Final = 1  # bit 0 of paging's gctl: DC.tc.GADE
 # the walk runs as a read; faults are reported for the request's access type
 _AS_REQUESTED: Dict[int, Dict[Cause, Cause]] = {
     Access.WRITE: {
@@ -158,9 +149,11 @@ def ats_translate(
     U-bit rules of §ATS_FAULTS are those of a read) before its A bit is set,
     as the Privileged spec orders PTW steps 5 and 7; a denial ends in
     "Success with R = W = 0" (by the caller).  Permissions are those of both
-    stages: R; W if requested (``no_write`` = 0), granted by both stages and
-    D can be set (or already is); X if requested (``access`` = EXECUTE) and R
-    is granted.  With ``no_write`` = 1, W is reported when every stage grants
+    stages: R; W if requested (``no_write`` = 0) and granted by both stages,
+    with D set in each leaf; X if requested (``access`` = EXECUTE) and R is
+    granted.  A leaf that grants W with D = 0 when W is requested and D
+    cannot be set (SADE / GADE = 0) is a Write/AMO (guest-)page fault: R = W
+    = 0 (:func:`_write_perm`).  With ``no_write`` = 1, W is reported when every stage grants
     it with D already set (``IommuParams.ats_no_write_reports_w``).  With
     ``DC.tc.T2GPA`` the completion carries the GPA.  A successful, non-MSI
     translation is cached in the IOTLB when ``IommuParams.ats_fills_iotlb``.
@@ -192,6 +185,17 @@ def ats_translate(
             io, iova, iosatp, geom, big_s, hg_s1, Access.READ, priv, sum_, gctl, sade
         )
         s1size = size
+        if not no_write and s1 & _W and not s1 & _D and not sade:
+            # PTW step 7 for the store No Write = 0 asks for (docs/ats.md): "If SADE is 0,
+            # the IOMMU causes a page-fault ... if the memory access is a store and the D
+            # bit is 0" -> 15, Success with R = W = 0 (riscv-non-isa/riscv-iommu#675)
+            why = (
+                "PTW",
+                "7",
+                "D",
+                "D=0 in a writable leaf and DC.tc.SADE=0: no hardware A/D update (ATS store)",
+            )
+            raise page_fault(Access.WRITE, why)
         perms = s1 & _RWX
         if priv and s1 & _U:
             perms &= ~_X  # supervisor execute of a user page: never, whatever SUM
@@ -249,37 +253,42 @@ def _write_perm(walk: _Walk, perms: int, s1: int, gp: int, hg: int, no_write: bo
     """W of the completion, setting D where a write is requested (A/D rules of PTW step 7).
 
     ``s1`` / ``gp`` are the stages' leaves (-1 for a Bare stage, or a G-stage
-    replaced by an MSI PTE).  With No Write = 0 and W granted, D is set in
-    each stage's leaf as a write would set it; when it cannot be (no hardware
-    A/D, no G-stage write permission for a first-stage PTE) W is denied, and
-    an access fault or poison on the update is raised (Completer Abort).
-    With No Write = 1 nothing is written: W is reported when every leaf has
-    W and D (``IommuParams.ats_no_write_reports_w``), else 0.
+    replaced by an MSI PTE, which has no A/D).  No Write = 0 asks for a
+    store: a leaf that grants W with D = 0 needs D.  When the G-stage leaf's
+    D cannot be set ("If GADE is 0, the IOMMU causes a guest-page-fault ...
+    if the memory access is a store and the D bit is 0") this raises 23,
+    which the caller answers "Success with R = W = 0", not reported
+    (§ATS_FAULTS); the first-stage leaf's check (SADE, 15) was made when it
+    was read.  Only then, and only when every stage grants W, is D set in
+    each leaf that needs it: no D for a W the completion does not grant.  A
+    guest-page fault on the implicit write of a first-stage leaf is raised
+    the same way, before anything is written; access faults and poison on an
+    update are raised too (Completer Abort).  With No Write = 1 nothing is
+    written: W is reported when every leaf has W and D
+    (``IommuParams.ats_no_write_reports_w``), else 0.
     """
     # perms has R here: both walks were reads that each leaf granted
-    if not perms & _W:
-        return perms
+    s1_clean = s1 >= 0 and s1 & _W and not s1 & _D
+    g_clean = gp >= 0 and gp & _W and not gp & _D
     if no_write:
-        io = walk[0]
-        dirty = (s1 < 0 or s1 & _D) and (gp < 0 or gp & _D)
-        if io.params.ats_no_write_reports_w and dirty:
+        if walk[0].params.ats_no_write_reports_w and not s1_clean and not g_clean:
             return perms
         return perms & ~_W
     io, iova, iosatp, geom, big_s, hg_s1, priv, sum_, gctl, sade, gpa = walk
-    if (s1 < 0 or s1 & _D) and (gp < 0 or gp & _D):
-        return perms  # already dirty: nothing to update
-    try:
-        if geom is not None and not s1 & _D:
-            first_stage(io, iova, iosatp, geom, big_s, hg_s1, Access.WRITE, priv, sum_, gctl, sade)
-        if hg and not gp & _D:
-            second_stage(io, gpa, hg, Access.WRITE, False, False, gctl)
-    except Fault as f:
-        if f.cause not in _DENIALS:
-            raise  # an access fault or poison while updating D: reported (CA)
-        if io.emit is not None and f.why is not None:
-            section, step, fieldname, rule = f.why
-            io.emit(Check(section, step, f"W denied: {rule}", False, fieldname, 0))
-        return perms & ~_W  # D cannot be set: deny W
+    if g_clean and not gctl & _GCTL_GADE:  # PTW step 7 of the G-stage leaf, GADE = 0
+        why = (
+            "PTW-G",
+            "7",
+            "D",
+            "D=0 in a writable G-stage leaf and DC.tc.GADE=0: no hardware A/D update",
+        )
+        raise guest_page_fault(Access.WRITE, gpa, False, False, why)
+    if not perms & _W or not (s1_clean or g_clean):
+        return perms  # W denied by a stage (no store: no D), or nothing to update
+    if s1_clean:  # PTW step 7 (a guest-page fault on its implicit write stops here)
+        first_stage(io, iova, iosatp, geom, big_s, hg_s1, Access.WRITE, priv, sum_, gctl, sade)
+    if g_clean:
+        second_stage(io, gpa, hg, Access.WRITE, False, False, gctl)
     return perms
 
 

@@ -20,6 +20,10 @@ __all__ = ["Capabilities", "IommuParams", "IGS", "IommuMode", "DEFAULT_GIPC_CAP_
 DEFAULT_GIPC_CAP_BIT = 44
 #: Default position of ``DC.tc.GIPC`` (decision #2).
 DEFAULT_GIPC_TC_BIT = 12
+#: Largest range a Bare stage may count as (``bare_range_size``, ``bare_page_sizes``):
+#: a range of 2**56 bytes at an address below 2**56 (PAS is at most 56) still fits
+#: tr_response.PPN (44 bits) and an ATS completion's address in the NAPOT form.
+MAX_BARE_SIZE = 1 << 56
 #: Keys of ``IommuParams.bare_page_sizes``.
 BARE_MODES = ("Sv32", "Sv39", "Sv48", "Sv57", "Sv32x4", "Sv39x4", "Sv48x4", "Sv57x4")
 
@@ -234,6 +238,11 @@ class IommuParams:
     #: An ATS Translation Request with No Write = 1 gets W = 1 when every
     #: stage grants write with D already set ("the other permission bits set
     #: to the value determined from the page tables"); False: W = 0 always.
+    #: D must already be set because nothing is written for such a request
+    #: and A/D rule 2 says "when a translated address is provided to a device
+    #: in an ATS Translation completion, the PTE update must be globally
+    #: visible before a memory access from the device using the translated
+    #: address becomes globally visible".
     ats_no_write_reports_w: bool = True
     #: CXL.io of an ATS Success completion to a CXL type 1 or type 2 device
     #: (Request.cxl) where the spec leaves it UNSPECIFIED: memory type PMA,
@@ -245,13 +254,14 @@ class IommuParams:
     #: Translation range size a Bare stage contributes: the reported range
     #: (ATS completions, tr_response, rsp.size) is the smallest of the
     #: stages' page sizes, a Bare stage counting as this size (and
-    #: ddtp.iommu_mode = Bare as this size).
+    #: ddtp.iommu_mode = Bare as this size).  A power of two, 4 KiB..2**56.
     bare_range_size: int = 1 << 21
     #: Per-mode sizes of a Bare stage, keyed by mode name ("Sv32", "Sv39",
     #: "Sv48", "Sv57", "Sv32x4", "Sv39x4", "Sv48x4", "Sv57x4"): a Bare first
     #: stage counts as the size of the widest first-stage mode supported for
     #: DC.tc.SXL, a Bare G-stage as that of the widest G-stage mode supported
-    #: for fctl.GXL; modes not listed count as bare_range_size.
+    #: for fctl.GXL; modes not listed count as bare_range_size.  Each a power
+    #: of two, 4 KiB..2**56.
     bare_page_sizes: Mapping[str, int] = field(default_factory=dict, hash=False)
     #: A request whose [addr, addr+length) crosses a 4 KiB boundary faults
     #: with "address misaligned" (4 / 6): PCIe never issues such a request.
@@ -299,8 +309,9 @@ class IommuParams:
             raise ValueError("IommuParams.ats_inval_timeout must be >= 0")
         if self.cache_policy not in ("lru", "fifo"):
             raise ValueError('IommuParams.cache_policy must be "lru" or "fifo"')
-        if self.bare_range_size < 4096 or self.bare_range_size & (self.bare_range_size - 1):
-            raise ValueError("IommuParams.bare_range_size must be a power of two >= 4096")
+        brs = self.bare_range_size
+        if brs < 4096 or brs & (brs - 1) or brs > MAX_BARE_SIZE:
+            raise ValueError("IommuParams.bare_range_size must be a power of two, 4 KiB..2**56")
         if self.gipc_revision not in ("2024", "2025"):
             raise ValueError('IommuParams.gipc_revision must be "2024" or "2025"')
         if not 12 <= self.gipc_tc_bit <= 63:
@@ -319,10 +330,10 @@ class IommuParams:
                 or not isinstance(size, int)
                 or size < 4096
                 or size & (size - 1)
-                or size >> 64
+                or size > MAX_BARE_SIZE
             ):
                 raise ValueError(
-                    f"IommuParams.bare_page_sizes[{mode!r}] must be a power of two >= 4096"
+                    f"IommuParams.bare_page_sizes[{mode!r}] must be a power of two, 4 KiB..2**56"
                 )
         object.__setattr__(self, "bare_page_sizes", dict(sizes))  # a private copy
 

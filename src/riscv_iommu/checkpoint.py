@@ -62,7 +62,7 @@ NOT_STATE = frozenset(
         "mem", "rd", "rd_words", "pages", "port_faults", "on_ats_message", "on_wired_interrupt",
         "on_fence", "emit", "_observers", "_tracer", "_tracer_obs",
         # scratch
-        "t2gpa", "_in_commands", "_more_commands", "_in_mmio",
+        "t2gpa", "_in_commands", "_more_commands", "_in_mmio", "_doorbell",
     }
 )  # fmt: skip
 

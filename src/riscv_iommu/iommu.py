@@ -259,6 +259,7 @@ class Iommu:
         self._in_commands = False
         self._more_commands = False
         self._in_mmio = False
+        self._doorbell = False
         self.qos_port = hasattr(mem, "qos")
         self._regs = build_register_map(self)
         #: Outbound ports: ATS messages, wired interrupts (vector, level),
@@ -407,7 +408,7 @@ class Iommu:
         """With ``auto_process``: run the commands, once the current MMIO write is done."""
         if self.params.auto_process:
             if self._in_mmio:
-                self._more_commands = True  # mmio_write runs them when the write is done
+                self._doorbell = True  # mmio_write runs them when the write is done
             else:
                 self.process_commands()
 
@@ -477,8 +478,9 @@ class Iommu:
             self._in_mmio = nested
         if before is not None:
             emit_reg_writes(self, offset, size, before)
-        if self._more_commands and not nested and not self._in_commands:
-            self.process_commands()
+        if self._doorbell and not nested:
+            self._doorbell = False
+            self.process_commands()  # re-entrant from a command: the running call picks it up
 
     # ------------------------------------------------------------------
     # observers (the event stream, docs/events.md)

@@ -67,10 +67,12 @@ def msi_free_size(gpa: int, size: int, mask: int, pattern: int) -> int:
 
     An aligned range of 2^k pages contains an interrupt file exactly when
     the page of ``gpa`` differs from the pattern, outside the mask, only in
-    bits below k; so the range may grow up to the highest such bit.
+    bits below k; so the range may grow up to the highest such bit.  The
+    callers pass no interrupt-file page (those are translated by step 18);
+    for one (``differs`` = 0) the answer is that page alone, 4 KiB.
     """
     differs = ((gpa >> 12) ^ (pattern & _MASK)) & ~(mask & _MASK)
-    limit = 1 << (11 + differs.bit_length())  # 4 KiB << (highest differing bit)
+    limit = 1 << (11 + (differs.bit_length() or 1))  # 4 KiB << (highest differing bit)
     return size if size <= limit else limit
 
 

@@ -37,7 +37,7 @@ from helpers import (
     System,
 )
 from riscv_iommu import formats as F
-from riscv_iommu.host.tables import RWX, URW, URWX, A, D, G, R, U, X
+from riscv_iommu.host.tables import RWX, URW, URWX, A, D, G, R, U, W, X
 from swhelpers import (
     REG,
     ats_inval,
@@ -422,13 +422,16 @@ def test_sade_sets_a_and_d_when_write_is_granted() -> None:
     assert s.mem.read_u64(pte) & (A | D) == A | D
 
 
-def test_without_sade_and_d_clear_write_is_denied() -> None:
-    """SADE=0 and D=0: D cannot be set, so W is not granted; the PTE is unchanged."""
+def test_without_sade_and_d_clear_is_a_write_page_fault() -> None:
+    """DC.tc: "If SADE is 0, the IOMMU causes a page-fault corresponding to the original
+    access type if the A bit is 0 or if the memory access is a store and the D bit is 0."
+    No Write = 0 asks for W, which the leaf grants with D = 0: a Write/AMO page fault (15),
+    which §ATS_FAULTS answers "Success Response with R and W bits set to 0", not logged
+    (riscv-non-isa/riscv-iommu#675).  The PTE is unchanged."""
     s, pte = s1_system(flags=URWX | A)
     before = s.mem.read_u64(pte)
-    assert ats(s, VA) == ok(SPA, KB4, r=True)
+    assert_no_access(ats(s, VA), rv.Cause.WRITE_PAGE_FAULT, s)
     assert s.mem.read_u64(pte) == before
-    assert fq_records(s) == []
 
 
 def test_without_sade_and_a_clear_is_no_access() -> None:
@@ -452,11 +455,106 @@ def test_gade_no_write_sets_only_g_stage_a() -> None:
     assert s.mem.read_u64(g_pte) & (A | D) == A
 
 
-def test_without_gade_and_g_stage_d_clear_write_is_denied() -> None:
-    """GADE=0, G-stage D=0: W is not granted."""
-    s, _, g_pte = two_stage(g_flags=URWX | A)
+def test_without_gade_and_g_stage_d_clear_is_a_write_guest_page_fault() -> None:
+    """DC.tc: "If GADE is 0, the IOMMU causes a guest-page-fault corresponding to the
+    original access type if the A bit is 0 or if the memory access is a store and the D bit
+    is 0": a Write/AMO guest-page fault (23) for the GPA -> Success with R = W = 0, not
+    logged.  Neither leaf changes."""
+    s, s1_pte, g_pte = two_stage(g_flags=URWX | A)
+    before = (s.mem.read_u64(s1_pte), s.mem.read_u64(g_pte))
+    rsp = ats(s, VA)
+    assert_no_access(rsp, rv.Cause.WRITE_GUEST_PAGE_FAULT, s)
+    assert rsp.fault is not None and rsp.fault.iotval2 == GPA  # explicit access: bits 1:0 = 0
+    assert (s.mem.read_u64(s1_pte), s.mem.read_u64(g_pte)) == before
+
+
+def test_sade_without_gade_sets_no_first_stage_d_for_a_w_not_granted() -> None:
+    """SADE = 1, GADE = 0, first-stage leaf without A/D, G-stage leaf with A but D = 0: the
+    G-stage D cannot be set (guest-page fault 23 -> Success R = W = 0), so the completion
+    grants no W and the first-stage leaf gets no D (docs/ats.md: "D is set only for a W the
+    completion grants").  Its A is set: the first stage granted the read before the G-stage
+    leaf of the final GPA was read (PTW order)."""
+    s, s1_pte, g_pte = two_stage(s1_flags=URWX, g_flags=URWX | A, tc=TC_SADE)
+    g_before = s.mem.read_u64(g_pte)
+    assert_no_access(ats(s, VA), rv.Cause.WRITE_GUEST_PAGE_FAULT, s)
+    assert s.mem.read_u64(s1_pte) & (A | D) == A
+    assert s.mem.read_u64(g_pte) == g_before
+
+
+def test_sade_without_gade_and_a_clean_g_stage_page_is_a_write_guest_page_fault() -> None:
+    """Both leaves clean with SADE = 1, GADE = 0: the first-stage leaf's D could be set,
+    the G-stage leaf's could not -> 23, and no D anywhere."""
+    s, s1_pte, g_pte = two_stage(s1_flags=URWX | A, g_flags=URWX | A, tc=TC_SADE)
+    assert_no_access(ats(s, VA), rv.Cause.WRITE_GUEST_PAGE_FAULT, s)
+    assert s.mem.read_u64(s1_pte) & D == 0 and s.mem.read_u64(g_pte) & D == 0
+
+
+def test_without_sade_or_gade_the_first_stage_fault_comes_first() -> None:
+    """Both leaves need D and neither can be set: the first stage's page fault (15), as the
+    first-stage PTW step 7 precedes the G-stage translation of the final GPA."""
+    s, _, _ = two_stage(s1_flags=URWX | A, g_flags=URWX | A)
+    assert_no_access(ats(s, VA), rv.Cause.WRITE_PAGE_FAULT, s)
+
+
+def test_without_sade_a_clean_writable_first_stage_leaf_faults_whatever_the_g_stage() -> None:
+    """The check is per leaf, in PTW order: the first-stage leaf grants W with D = 0 and
+    SADE = 0 -> 15 when it is read, before the G-stage leaf of the final GPA (which here
+    grants no W) is looked at.  Nothing is written."""
+    s, s1_pte, g_pte = two_stage(s1_flags=URWX | A, g_flags=U | R | A | D)
+    before = (s.mem.read_u64(s1_pte), s.mem.read_u64(g_pte))
+    assert_no_access(ats(s, VA), rv.Cause.WRITE_PAGE_FAULT, s)
+    assert (s.mem.read_u64(s1_pte), s.mem.read_u64(g_pte)) == before
+
+
+def test_without_gade_a_clean_writable_g_stage_leaf_faults_whatever_the_first_stage() -> None:
+    """The G-stage leaf grants W with D = 0 and GADE = 0 -> 23, although the first-stage
+    leaf grants no W."""
+    s, _, g_pte = two_stage(s1_flags=U | R | A | D, g_flags=URWX | A)
+    before = s.mem.read_u64(g_pte)
+    assert_no_access(ats(s, VA), rv.Cause.WRITE_GUEST_PAGE_FAULT, s)
+    assert s.mem.read_u64(g_pte) == before
+
+
+def test_sade_and_a_g_stage_without_w_set_no_first_stage_d() -> None:
+    """SADE = 1: the first-stage leaf's D could be set, but the G-stage grants no W, so
+    the completion has none (R = 1, W = 0) and no D is set for it."""
+    s, s1_pte, _ = two_stage(s1_flags=URWX | A, g_flags=U | R | A | D, tc=TC_SADE)
     assert ats(s, VA) == ok(SPA, KB4, r=True)
-    assert s.mem.read_u64(g_pte) & D == 0
+    assert s.mem.read_u64(s1_pte) & D == 0
+    assert fq_records(s) == []
+
+
+def test_no_write_without_sade_on_a_clean_page_is_no_fault() -> None:
+    """No Write = 1 asks for no store: a clean writable leaf with SADE = 0 is no fault, R =
+    1, W = 0 (W is reported only with D already set)."""
+    s, pte = s1_system(flags=URWX | A)
+    before = s.mem.read_u64(pte)
+    rsp = ats(s, VA, no_write=True)
+    assert rsp == ok(SPA, KB4, r=True) and rsp.fault is None
+    assert s.mem.read_u64(pte) == before
+
+
+@pytest.mark.parametrize("g_flags", [U | R | A | D, U | R | W | A], ids=["no-W", "D=0"])
+def test_first_stage_d_update_denied_by_the_g_stage_is_no_access(g_flags: int) -> None:
+    """SADE = 1, first-stage leaf with A but D = 0, and the G-stage leaf that maps that PTE's
+    page has no W (or D = 0 with GADE = 0): the implicit write that sets D is a guest-page
+    fault (23, iotval2 bits 0 and 1 set: implicit, write) -> Success R = W = 0
+    (riscv-non-isa/riscv-iommu#675, case 2: "the translation process is not complete")."""
+    s = System()
+    g = s.gstage()
+    guest = s.guest(g)
+    s1 = s.stage1(guest)
+    s1_pte_gpa = s1.map(VA, GPA, flags=URWX | A)
+    g.map(GPA, SPA)
+    page = s1_pte_gpa & ~0xFFF
+    g.map(page, guest.to_spa(page), flags=g_flags)  # the leaf PTE's page, remapped
+    s.ddt.set_dc(DID, tc=TC_ATS | TC_SADE, iohgatp=g.satp(5), fsc=s1.satp())
+    setup_fq(s)
+    before = s.mem.read_u64(guest.to_spa(s1_pte_gpa))
+    rsp = ats(s, VA)
+    assert_no_access(rsp, rv.Cause.WRITE_GUEST_PAGE_FAULT, s)
+    assert rsp.fault is not None and rsp.fault.iotval2 == (s1_pte_gpa & ~3) | 3
+    assert s.mem.read_u64(guest.to_spa(s1_pte_gpa)) == before
 
 
 def test_two_stage_sade_sets_first_stage_d_through_the_g_stage() -> None:

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Optional
 
 import pytest
 
 import riscv_iommu as rv
 from helpers import SV39, TC_EN_ATS, TC_T2GPA, TC_V, System
-from riscv_iommu.cli import _Out, build_demo, explain
+from riscv_iommu.cli import _Out, build_demo, explain, main
 from riscv_iommu.trace import Tracer
 
 DID = 0x21
@@ -167,3 +169,37 @@ def test_cxl_io_in_explain_json() -> None:
     assert explain(sc, req, _Out(out, False), True) == 0
     data = json.loads(out.getvalue())
     assert data["response"]["cxl_io"] is False
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_cxl_io_set_in_explain_of_an_ats_request(as_json: bool) -> None:
+    """An ATS Translation Request from a CXL type 1/2 device to an NC page, explained:
+    CXL.io = 1 in the response and in the ATS_FAULTS step."""
+    s = scene(NC)
+    sc: Any = SimpleNamespace(iommu=s.iommu)  # explain uses the scene's IOMMU only
+    out = io.StringIO()
+    req = rv.Request(DID, GPA, kind=ATS, cxl=True)
+    assert explain(sc, req, _Out(out, False), as_json) == 0
+    if as_json:
+        data = json.loads(out.getvalue())
+        assert data["request"]["cxl"] is True
+        assert (data["response"]["status"], data["response"]["cxl_io"]) == ("SUCCESS", True)
+        assert {"section": "ATS_FAULTS", "step": "", "text": _COMPLETION} in data["steps"]
+    else:
+        text = out.getvalue()
+        assert _COMPLETION in text and "cxl_io=True" in text
+
+
+_COMPLETION = "completion: range 0x1000, CXL.io = 1"
+
+
+def test_cxl_io_in_explain_of_a_scenario_request() -> None:
+    """``riscv-iommu explain --scenario examples/ats.toml --request 4``: the scenario's
+    request with ``cxl = true`` (T2GPA) is explained with CXL.io = 1."""
+    out = io.StringIO()
+    example = Path(__file__).resolve().parents[2] / "examples" / "ats.toml"
+    args = ["explain", "--scenario", str(example), "--request", "4", "--json"]
+    assert main(args, stream=out) == 0
+    data = json.loads(out.getvalue())
+    assert (data["request"]["cxl"], data["response"]["cxl_io"]) == (True, True)
+    assert data["response"]["addr"] == 0x8000_3000  # the T2GPA completion of that request

@@ -137,18 +137,50 @@ def test_both_stages_bare_in_a_dc_and_bare_mode() -> None:
     assert io.translate(rv.Request(DID, 0x1234)).size == MB2
 
 
+def test_bare_sizes_are_bounded_by_2_pow_56_so_completions_fit() -> None:
+    """A Bare stage counts as at most 2**56 (bare_range_size and each bare_page_sizes
+    entry; larger is a ValueError naming the field): with both stages Bare, the ATS
+    completion of the largest range at an address below 2**56 (PAS <= 56) still fits 56
+    bits, and tr_response.PPN (44 bits) holds its NAPOT form."""
+    top = 1 << 56
+    for kw in (
+        {"bare_range_size": top << 1},
+        {"bare_page_sizes": {"Sv57": top << 1}},
+        {"bare_page_sizes": {"Sv57x4": top << 7}},
+    ):
+        with pytest.raises(ValueError, match="bare_"):
+            rv.IommuParams(**kw)
+    p = rv.IommuParams(bare_range_size=top, bare_page_sizes={"Sv57": top, "Sv57x4": top})
+    s = System(params=p)
+    s.ddt.set_dc(DID, tc=TC_V | TC_EN_ATS)  # both stages Bare
+    addr = 0xAB_CDEF_0123_4000
+    rsp = s.iommu.translate(rv.Request(DID, addr, kind=ATS))
+    assert (rsp.status, rsp.size, rsp.s) == (rv.Status.SUCCESS, top, True)
+    assert rsp.addr == (top >> 1) - KB4  # base 0, bits 54:12 set, bit 55 clear
+    io = s.iommu
+    io.mmio_write(REG.TR_REQ_IOVA, addr)
+    io.mmio_write(REG.TR_REQ_CTL, F.TR_REQ_CTL.encode(Go_Busy=1, DID=DID))
+    out = io.mmio_read(REG.TR_RESPONSE)
+    assert (F.TR_RESPONSE.fault.get(out), F.TR_RESPONSE.S.get(out)) == (0, 1)
+    assert F.TR_RESPONSE.PPN.get(out) == (1 << 43) - 1  # 44 bits: bits 54:12 of the address
+
+
 # ==========================================================================================
 # item 5: ATS with No Write = 1 on a writable page
 # ==========================================================================================
-def _ats_page(flags: int, params: Optional[rv.IommuParams] = None, g_flags: int = URWX | A | D):
+def _ats_page(
+    flags: int, params: Optional[rv.IommuParams] = None, g_flags: int = URWX | A | D
+) -> tuple[System, int, int]:
+    """IOVA 0x7000 -> GPA 0x5000_0000 -> SPA 0x80_0000_0000 (SADE = 1, GADE = 0); returns
+    the system and the SPAs of the first-stage and G-stage leaves."""
     s = System(params=params)
     g = s.gstage(SV39)
-    g.map(0x5000_0000, 0x80_0000_0000, flags=g_flags)
+    g_leaf = g.map(0x5000_0000, 0x80_0000_0000, flags=g_flags)
     guest = s.guest(g)
     t1 = s.stage1(guest)
     leaf = guest.to_spa(t1.map(0x7000, 0x5000_0000, flags=flags))
     s.ddt.set_dc(DID, tc=TC_V | TC_EN_ATS | TC_SADE, iohgatp=g.satp(1), fsc=t1.satp())
-    return s, leaf
+    return s, leaf, g_leaf
 
 
 @pytest.mark.parametrize("reports", [True, False])
@@ -158,7 +190,7 @@ def test_ats_no_write_dirty_page(reports: bool) -> None:
     tables."  No Write = 1 does not request W, so W is not denied: by default it is the
     tables' W, granted when every stage has W with D already set (a device may then write
     without an A/D update).  ats_no_write_reports_w=False answers W = 0."""
-    s, _ = _ats_page(URWX | A | D, rv.IommuParams(ats_no_write_reports_w=reports))
+    s, _, _ = _ats_page(URWX | A | D, rv.IommuParams(ats_no_write_reports_w=reports))
     rsp = s.iommu.translate(rv.Request(DID, 0x7000, kind=ATS, no_write=True))
     assert (rsp.status, rsp.r, rsp.w) == (rv.Status.SUCCESS, True, reports)
 
@@ -170,15 +202,17 @@ def test_ats_no_write_clean_page_gets_no_w_and_no_d(reports: bool, where: str) -
     be written, so D is not set and W is 0 (W without D would let a write skip the update)."""
     s1f = URWX | A if where == "s1" else URWX | A | D
     gf = URWX | A if where == "g" else URWX | A | D
-    s, leaf = _ats_page(s1f, rv.IommuParams(ats_no_write_reports_w=reports), g_flags=gf)
+    s, leaf, g_leaf = _ats_page(s1f, rv.IommuParams(ats_no_write_reports_w=reports), g_flags=gf)
+    before = (s.mem.read_u64(leaf), s.mem.read_u64(g_leaf))
     rsp = s.iommu.translate(rv.Request(DID, 0x7000, kind=ATS, no_write=True))
-    assert (rsp.r, rsp.w) == (True, False)
-    if where == "s1":
-        assert not s.mem.read_u64(leaf) & D
+    assert (rsp.status, rsp.r, rsp.w) == (rv.Status.SUCCESS, True, False)
+    # neither leaf changes: the clean one's D stays 0 (A was already set in both)
+    assert (s.mem.read_u64(leaf), s.mem.read_u64(g_leaf)) == before
+    assert not s.mem.read_u64(leaf if where == "s1" else g_leaf) & D
 
 
 def test_ats_no_write_read_only_page() -> None:
-    s, _ = _ats_page((URW & ~F.PTE.W.mask) | A | D)
+    s, _, _ = _ats_page((URW & ~F.PTE.W.mask) | A | D)
     rsp = s.iommu.translate(rv.Request(DID, 0x7000, kind=ATS, no_write=True))
     assert (rsp.r, rsp.w) == (True, False)
 
