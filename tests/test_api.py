@@ -12,6 +12,8 @@ API contract: /work/shared/design/api.md and docs/api.md.
 
 from __future__ import annotations
 
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any, Dict, Tuple
 
 import pytest
@@ -384,11 +386,22 @@ def iommu() -> rv.Iommu:
         ({"data": -1}, ValueError, "data"),
         ({"data": b"\x00"}, TypeError, "data"),
         ({"access": 3}, ValueError, "access"),
-        ({"access": "READ"}, ValueError, "access"),
-        ({"access": None}, ValueError, "access"),
+        ({"access": "READ"}, TypeError, "access"),
+        ({"access": None}, TypeError, "access"),
+        # values that merely compare equal to an Access, or are unhashable (issue 9)
+        ({"access": 1.0}, TypeError, "access"),
+        ({"access": True}, TypeError, "access"),
+        ({"access": Decimal(1)}, TypeError, "access"),
+        ({"access": Fraction(2)}, TypeError, "access"),
+        ({"access": [1]}, TypeError, "access"),
         ({"kind": 3}, ValueError, "kind"),
         ({"kind": -1}, ValueError, "kind"),
-        ({"kind": "UNTRANSLATED"}, ValueError, "kind"),
+        ({"kind": "UNTRANSLATED"}, TypeError, "kind"),
+        ({"kind": 0.0}, TypeError, "kind"),
+        ({"kind": False}, TypeError, "kind"),
+        ({"kind": Decimal(0)}, TypeError, "kind"),
+        ({"kind": Fraction(1)}, TypeError, "kind"),
+        ({"kind": {}}, TypeError, "kind"),
     ],
 )
 def test_translate_rejects_api_misuse_naming_the_argument(
@@ -841,7 +854,7 @@ def test_unspecified_mmio_accesses_read_zero_and_are_ignored(offset: int, size: 
     io = _iommu()
     io.mmio_write(rv.REG.DDTP, rv.IommuMode.BARE)
     assert io.mmio_read(offset, size) == 0
-    io.mmio_write(offset, M32, size)
+    io.mmio_write(offset, M32 >> (32 - 8 * min(size, 4)), size)
     assert io.mmio_read(rv.REG.DDTP) == rv.IommuMode.BARE
     assert io.mmio_read(rv.REG.FCTL, 4) == 0
 

@@ -361,3 +361,39 @@ def test_a_closed_pipe_is_not_a_traceback(tmp_path: Path, monkeypatch: pytest.Mo
     err = proc.stderr.read().decode()
     proc.wait(timeout=300)
     assert "Traceback" not in err
+
+
+def test_run_log_writes_the_event_stream(tmp_path: Path) -> None:
+    """``run --log`` writes every event of the scenario's IOMMU; the file reads back as
+    events, with one request and one response event per translated request."""
+    from riscv_iommu import read_jsonl
+    from riscv_iommu.events import RequestEvent, ResponseEvent
+
+    log = tmp_path / "events.jsonl"
+    rc, out, err = cli("run", str(EXAMPLE), "--log", str(log))
+    assert (rc, err) == (0, "")
+    events = list(read_jsonl(str(log)))
+    n_requests = sum(1 for line in out.splitlines() if " request[" in line)
+    assert n_requests > 0
+    responses = [e for e in events if isinstance(e, ResponseEvent)]
+    translated = [e for e in events if isinstance(e, RequestEvent)]
+    assert len(responses) == len(translated) == n_requests
+    assert {e.kind for e in events} >= {"reg_write", "read", "request", "response", "command"}
+    assert all(json.loads(line)["v"] == 1 for line in log.read_text().splitlines())
+
+
+def test_run_log_unwritable_is_a_named_error(tmp_path: Path) -> None:
+    bad = tmp_path / "missing-dir" / "events.jsonl"
+    rc, out, err = cli("run", str(EXAMPLE), "--log", str(bad))
+    assert (rc, out) == (2, "")
+    assert err == f"riscv-iommu: argument --log: cannot write {bad}: No such file or directory\n"
+    assert not bad.parent.exists()
+
+
+def test_run_log_after_a_malformed_scenario_writes_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[requests]]\naddr = 1\n")
+    log = tmp_path / "events.jsonl"
+    rc, _, err = cli("run", str(bad), "--log", str(log))
+    assert rc == 2 and "requests" in err
+    assert not log.exists()

@@ -543,6 +543,8 @@ RULE_CASES = [
     case(1, "mask-mgpaw59", msi_addr_mask=1 << 47),
     case(1, "pattern-mgpaw59", msi_addr_pattern=1 << 51),
     *[case(1, f"last-dword-bit{b}", reserved=1 << b) for b in (0, 31, 63)],
+    case(1, "gscid-wider", params={"gscid_width": 4}, iohgatp=G(gscid=0x10)),
+    case(1, "pscid-wider", params={"pscid_width": 8}, tc=TC_V, ta=ta(pscid=0x100)),
     # 2. capabilities.ATS is 0 and EN_ATS / EN_PRI / PRPR
     case(2, "en_ats", caps={"ats": False}, tc=TC_V | TC_EN_ATS),
     case(2, "en_pri", caps={"ats": False}, tc=TC_V | TC_EN_ATS | TC_EN_PRI),
@@ -1417,3 +1419,36 @@ def test_random_dc_never_raises(
         assert rsp.status == CA
     if rsp.reported is False and rsp.status != OK:
         assert not Cause(rec.cause).reported_if_dtf
+
+
+@pytest.mark.parametrize(
+    "params,dc,fieldname,text",
+    [
+        (
+            {"gscid_width": 4},
+            {"iohgatp": G(gscid=0x10)},
+            "DC.iohgatp.GSCID",
+            "DC.iohgatp.GSCID is wider than the 4 implemented bits",
+        ),
+        (
+            {"pscid_width": 8},
+            {"ta": ta(pscid=0x100)},
+            "DC.ta.PSCID",
+            "DC.ta.PSCID is wider than the 8 implemented bits",
+        ),
+        ({}, {"ta": 1 << 11}, "DC.ta", "DC.ta has reserved bits set (0x800)"),
+    ],
+)
+def test_dc_rule1_names_the_offending_field(
+    params: Dict[str, Any], dc: Dict[str, int], fieldname: str, text: str
+) -> None:
+    """The reason of a rule-1 fault names the field and why (the explain view's 'why')."""
+    from riscv_iommu.ddt import dc_rule_why
+
+    s = make_system(None, params)
+    assert dc_rule_why(s.iommu, dc_tuple(s, tc=TC_V, **dc), 1) == (
+        "DC_MISCONFIG",
+        "1",
+        fieldname,
+        text,
+    )

@@ -7,7 +7,7 @@ and the page-request queue.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Final, List, Literal, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Final, List, Literal, Optional, Set, Tuple
 
 from . import formats as F
 from ._fault import Fault, guest_page_fault, page_fault
@@ -301,7 +301,9 @@ class InvalidationTracker:
         self.now = 0
         #: itag -> [device_id, issue time, completions expected (0 = unknown), received]
         self.outstanding: Dict[int, List[int]] = {}
-        self.timed_out: List[int] = []
+        #: ITAGs that timed out since the last IOFENCE.C reported it (at most
+        #: the 32 ITAGs: an ITAG that times out again is already here)
+        self.timed_out: Set[int] = set()
 
     def free_itag(self) -> Optional[int]:
         """A free ITAG, or None when all 32 are in use."""
@@ -341,7 +343,7 @@ class InvalidationTracker:
     def expire(self, itag: int) -> None:
         """Declare ``itag`` timed out."""
         del self.outstanding[itag]
-        self.timed_out.append(itag)
+        self.timed_out.add(itag)
 
 
 def page_request(io: "Iommu", msg: PageRequest) -> Optional[PageRequestGroupResponse]:

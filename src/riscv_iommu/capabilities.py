@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, fields
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Callable, Dict, Mapping, Tuple
 
 from . import formats as F
 
@@ -76,6 +76,28 @@ _FLAG_FIELDS: Dict[str, str] = {
 }
 
 
+#: Field annotation -> check of a value (the API edge: a float, None, or a bool where an
+#: int is expected is a TypeError naming the field, not a late comparison error)
+_FIELD_TYPES: Dict[str, Tuple[str, Callable[[Any], bool]]] = {
+    "int": ("an int", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "bool": ("a bool", lambda v: type(v) is bool or (type(v) is int and v in (0, 1))),
+    "str": ("a str", lambda v: isinstance(v, str)),
+}
+
+
+def _check_field_types(obj: Any) -> None:
+    """Each ``int`` field holds an int (an IntEnum too; not a bool or a float), each
+    ``bool`` field a bool (or the int 0 or 1), each ``str`` field a str.  Fields with
+    other annotations are checked by the class's own rules."""
+    for f in fields(obj):
+        rule = _FIELD_TYPES.get(str(f.type))
+        v = getattr(obj, f.name)
+        if rule is not None and not rule[1](v):
+            raise TypeError(
+                f"{type(obj).__name__}.{f.name} must be {rule[0]}, not {type(v).__name__}"
+            )
+
+
 @dataclass(slots=True, frozen=True)
 class Capabilities:
     """Every field of the ``capabilities`` register.
@@ -118,10 +140,7 @@ class Capabilities:
     gipc_bit: int = DEFAULT_GIPC_CAP_BIT
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.type in ("bool",) and not isinstance(v, (bool, int)):
-                raise TypeError(f"Capabilities.{f.name} must be a bool")
+        _check_field_types(self)
         if not 0 <= self.version <= 0xFF:
             raise ValueError("Capabilities.version must fit in 8 bits")
         if self.igs not in (0, 1, 2):
@@ -159,8 +178,13 @@ class Capabilities:
     @classmethod
     def from_raw(cls, raw: int, gipc_bit: int = DEFAULT_GIPC_CAP_BIT) -> "Capabilities":
         """Decode a register value (GIPC read at ``gipc_bit``)."""
-        if not isinstance(raw, int) or raw < 0 or raw >> 64:
-            raise ValueError("capabilities must be a 64-bit unsigned int")
+        for name, v in (("raw", raw), ("gipc_bit", gipc_bit)):
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise TypeError(f"{name} must be an int, not {type(v).__name__}")
+        if raw < 0 or raw >> 64:
+            raise ValueError("capabilities (raw) must be a 64-bit unsigned int")
+        if not 0 <= gipc_bit <= 63:
+            raise ValueError(f"gipc_bit must be a bit position 0..63, not {gipc_bit}")
         C = F.CAPABILITIES
         kw: Dict[str, Any] = {attr: bool(C.fields[f].get(raw)) for attr, f in _FLAG_FIELDS.items()}
         kw["version"] = C.version.get(raw)
@@ -278,6 +302,7 @@ class IommuParams:
     auto_process: bool = True
 
     def __post_init__(self) -> None:
+        _check_field_types(self)
         if not 0 <= self.hpm_counters <= 31:
             raise ValueError("IommuParams.hpm_counters must be 0..31")
         if not 32 <= self.hpm_counter_width <= 64:

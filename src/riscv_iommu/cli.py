@@ -18,10 +18,15 @@ from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, Text
 
 from . import __version__
 from . import bench as _bench
+from . import campaign as _campaign
+from . import gen as _gen
+from . import vectors as _vectors
 from .capabilities import Capabilities, IommuParams
+from .coverage import cli as _coverage_cli
 from .host.hypervisor import Hypervisor, R, Vm, W
 from .iommu import Iommu
 from .memory import SparseMemory
+from .observers import JsonlLog
 from .scenario import (
     Runner,
     ScenarioError,
@@ -31,6 +36,7 @@ from .scenario import (
     response_json,
     run_scenario,
 )
+from .study import command as _study
 from .types import Access, Cause, FaultRecord, Request, RequestKind, Response, Status
 
 __all__ = ["main", "build_demo", "explain", "Scene"]
@@ -334,7 +340,8 @@ _KIND = {
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="riscv-iommu",
-        description="RISC-V IOMMU reference model with GIPC: demo, explain, run, bench.",
+        description="RISC-V IOMMU reference model with GIPC: demo, explain, run, bench, gen, "
+        "study, replay, campaign, coverage.",
     )
     p.add_argument("--version", action="version", version=f"riscv-iommu {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
@@ -388,6 +395,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument("scenario", help="the TOML scenario file")
     r.add_argument("--json", action="store_true", help="print JSON")
+    r.add_argument(
+        "--log",
+        metavar="EVENTS.jsonl",
+        help="write the model's event stream to this file, one JSON object per line "
+        "(docs/events.md)",
+    )
     b = sub.add_parser(
         "bench",
         help="the translation benchmarks (microseconds and memory reads per translation)",
@@ -402,6 +415,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "cases", nargs="*", help=f"cases (default the ref-* cases): {', '.join(_bench.CASES)}"
     )
+    _study.add_parser(sub)
+    for mod in (_gen, _vectors, _campaign, _coverage_cli):  # gen, replay, campaign, coverage
+        mod.add_cli(sub)
     return p
 
 
@@ -474,7 +490,16 @@ def _explain_command(args: argparse.Namespace, out: _Out) -> int:
 
 
 def _run_command(args: argparse.Namespace, out: _Out) -> int:
-    report = run_scenario(args.scenario)
+    if args.log is None:
+        report = run_scenario(args.scenario)
+    else:
+        sc = load_scenario(args.scenario)  # a malformed file is reported before the log opens
+        try:
+            log = JsonlLog(args.log)
+        except OSError as err:
+            return _fail(out, args.json, f"argument --log: cannot write {args.log}: {err.strerror}")
+        with log:
+            report = Runner(sc, log_to(log)).run()
     if args.json:
         json.dump(report.as_dict(), out.stream, indent=2)
         out.line()
@@ -488,6 +513,15 @@ def _run_command(args: argparse.Namespace, out: _Out) -> int:
             out.line(f"stopped at {report.stopped}")
         out.line(f"{report.passed} passed, {report.failed} failed")
     return 1 if report.failed else 0
+
+
+def log_to(log: JsonlLog) -> Callable[[Iommu], None]:
+    """An ``on_build`` hook attaching ``log`` to the scenario's IOMMU."""
+
+    def attach(iommu: Iommu) -> None:
+        iommu.attach(log)
+
+    return attach
 
 
 def _bench_command(args: argparse.Namespace, out: _Out) -> int:
@@ -529,6 +563,9 @@ def main(argv: Optional[Sequence[str]] = None, stream: Optional[TextIO] = None) 
     color = False if getattr(args, "no_color", False) or args.json else None
     out = _Out(stream, color)
     try:
+        handler = getattr(args, "handler", None)
+        if handler is not None:
+            return int(handler(args, stream))
         if args.command == "demo":
             return demo(args.revision, out, args.json)
         if args.command == "explain":

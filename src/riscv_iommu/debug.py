@@ -3,7 +3,8 @@
 Writing ``tr_req_ctl`` with ``Go/Busy`` = 1 runs the process to translate
 an IOVA for ``tr_req_iova`` as an Untranslated request at once; ``Go/Busy``
 reads 0 again when the write returns and ``tr_response`` holds the result.
-Faults are reported to the fault queue as for any request.  An IOVA that is
+Faults are reported to the fault queue as for any request.  ``tr_response.PPN``
+keeps the 44 bits the field has.  An IOVA that is
 a virtual interrupt file mapped by an MRIF-mode MSI PTE stops with
 "Transaction type disallowed" (260).
 """
@@ -76,5 +77,7 @@ class DebugInterface:
             self.response = _RSP.fault.mask
         else:
             ppn, s = encode_ppn_size(rsp.addr, rsp.size)
-            self.response = _RSP.encode(PPN=ppn, S=int(s), PBMT=rsp.pbmt)
+            # PPN is 44 bits (address bits 55:12): the register keeps what it can
+            # hold (wider only for a Bare-mode IOVA at or beyond 2^56)
+            self.response = _RSP.encode(PPN=ppn & _RSP.PPN.max, S=int(s), PBMT=rsp.pbmt)
         self.ctl &= ~_CTL.Go_Busy.mask

@@ -248,7 +248,8 @@ class RegWrite(Event):
 
 @dataclass(slots=True)
 class QueueRecord(Event):
-    """A record written to the fault queue (``FQ``) or page-request queue (``PQ``)."""
+    """A record written to the fault queue (``FQ``) or page-request queue (``PQ``), or
+    discarded (see ``status``)."""
 
     kind: ClassVar[str] = "queue_record"
     queue: str
@@ -256,6 +257,11 @@ class QueueRecord(Event):
     addr: int
     #: the decoded record (a FaultRecord or PageRequest)
     record: Any
+    #: ``written``; or the record was discarded: ``overflow`` (the queue was full,
+    #: or xqof is still set), ``memory_fault`` (its write faulted, or xqmf is still
+    #: set) or ``off`` (xqon = 0); ``index`` is then the tail the record would have
+    #: had, and ``addr`` the address of the faulting write (0 when none was tried)
+    status: str = "written"
 
 
 @dataclass(slots=True)

@@ -817,28 +817,56 @@ def cached_dc(io: "Iommu", device_id: int) -> DC:
 
 
 def cached_pc(io: "Iommu", device_id: int, process_id: int, dc: DC, access: int) -> PC:
-    """The process context of ``process_id`` under ``dc``: a PDT-cache hit, or §GET_PC."""
+    """The process context of ``process_id`` under ``dc``: a PDT-cache hit, or §GET_PC.
+
+    A cached PC keeps the DC it was located under and is used only with a DC
+    that locates and checks it alike (:func:`_located_alike`).  Software may
+    change a DC before it sends ``IODIR.INVAL_DDT`` while the old DC has left
+    the DDT cache and the PC is still cached; the spec allows the old or the
+    new value of a changed entry, and a PC read under other DC fields (another
+    PDT, byte order, SXL, format) is neither: the entry is dropped (no
+    statistics: it is not an invalidation) and the lookup misses, so the PC is
+    located again under the new DC.
+    """
     c = io.ioatc
     key = (device_id, process_id)
     c.pc_key = key
-    pc: Optional[PC] = c.pdt.get(key)
-    if pc is None:
-        c.missed = True
-        hpm = io.hpm
-        if hpm.active:
-            hpm.count(HpmEvent.PDT_WALK, device_id, process_id, -1, -1)
-        tc = dc[0]
-        fmt = io.pc_fmt if tc & io.gipc_tc else None  # [GIPC] the 32/64-byte PC
-        pc = locate_pc(
-            io,
-            dc[3],
-            process_id,
-            dc[1],
-            bool(tc & _SBE),
-            1 if tc & _SXL else 0,
-            access,
-            (1 if tc & _GADE else 0) | (2 if tc & _SXL else 0),
-            fmt,
-        )
-        c.pdt.put(key, pc)
+    pdt = c.pdt
+    cached = pdt.entries.get(key)
+    if cached is not None and cached[1] is not dc and not _located_alike(io, cached[1], dc):
+        pdt._remove(key)
+    hit: Optional[Tuple[PC, DC]] = pdt.get(key)
+    if hit is not None:
+        return hit[0]
+    c.missed = True
+    hpm = io.hpm
+    if hpm.active:
+        hpm.count(HpmEvent.PDT_WALK, device_id, process_id, -1, -1)
+    tc = dc[0]
+    fmt = io.pc_fmt if tc & io.gipc_tc else None  # [GIPC] the 32/64-byte PC
+    pc = locate_pc(
+        io,
+        dc[3],
+        process_id,
+        dc[1],
+        bool(tc & _SBE),
+        1 if tc & _SXL else 0,
+        access,
+        (1 if tc & _GADE else 0) | (2 if tc & _SXL else 0),
+        fmt,
+    )
+    pdt.put(key, (pc, dc))
     return pc
+
+
+# DC.tc bits the PDT walk and the PC checks depend on ([GIPC] and DC.tc.GIPC)
+_PC_TC_DEPS = _TC.mask_of("SBE", "SXL", "GADE")
+
+
+def _located_alike(io: "Iommu", old: DC, dc: DC) -> bool:
+    """Whether a PC located under the DC ``old`` is located and checked alike under
+    ``dc``: the same pdtp (DC.fsc), DC.iohgatp (PDT addresses are GPAs), and
+    DC.tc.SBE (byte order), SXL (PC checks 3/4), GADE (A updates of the walk) and
+    [GIPC] DC.tc.GIPC (the PC format)."""
+    deps = _PC_TC_DEPS | io.gipc_tc
+    return old[3] == dc[3] and old[1] == dc[1] and not (old[0] ^ dc[0]) & deps

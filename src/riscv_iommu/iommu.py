@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, Dict, Final, FrozenSet, List, Optional, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Final,
+    FrozenSet,
+    List,
+    Optional,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+)
 
 from . import commands
 from . import formats as F
@@ -91,8 +103,6 @@ _TTYP: Final = {
     (RequestKind.ATS_TRANSLATION, Access.READ): Ttyp.ATS_TRANSLATION,
     (RequestKind.ATS_TRANSLATION, Access.WRITE): Ttyp.ATS_TRANSLATION,
 }
-_ACCESSES: Final = frozenset(Access)
-_KINDS: Final = frozenset(RequestKind)
 _REQUEST_EVENT: Final = (
     Event.UNTRANSLATED_REQUEST,
     Event.TRANSLATED_REQUEST,
@@ -115,6 +125,30 @@ def _check_int(name: str, value: Any, bits: int) -> int:
     if v < 0 or v >> bits:
         raise ValueError(f"{name} {v:#x} does not fit in {bits} bits")
     return v
+
+
+def _check_size(size: Any) -> int:
+    """API-edge check of an MMIO access size: 1, 2, 4 or 8 bytes."""
+    if type(size) is not int:
+        raise TypeError(f"size must be an int, not {type(size).__name__}")
+    if size not in (1, 2, 4, 8):
+        raise ValueError(f"size must be 1, 2, 4 or 8 bytes, not {size}")
+    return size
+
+
+_E = TypeVar("_E", Access, RequestKind)
+
+
+def _check_enum(name: str, value: Any, enum: Type[_E]) -> _E:
+    """API-edge check: a member of ``enum`` or a plain int equal to one (not a bool,
+    float, Decimal, ... that merely compares equal)."""
+    what = f"an {enum.__name__}" if enum.__name__[0] in "AEIOU" else f"a {enum.__name__}"
+    if type(value) is not int:
+        raise TypeError(f"{name} must be {what}, not {type(value).__name__}")
+    try:
+        return enum(value)
+    except ValueError:
+        raise ValueError(f"{name} must be {what}, not {value!r}") from None
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # testbenches subclass it
@@ -436,12 +470,12 @@ class Iommu:
     def mmio_read(self, offset: int, size: int = 8) -> int:
         """Read a register as software sees it (little-endian, 4- or 8-byte).
 
-        Sizes other than 4 and 8 and misaligned accesses are UNSPECIFIED by
-        the spec: they read 0.
+        1- and 2-byte and misaligned accesses are UNSPECIFIED by the spec: they
+        read 0.  ``size`` must be 1, 2, 4 or 8 (ValueError otherwise).
         """
         offset = _check_int("offset", offset, 12)
-        size = _check_int("size", size, 4)
-        if size not in (4, 8) or offset % size:
+        size = _check_size(size)
+        if size < 4 or offset % size:
             return 0
         regs = self._regs
         value = 0
@@ -454,15 +488,18 @@ class Iommu:
     def mmio_write(self, offset: int, value: int, size: int = 8) -> None:
         """Write a register as software does (little-endian, 4- or 8-byte).
 
-        An 8-byte write is two 4-byte writes, high half first.  Sizes other
-        than 4 and 8 and misaligned accesses are UNSPECIFIED: ignored.  A
-        doorbell (``cqt``, ``cqcsr``) runs the command queue once the whole
-        write is done.
+        An 8-byte write is two 4-byte writes, high half first.  1- and 2-byte
+        and misaligned accesses are UNSPECIFIED: ignored.  ``size`` must be 1,
+        2, 4 or 8 and ``value`` must fit in ``size`` bytes (ValueError
+        otherwise); for any value that fits a write never raises (every
+        register is WARL or ignores what it cannot hold).  A doorbell
+        (``cqt``, ``cqcsr``) runs the command queue once the whole write is
+        done.
         """
         offset = _check_int("offset", offset, 12)
-        size = _check_int("size", size, 4)
-        value = _check_int("value", value, 64)
-        if size not in (4, 8) or offset % size:
+        size = _check_size(size)
+        value = _check_int("value", value, 8 * size)
+        if size < 4 or offset % size:
             return
         regs = self._regs
         emit = self.emit
@@ -623,9 +660,9 @@ class Iommu:
         ATS invalidations older than ``IommuParams.ats_inval_timeout`` time out."""
         cycles = _check_int("cycles", cycles, 64)
         self.hpm.tick(cycles)
-        before = len(self.invalidations.timed_out)
+        before = len(self.invalidations.outstanding)
         self.invalidations.advance(cycles)
-        if len(self.invalidations.timed_out) != before and self.params.auto_process:
+        if len(self.invalidations.outstanding) != before and self.params.auto_process:
             self.process_commands()
 
     def ats_timeout(self) -> int:
@@ -757,8 +794,9 @@ class Iommu:
         return self.ioatc.ddt.entries
 
     @property
-    def pdt_cache(self) -> Dict[Tuple[int, int], PC]:
-        """Cached process contexts by (device_id, process_id) (``ioatc.pdt.entries``)."""
+    def pdt_cache(self) -> Dict[Tuple[int, int], Tuple[PC, DC]]:
+        """Cached process contexts by (device_id, process_id), each with the DC it was
+        located under (``ioatc.pdt.entries``)."""
         return self.ioatc.pdt.entries
 
     @property
@@ -776,10 +814,14 @@ class Iommu:
 
         This is what ``IODIR.INVAL_DDT`` does; the command queue calls it.
         """
+        if device_id is not None:
+            device_id = _check_int("device_id", device_id, 24)
         self.ioatc.inval_ddt(device_id)
 
     def invalidate_pdt(self, device_id: int, process_id: int) -> None:
         """Drop the cached PC of (device_id, process_id): ``IODIR.INVAL_PDT``."""
+        device_id = _check_int("device_id", device_id, 24)
+        process_id = _check_int("process_id", process_id, 20)
         self.ioatc.inval_pdt(device_id, process_id)
 
     # ------------------------------------------------------------------
@@ -883,11 +925,11 @@ class Iommu:
             if f_data is not None:
                 f_data = _check_int("data", f_data, 32)
         f_access = fields.access
-        if f_access not in _ACCESSES:
-            raise ValueError(f"access must be an Access, not {f_access!r}")
+        if type(f_access) is not Access:
+            f_access = _check_enum("access", f_access, Access)
         f_kind = fields.kind
-        if f_kind not in _KINDS:
-            raise ValueError(f"kind must be a RequestKind, not {f_kind!r}")
+        if type(f_kind) is not RequestKind:
+            f_kind = _check_enum("kind", f_kind, RequestKind)
         did: int = f_did
         addr: int = f_addr
         pid: Optional[int] = f_pid
@@ -950,9 +992,7 @@ class Iommu:
                 self._datapath_errors -= 1
                 why = ("REQUEST", "", "", "an internal data path error was injected")
                 raise Fault(Cause.INTERNAL_DATAPATH_ERROR, 0, why)
-            crossing = (
-                kind != _ATS and self.fault_page_crossing and (addr & 0xFFF) + length > 4096
-            )
+            crossing = kind != _ATS and self.fault_page_crossing and (addr & 0xFFF) + length > 4096
             spa, perms, g, pbmt, size, msi = translate_iova(
                 self, did, addr, access, pid, priv, kind, data, debug, bool(req.no_write), crossing
             )

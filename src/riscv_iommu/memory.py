@@ -78,6 +78,10 @@ class SparseMemory:
 
     __slots__ = ("_pages", "_injections")
 
+    #: Largest ``read`` (bytes): a larger size is API misuse (ValueError), not a
+    #: request to build a huge buffer.  The model itself reads at most 64 bytes.
+    MAX_READ = 1 << 24
+
     def __init__(self) -> None:
         self._pages: Dict[int, bytearray] = {}
         self._injections: List[Tuple[int, int, MemoryFault]] = []
@@ -122,6 +126,8 @@ class SparseMemory:
                 return bytes(size)
             return bytes(page[off : off + size])
         _check_range(addr, size)
+        if size > self.MAX_READ:
+            raise ValueError(f"size {size} is larger than SparseMemory.MAX_READ ({self.MAX_READ})")
         out = bytearray()
         while size:
             off = addr & _PAGE_MASK

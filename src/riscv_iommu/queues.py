@@ -115,14 +115,23 @@ class _ProducerQueue(Queue):
 
         ``record`` is the decoded record (a FaultRecord or PageRequest) for the event stream.
         """
-        if not self.csr & self.ON or self.csr & (self.MF | self.OF):
+        io = self.io
+        csr = self.csr
+        if not csr & self.ON or csr & (self.MF | self.OF):
+            # discarded: the queue is off, or an earlier overflow / memory fault stands
+            if io.emit is not None:
+                why = "overflow" if csr & self.OF else "memory_fault"
+                if not csr & self.ON:
+                    why = "off"
+                io.emit(QueueRecord(self.NAME, self.tail, 0, record, why))
             return None
         size = self.size
         if self.tail == (self.head - 1) % size:  # full: overflow, record discarded
             self.csr |= self.OF
+            if io.emit is not None:
+                io.emit(QueueRecord(self.NAME, self.tail, 0, record, "overflow"))
             self._signal()
             return None
-        io = self.io
         addr = self.entry_addr(self.tail)
         try:
             if addr + len(data) > io.pa_limit:
@@ -133,6 +142,8 @@ class _ProducerQueue(Queue):
             io.port_write(addr, data, io.iommu_qosid, self.NAME)
         except MemoryAccessError:
             self.csr |= self.MF
+            if io.emit is not None:
+                io.emit(QueueRecord(self.NAME, self.tail, addr, record, "memory_fault"))
             self._signal()
             return False
         if io.emit is not None:

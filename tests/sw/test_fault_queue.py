@@ -753,3 +753,34 @@ def test_pq_enable_resets_pqt_and_errors() -> None:
     s.iommu.mmio_write(REG.PQCSR, PQEN, 4)
     assert pqt(s) == 0
     assert s.iommu.mmio_read(REG.PQCSR, 4) == PQEN | PQON
+
+
+def test_discarded_records_are_events_with_their_reason() -> None:
+    """Every record the FQ cannot take is a queue_record event: ``off`` before the queue is
+    enabled, ``overflow`` when full and while fqof stands, ``memory_fault`` when the write
+    faults and while fqmf stands; written records carry ``written``."""
+    from riscv_iommu.events import QueueRecord
+
+    s = System()
+    simple_dc(s)
+    log = rv.EventLog(kinds="queue_record")
+    s.iommu.attach(log)
+    disallowed(s, 0x1000)  # fqon = 0
+    base = setup_fq(s, log2sz=1, ie=False)  # 2 entries: one record fills it
+    disallowed(s, 0x2000)  # written at 0
+    disallowed(s, 0x3000)  # full: overflow
+    disallowed(s, 0x4000)  # fqof stands
+    s.iommu.mmio_write(REG.FQH, 1, 4)
+    s.iommu.mmio_write(REG.FQCSR, FQEN | FQOF, 4)  # drained and fqof cleared
+    s.mem.inject(base, 4096, rv.MemoryFault.ACCESS_FAULT)
+    disallowed(s, 0x5000)  # the write faults
+    disallowed(s, 0x6000)  # fqmf stands
+    got = [(e.status, e.index, e.addr, e.record.iotval) for e in log.of(QueueRecord)]
+    assert got == [
+        ("off", 0, 0, 0x1000),
+        ("written", 0, base, 0x2000),
+        ("overflow", 1, 0, 0x3000),
+        ("overflow", 1, 0, 0x4000),
+        ("memory_fault", 1, base + 32, 0x5000),
+        ("memory_fault", 1, 0, 0x6000),
+    ]
