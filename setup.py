@@ -16,7 +16,7 @@ import sys
 from setuptools import setup
 
 #: Modules compiled by mypyc (under src/riscv_iommu): the translation path and
-#: what it reads (translate, paging, ioatc, ddt, pdt, msi, ats, gipc, iommu,
+#: what it reads (translate, paging, ioatc, ddt, pdt, msi, ats, iommu,
 #: types, _fault, cachestats).  Everything else stays interpreted; the
 #: README ("Compiled build") says why for each.
 COMPILED = [
@@ -24,7 +24,6 @@ COMPILED = [
     "ats",
     "cachestats",
     "ddt",
-    "gipc",
     "ioatc",
     "iommu",
     "msi",

@@ -444,7 +444,9 @@ def _rebuild(v: Any) -> Any:
             cls = getattr(T, v["type"])
             kw = {k: _rebuild(x) for k, x in v.items() if k != "type"}
             for f in fields(cls):  # enum fields (Status, Access, RequestKind) from their int
-                enum_type = getattr(T, str(f.type), None)
+                # (the annotation's name; the class itself in the compiled build)
+                hint = f.type
+                enum_type = hint if isinstance(hint, type) else getattr(T, str(hint), None)
                 if isinstance(enum_type, type) and issubclass(enum_type, Enum) and f.name in kw:
                     kw[f.name] = enum_type(kw[f.name])
             return cls(**kw)

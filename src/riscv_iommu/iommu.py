@@ -146,9 +146,10 @@ def _check_enum(name: str, value: Any, enum: Type[_E]) -> _E:
     if type(value) is not int:
         raise TypeError(f"{name} must be {what}, not {type(value).__name__}")
     try:
-        return enum(value)
+        member: _E = enum(value)
     except ValueError:
         raise ValueError(f"{name} must be {what}, not {value!r}") from None
+    return member
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # testbenches subclass it
