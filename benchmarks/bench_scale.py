@@ -23,14 +23,15 @@ device (CPU time of this thread, best of ``--rounds``):
   cached; classic: the DDT and the page tables), over ``--sample`` requests to
   distinct PASIDs / devices in random order; every response is checked.  The
   ratio large / one is the issue's "within 20%" figure;
-* **the model's own memory** (``tracemalloc``, the memory port excluded): per
-  cached PC (GIPC) or DC (classic), with a PDT / DDT cache holding every one;
-  per IOTLB entry, with an IOTLB holding one entry per PASID / device; per VM:
+* **the model's own memory** (the caches' structures, object by object with
+  ``sys.getsizeof``; the memory port excluded), with a PDT / DDT cache and an
+  IOTLB holding one entry per PASID / device: per cached PC (GIPC) or DC
+  (classic), per IOTLB entry (its indexes included); per VM:
   the model keeps nothing per VM outside its caches (a VM is its tables in the
   port's memory and its GSCID in cached entries), so this is what the caches
-  hold per VM beyond their entries (the IOTLB's per-GSCID index), measured as
-  the IOTLB memory with the entries spread over every VM minus the same entries
-  in one VM.
+  hold per VM beyond their entries (the IOTLB's per-GSCID indexes), measured as
+  the IOTLB memory with two entries per VM spread over every VM minus the same
+  entries in one VM.
 
 Building uses the host table builders with ``PageAllocator(zero=False)`` (a
 fresh SparseMemory reads unwritten bytes as zero: the same bytes without
@@ -43,9 +44,9 @@ import argparse
 import gc
 import json
 import random
+import sys
 import time
-import tracemalloc
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Dict, List, Set, Tuple
 
 import riscv_iommu as rv
 from riscv_iommu import formats as F
@@ -161,87 +162,94 @@ def _requests(system: Dict[str, Any], sample: int) -> Tuple[List[rv.Request], Li
     return reqs, [spa + 0x48 for _, _, spa in picked]
 
 
-def walk_cost(system: Dict[str, Any], sample: int, rounds: int) -> float:
-    """Microseconds per translation, every request walking (caches of the layout off)."""
-    sizes = {"pdt_cache_size": 0, "iotlb_size": 0}
-    if not system["gipc"]:
-        sizes["ddt_cache_size"] = 0
-    io = iommu_for(system, **sizes)
-    reqs, expected = _requests(system, sample)
-    tr = io.translate
-    for req, spa in zip(reqs, expected, strict=True):
-        rsp = tr(req)
-        assert rsp.status == rv.Status.SUCCESS and rsp.addr == spa, (req, rsp)
-    best = float("inf")
+def walk_costs(systems: List[Dict[str, Any]], sample: int, rounds: int) -> List[float]:
+    """Microseconds per translation in each system, every request walking (the caches
+    the layout would fill are off); the systems' rounds alternate, so that they share
+    the machine's conditions, and the best round of each counts."""
+    runs = []
+    for system in systems:
+        sizes = {"pdt_cache_size": 0, "iotlb_size": 0}
+        if not system["gipc"]:
+            sizes["ddt_cache_size"] = 0
+        io = iommu_for(system, **sizes)
+        reqs, expected = _requests(system, sample)
+        tr = io.translate
+        for req, spa in zip(reqs, expected, strict=True):  # every response checked
+            rsp = tr(req)
+            assert rsp.status == rv.Status.SUCCESS and rsp.addr == spa, (req, rsp)
+        runs.append((tr, reqs))
+    best = [float("inf")] * len(systems)
     for _ in range(rounds):
-        t0 = time.thread_time()
-        for req in reqs:
-            tr(req)
-        best = min(best, (time.thread_time() - t0) / len(reqs))
-    return best * 1e6
+        for k, (tr, reqs) in enumerate(runs):
+            t0 = time.thread_time()
+            for req in reqs:
+                tr(req)
+            best[k] = min(best[k], (time.thread_time() - t0) / len(reqs))
+    return [b * 1e6 for b in best]
 
 
-def _traced(fn: Callable[[], None]) -> int:
-    """Bytes still allocated after fn() (tracemalloc)."""
-    gc.collect()
-    before = tracemalloc.get_traced_memory()[0]
-    fn()
-    gc.collect()
-    return tracemalloc.get_traced_memory()[0] - before
+def deep_size(root: Any, seen: Set[int]) -> int:
+    """Bytes of ``root`` and every object it holds that ``seen`` has not counted yet
+    (``sys.getsizeof``: each object's own allocation, an OrderedDict's nodes and a
+    dict's table included); CPython's shared small ints are not the model's."""
+    total = 0
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if obj is None or id(obj) in seen or (type(obj) is int and -5 <= obj <= 256):
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        if isinstance(obj, dict):
+            stack.extend(obj.keys())
+            stack.extend(obj.values())
+        elif isinstance(obj, (tuple, list, set, frozenset)):
+            stack.extend(obj)
+    return total
+
+
+def _cache_size(cache: Any, seen: Set[int]) -> int:
+    """The memory of one cache: its entries and every index it keeps."""
+    names = ("entries", "groups", "by_tag", "by_g", "shifts", "by_s1", "by_gpa")
+    return sum(deep_size(getattr(cache, n), seen) for n in names if hasattr(cache, n))
 
 
 def memory(system: Dict[str, Any]) -> Dict[str, float]:
-    """The model's own memory per cached PC/DC, per IOTLB entry and per VM (bytes)."""
+    """The model's own memory per cached PC/DC, per IOTLB entry and per VM (bytes).
+
+    One IOMMU whose context cache (PDT or DDT) and IOTLB hold every PASID /
+    device translates each once; the caches' structures are then measured."""
     n = len(system["requests"])
     size = 1 << max(1, (n - 1).bit_length())
-    reqs = [rv.Request(did, IOVA, process_id=pid) for did, pid, _ in system["requests"]]
     ctx = "pdt_cache_size" if system["gipc"] else "ddt_cache_size"
-    out: Dict[str, float] = {}
-    tracemalloc.start()
-    try:
-        out["per_cached_context"] = _cache_all(system, reqs, {ctx: size, "iotlb_size": 0}) / n
-        both = _cache_all(system, reqs, {ctx: size, "iotlb_size": size})
-        out["per_iotlb_entry"] = both / n - out["per_cached_context"]
-        vms = len({spa >> 30 for _, _, spa in system["requests"]})
-        out["vms"] = vms
-        out["per_vm"] = _per_vm(n, vms)
-    finally:
-        tracemalloc.stop()
-    return out
-
-
-def _cache_all(system: Dict[str, Any], reqs: List[rv.Request], sizes: Dict[str, int]) -> int:
-    """Bytes the model keeps after translating every request once with these caches."""
-    io = iommu_for(system, **sizes)
+    io = iommu_for(system, **{ctx: size, "iotlb_size": size})
     tr = io.translate
-
-    def go() -> None:
-        for r in reqs:
-            tr(r)
-
-    grown = _traced(go)
-    n = len(reqs)
-    assert len(io.ioatc.pdt if system["gipc"] else io.ioatc.ddt) == n
-    assert len(io.iotlb) == (n if sizes["iotlb_size"] else 0)
-    return grown
+    for did, pid, _ in system["requests"]:
+        tr(rv.Request(did, IOVA, process_id=pid))
+    cached = io.ioatc.pdt if system["gipc"] else io.ioatc.ddt
+    assert len(cached) == n and len(io.iotlb) == n
+    seen: Set[int] = set()
+    out: Dict[str, float] = {}
+    out["per_cached_context"] = _cache_size(cached, seen) / n
+    out["per_iotlb_entry"] = _cache_size(io.iotlb, seen) / n
+    vms = len({spa >> 30 for _, _, spa in system["requests"]})
+    out["vms"] = vms
+    out["per_vm"] = _per_vm(2 * vms, vms)
+    return out
 
 
 def _per_vm(entries: int, vms: int) -> float:
     """IOTLB memory per VM beyond its entries: ``entries`` 4 KiB two-stage entries spread
     over ``vms`` GSCIDs, minus the same entries in one GSCID."""
 
-    def fill(spread: int) -> int:
+    def filled(spread: int) -> int:
         t = Iotlb(entries)
+        for k in range(entries):
+            va = k << 12
+            t.fill(k % spread, k, False, va, (1 << 40) + va, 4096, LEAF, 4096, LEAF, va, 4096)
+        return _cache_size(t, set())
 
-        def go() -> None:
-            for k in range(entries):
-                g = k % spread
-                va = k << 12
-                t.fill(g, k, False, va, (1 << 40) + va, 4096, LEAF, 4096, LEAF, va, 4096)
-
-        return _traced(go)
-
-    return (fill(vms) - fill(1)) / max(1, vms - 1)
+    return (filled(vms) - filled(1)) / max(1, vms - 1)
 
 
 def run(
@@ -257,11 +265,14 @@ def run(
         ),
         ("classic", lambda: build_classic(1), lambda: build_classic(devices)),
     ):
-        one = walk_cost(make_one(), sample, rounds)
+        small = make_one()
+        _progress(f"{name}: building")
         t0 = time.perf_counter()
         big = make_big()
         built = time.perf_counter() - t0
-        many = walk_cost(big, sample, rounds)
+        _progress(f"{name}: built in {built:.0f} s; walk cost")
+        one, many = walk_costs([small, big], sample, rounds)
+        _progress(f"{name}: memory")
         res: Dict[str, Any] = {
             "contexts": len(big["requests"]),
             "build_seconds": built,
@@ -275,6 +286,10 @@ def run(
         del big
         gc.collect()
     return out
+
+
+def _progress(what: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {what}", file=sys.stderr, flush=True)
 
 
 def main() -> None:
