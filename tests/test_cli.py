@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import subprocess
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import List, Tuple
 
 import pytest
+
+import riscv_iommu as rv
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "gipc.toml"
@@ -200,9 +203,14 @@ def test_bench_one_case_json_and_progress() -> None:
     rc, out, err = cli("bench", "--seconds", "0.05", "--json", "sv39-single-walk")
     assert rc == 0
     data = json.loads(out)
-    assert list(data) == ["sv39-single-walk"] and data["sv39-single-walk"] > 0
-    rc, out, err = cli("bench", "--seconds", "0.05", "sv39-single-walk")
-    assert rc == 0 and "translations/s" in out and "1/1" in err
+    assert data["build"] in ("pure", "compiled") and list(data["cases"]) == ["sv39-single-walk"]
+    case = data["cases"]["sv39-single-walk"]
+    assert case["us"] > 0 and case["reads"] == 13 and case["target_us"] is None
+    rc, out, err = cli("bench", "--seconds", "0.05", "ref-sv39-iotlb-miss")
+    assert rc == 0 and "1/1" in err
+    assert f"build: {data['build']}" in out and "us/translation" in out
+    row = next(line for line in out.splitlines() if line.startswith("ref-sv39-iotlb-miss"))
+    assert row.split()[2:] == ["3", "3.5"]
     rc, _, err = cli("bench", "no-such-case")
     assert rc == 2 and "unknown benchmark case" in err
 
@@ -229,7 +237,7 @@ def test_as_a_process() -> None:
     rc, out, _ = process("explain", "--json", "--pasid", "3")
     assert rc == 0 and json.loads(out)["steps"][-1]["step"] == "20"
     rc, out, _ = process("bench", "--seconds", "0.02", "--json", "sv39-single-walk")
-    assert rc == 0 and json.loads(out)["sv39-single-walk"] > 0
+    assert rc == 0 and json.loads(out)["cases"]["sv39-single-walk"]["reads"] == 13
 
 
 def test_colour_when_asked() -> None:
@@ -285,9 +293,34 @@ def test_bench_measure_sizes_its_batches() -> None:
     """bench.measure doubles the batch until a round is long enough (no timing asserted)."""
     from riscv_iommu import bench
 
-    calls = []
-    rate = bench.measure(lambda: calls.append(1), 0.02, rounds=2)  # type: ignore[arg-type,return-value]
-    assert rate > 0 and len(calls) > 2000
+    w, reads = bench.prepare("ref-sv39-iotlb-miss")
+    calls: List[rv.Request] = []
+
+    class Fake:
+        def translate(self, req: rv.Request) -> None:
+            calls.append(req)
+
+    w.iommu = Fake()  # type: ignore[assignment]
+    us = bench.measure(w, 0.02, rounds=2)
+    assert us > 0 and len(calls) > 2 * 512 and reads == 3
+    assert all(a is b for a, b in zip(calls[:16], w.requests * 2, strict=True))
+
+
+def test_bench_all_cases_and_a_wrong_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--all runs every case; a case whose response is wrong stops the benchmark."""
+    from riscv_iommu import bench
+
+    w = bench.CASES["ref-sv39-iotlb-miss"].make()
+    w.expected[3] += 4096
+    with pytest.raises(AssertionError, match="expected"):
+        bench.warm_up(w)
+    wrong = dataclasses.replace(bench.CASES["ref-sv39-iotlb-miss"], reads=4)
+    monkeypatch.setitem(bench.CASES, "ref-sv39-iotlb-miss", wrong)
+    with pytest.raises(AssertionError, match="3.0 reads per translation, expected 4"):
+        bench.prepare("ref-sv39-iotlb-miss")
+    monkeypatch.undo()
+    rc, out, _ = cli("bench", "--seconds", "0.01", "--all", "--json")
+    assert rc == 0 and list(json.loads(out)["cases"]) == list(bench.CASES)
 
 
 def test_a_closed_pipe_is_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

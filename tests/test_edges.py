@@ -10,7 +10,7 @@ import riscv_iommu as rv
 from helpers import SV39, TC_EN_ATS, TC_GADE, TC_SADE, TC_V, System, fault
 from riscv_iommu import formats as F
 from riscv_iommu.host.tables import URW, URWX, A, D, PageAllocator
-from riscv_iommu.ioatc import Iotlb
+from riscv_iommu.ioatc import Cache, Iotlb
 from riscv_iommu.paging import MAX_AD_RETRIES
 
 
@@ -186,6 +186,29 @@ def test_iotlb_clear_and_touch() -> None:
     t.clear()
     assert len(t) == 0 and t.lookup(1, 2, 0x1000) is None
     assert not t.by_tag and not t.by_s1 and not t.by_gpa and not t.shifts
+
+
+def test_cache_refill_of_a_present_key_replaces_it() -> None:
+    """Cache.put of a key already cached replaces the value (one entry, two fills, nothing
+    evicted) and makes it the most recent; a capacity-0 IOTLB inserts nothing."""
+    c = Cache("PDT", 2, grouped=True)
+    c.put((1, 5), "a")
+    c.put((1, 6), "b")
+    c.put((1, 5), "c")
+    assert list(c.entries.items()) == [((1, 6), "b"), ((1, 5), "c")]
+    assert (c.stats.fills, c.stats.evictions, c.groups) == (3, 0, {1: {(1, 5), (1, 6)}})
+    assert Iotlb(0).insert(1, 2, 0x1000, (0, 4096, -1, -1, 0, 4096, 0, 4096)) is None
+
+
+def test_iotlb_pieces_of_one_first_stage_superpage_share_an_index() -> None:
+    """Two 4 KiB pieces of one 2 MiB first-stage leaf: one by_s1 index holds both, and
+    IOTINVAL.VMA of an address in the leaf drops both; nothing is left indexed."""
+    t = Iotlb(8)
+    for va in (0x20_0000, 0x20_1000):
+        t.fill(5, 7, False, va, 0x8000_0000 + va, 4096, 0xCF, 1 << 21, 0xDF, va, 4096)
+    assert t.by_s1 == {(5, 7, 21, 1): set(t.entries)} and len(t) == 2
+    assert t.inval_vma(True, 5, True, 7, 0x3F_F000, 0x3F_F000) == 2
+    assert not t.by_s1 and not t.by_gpa and not t.by_tag and not t.shifts
 
 
 def test_mrif_pending_bit_already_set_still_sends_the_notice() -> None:

@@ -51,6 +51,21 @@ def test_unwritten_memory_reads_zero_and_allocates_nothing() -> None:
     assert m.pages() == []
 
 
+def test_page_allocator_without_zero_fill_writes_nothing() -> None:
+    """PageAllocator(zero=False) over a fresh SparseMemory: the same (zero) bytes, no page
+    materialised until a table entry is written; the default zero-fills."""
+    m = rv.SparseMemory()
+    lazy = PageAllocator(m, base=0x1000_0000, zero=False)
+    root = lazy.alloc(16384, 16384)
+    assert m.pages() == [] and m.read(root, 16384) == bytes(16384)
+    g = PageTable(HostSpace(m, lazy), SV39, stage="g")
+    g.map(0x4000_0000, 0x8000_0000, size=1 << 30)
+    assert m.pages() == [g.root >> 12]  # only the root page with the 1 GiB leaf
+    eager = PageAllocator(m, base=0x2000_0000)
+    eager.alloc(8192)
+    assert m.pages() == [g.root >> 12, 0x20000, 0x20001]
+
+
 def test_write_then_read_back_within_a_page() -> None:
     m = rv.SparseMemory()
     m.write(0x2010, b"\x01\x02\x03\x04")

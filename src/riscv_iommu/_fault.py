@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Final, Optional, Tuple
 
 from .types import Access, Cause
 
@@ -30,17 +30,17 @@ class Fault(Exception):
 
 
 # Cause of each fault family "corresponding to the original access type".
-_ACCESS_FAULT = {
+_ACCESS_FAULT: Final = {
     Access.READ: Cause.READ_ACCESS_FAULT,
     Access.WRITE: Cause.WRITE_ACCESS_FAULT,
     Access.EXECUTE: Cause.INSTRUCTION_ACCESS_FAULT,
 }
-_PAGE_FAULT = {
+_PAGE_FAULT: Final = {
     Access.READ: Cause.READ_PAGE_FAULT,
     Access.WRITE: Cause.WRITE_PAGE_FAULT,
     Access.EXECUTE: Cause.INSTRUCTION_PAGE_FAULT,
 }
-_GUEST_PAGE_FAULT = {
+_GUEST_PAGE_FAULT: Final = {
     Access.READ: Cause.READ_GUEST_PAGE_FAULT,
     Access.WRITE: Cause.WRITE_GUEST_PAGE_FAULT,
     Access.EXECUTE: Cause.INSTRUCTION_GUEST_PAGE_FAULT,

@@ -7,10 +7,11 @@ and the page-request queue.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Literal, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Final, List, Literal, Optional, Set, Tuple
 
 from . import formats as F
 from ._fault import Fault, guest_page_fault, page_fault
+from ._mypyc import mypyc_attr
 from .ddt import DC
 from .hpm import Event
 from .ioatc import cached_dc
@@ -40,18 +41,18 @@ __all__ = [
     "InvalidationTracker",
 ]
 
-_TC = F.DC_TC
-_R = F.PTE.R.mask
-_W = F.PTE.W.mask
-_X = F.PTE.X.mask
-_D = F.PTE.D.mask
-_U = F.PTE.U.mask
-_G = F.PTE.G.mask
-_RWX = _R | _W | _X
-_PBMT = F.PTE.PBMT
+_TC: Final = F.DC_TC
+_R: Final = F.PTE.R.mask
+_W: Final = F.PTE.W.mask
+_X: Final = F.PTE.X.mask
+_D: Final = F.PTE.D.mask
+_U: Final = F.PTE.U.mask
+_G: Final = F.PTE.G.mask
+_RWX: Final = _R | _W | _X
+_PBMT: Final = F.PTE.PBMT
 _PBMT_NC, _PBMT_IO = 1, 2  # Svpbmt memory types (0 = PMA, 3 reserved)
-_MODE_SHIFT = F.IOHGATP.MODE.lsb  # MODE of iohgatp / iosatp / pdtp / msiptp
-_GCTL_GADE = 1  # bit 0 of paging's gctl: DC.tc.GADE
+_MODE_SHIFT: Final = F.IOHGATP.MODE.lsb  # MODE of iohgatp / iosatp / pdtp / msiptp
+_GCTL_GADE: Final = 1  # bit 0 of paging's gctl: DC.tc.GADE
 # the walk runs as a read; faults are reported for the request's access type
 _AS_REQUESTED: Dict[int, Dict[Cause, Cause]] = {
     Access.WRITE: {
@@ -70,18 +71,18 @@ _AS_REQUESTED: Dict[int, Dict[Cause, Cause]] = {
 class PrgResponseCode:
     """ "Page Request Group Response" response codes (PCIe)."""
 
-    SUCCESS = 0x0
-    INVALID_REQUEST = 0x1
-    RESPONSE_FAILURE = 0xF
+    SUCCESS: Final = 0x0
+    INVALID_REQUEST: Final = 0x1
+    RESPONSE_FAILURE: Final = 0xF
 
 
 class MessageCode:
     """PCIe message codes reported in ``iotval`` for TTYP 9 (PCIe Message Request)."""
 
-    INVALIDATE_REQUEST = 0x01
-    INVALIDATE_COMPLETION = 0x02
-    PAGE_REQUEST = 0x04
-    PRG_RESPONSE = 0x05
+    INVALIDATE_REQUEST: Final = 0x01
+    INVALIDATE_COMPLETION: Final = 0x02
+    PAGE_REQUEST: Final = 0x04
+    PRG_RESPONSE: Final = 0x05
 
 
 def encode_range(addr: int, size: int) -> Tuple[int, bool]:
@@ -291,6 +292,7 @@ def _write_perm(walk: _Walk, perms: int, s1: int, gp: int, hg: int, no_write: bo
     return perms
 
 
+@mypyc_attr(native_class=False)  # Iommu.snapshot copies its attributes (vars)
 class InvalidationTracker:
     """Outstanding ATS Invalidation Requests (ITAGs), completions and timeouts."""
 

@@ -401,12 +401,20 @@ def _parser() -> argparse.ArgumentParser:
         help="write the model's event stream to this file, one JSON object per line "
         "(docs/events.md)",
     )
-    b = sub.add_parser("bench", help="the translation benchmarks (translations/s)")
+    b = sub.add_parser(
+        "bench",
+        help="the translation benchmarks (microseconds and memory reads per translation)",
+        description="Time translations of the benchmark cases (default: the reference "
+        "geometry, ref-*) and say which build (pure Python or compiled) was measured.",
+    )
     b.add_argument(
         "--seconds", type=_seconds, default=1.0, help="time per case, 0 to 3600 (default 1)"
     )
     b.add_argument("--json", action="store_true", help="print JSON")
-    b.add_argument("cases", nargs="*", help=f"cases (default all): {', '.join(_bench.CASES)}")
+    b.add_argument("--all", action="store_true", help="run every case, not only ref-*")
+    b.add_argument(
+        "cases", nargs="*", help=f"cases (default the ref-* cases): {', '.join(_bench.CASES)}"
+    )
     _study.add_parser(sub)
     for mod in (_gen, _vectors, _campaign, _coverage_cli):  # gen, replay, campaign, coverage
         mod.add_cli(sub)
@@ -526,16 +534,20 @@ def _bench_command(args: argparse.Namespace, out: _Out) -> int:
         end = "\n" if done == total else "\r"
         print(f"[{bar}] {done}/{total} {case:30s}", end=end, file=sys.stderr, flush=True)
 
+    names = list(_bench.CASES) if args.all else args.cases or None
     try:
-        res = _bench.run(args.seconds, args.cases or None, progress)
+        res = _bench.run(args.seconds, names, progress)
     except ValueError as err:
         return _fail(out, args.json, str(err))
     if args.json:
         json.dump(res, out.stream, indent=2)
         out.line()
-    else:
-        for name, rate in res.items():
-            out.line(f"{name:28s} {rate:12,.0f} translations/s")
+        return 0
+    out.line(f"build: {res['build']} (CPython {res['python']}), best of 5 rounds")
+    out.line(f"{'case':28s} {'us/translation':>14s} {'reads':>6s} {'target us':>9s}")
+    for name, r in res["cases"].items():
+        target = "" if r["target_us"] is None else f"{r['target_us']:9.1f}"
+        out.line(f"{name:28s} {r['us']:14.2f} {r['reads']:6.0f} {target:>9s}")
     return 0
 
 

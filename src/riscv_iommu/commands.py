@@ -9,7 +9,7 @@ sets ``cqcsr.cmd_ill`` and stops with ``cqh`` on it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Final, Optional, Tuple
 
 from . import formats as F
 from .events import CommandEvent
@@ -25,10 +25,10 @@ __all__ = ["OPCODE", "execute", "process", "napot_range", "decode", "COMMAND_NAM
 class OPCODE:
     """Command opcodes."""
 
-    IOTINVAL = 1
-    IOFENCE = 2
-    IODIR = 3
-    ATS = 4
+    IOTINVAL: Final = 1
+    IOFENCE: Final = 2
+    IODIR: Final = 3
+    ATS: Final = 4
 
 
 _ILLEGAL = 0  # command is illegal: cmd_ill

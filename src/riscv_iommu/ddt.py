@@ -7,7 +7,7 @@ the base format (``capabilities.MSI_FLAT`` = 0) has zeros in the last four.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Tuple
+from typing import TYPE_CHECKING, Final, Tuple
 
 from . import formats as F
 from ._fault import Fault, Why
@@ -23,28 +23,42 @@ __all__ = ["DC", "ddi", "locate_dc", "dc_misconfigured", "dc_rule_why", "DC_RULE
 
 DC = Tuple[int, int, int, int, int, int, int, int]
 
-_TC = F.DC_TC
-_V = _TC.V.mask
-_EN_ATS = _TC.EN_ATS.mask
-_EN_PRI = _TC.EN_PRI.mask
-_T2GPA = _TC.T2GPA.mask
-_PDTV = _TC.PDTV.mask
-_PRPR = _TC.PRPR.mask
-_GADE = _TC.GADE.mask
-_SADE = _TC.SADE.mask
-_DPE = _TC.DPE.mask
-_SBE = _TC.SBE.mask
-_SXL = _TC.SXL.mask
-_MODE_SHIFT = F.IOHGATP.MODE.lsb
-_GSCID = F.IOHGATP.GSCID
-_PSCID = F.DC_TA.PSCID
-_RCID = F.DC_TA.RCID
-_MCID = F.DC_TA.MCID
-_DDTE_PPN = F.DDTE.PPN
+_TC: Final = F.DC_TC
+_V: Final = _TC.V.mask
+_EN_ATS: Final = _TC.EN_ATS.mask
+_EN_PRI: Final = _TC.EN_PRI.mask
+_T2GPA: Final = _TC.T2GPA.mask
+_PDTV: Final = _TC.PDTV.mask
+_PRPR: Final = _TC.PRPR.mask
+_GADE: Final = _TC.GADE.mask
+_SADE: Final = _TC.SADE.mask
+_DPE: Final = _TC.DPE.mask
+_SBE: Final = _TC.SBE.mask
+_SXL: Final = _TC.SXL.mask
+_MODE_SHIFT: Final = F.IOHGATP.MODE.lsb
+_GSCID: Final = F.IOHGATP.GSCID
+_PSCID: Final = F.DC_TA.PSCID
+_RCID: Final = F.DC_TA.RCID
+_MCID: Final = F.DC_TA.MCID
+_DDTE_PPN: Final = F.DDTE.PPN
+_DDTE_PPN_LSB: Final = _DDTE_PPN.lsb
+_DDTE_PPN_MAX: Final = _DDTE_PPN.max
+_DDTE_RSV: Final = F.DDTE.reserved
+_IOSATP_RSV: Final = F.IOSATP.reserved
+_MSIPTP_RSV: Final = F.MSIPTP.reserved
+_GSCID_LSB: Final = _GSCID.lsb
+_GSCID_MAX: Final = _GSCID.max
+_PSCID_LSB: Final = _PSCID.lsb
+_PSCID_MAX: Final = _PSCID.max
+_RCID_LSB: Final = _RCID.lsb
+_RCID_MAX: Final = _RCID.max
+_MCID_LSB: Final = _MCID.lsb
+_MCID_MAX: Final = _MCID.max
+_DC_BASE_SIZE: Final = F.DC_BASE_SIZE
 
 #: Short text of each rule of §"Device-context configuration checks", by
 #: number (list position in the spec); rule 23 is the recommended check.
-DC_RULES = {
+DC_RULES: Final = {
     1: "bits or encodings reserved for future standard use are set",
     2: "capabilities.ATS is 0 and DC.tc.EN_ATS, EN_PRI or PRPR is 1",
     3: "DC.tc.EN_ATS is 0 and DC.tc.T2GPA is 1",
@@ -72,7 +86,7 @@ DC_RULES = {
     25: "[GIPC] DC.tc.GIPC is 1 and DC.tc.T2GPA is 1",
 }
 #: The offending field of each rule
-DC_RULE_FIELDS = {
+DC_RULE_FIELDS: Final = {
     1: "reserved",
     2: "DC.tc.EN_ATS",
     3: "DC.tc.T2GPA",
@@ -164,7 +178,7 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
         if not ddte & _V:  # step 5
             why = ("GET_DC", "5", "DDTE.V", f"the non-leaf DDT entry (DDI[{i}]) has V=0")
             raise Fault(Cause.DDT_ENTRY_NOT_VALID, 0, why)
-        if ddte & F.DDTE.reserved:  # step 6
+        if ddte & _DDTE_RSV:  # step 6
             why = (
                 "GET_DC",
                 "6",
@@ -173,21 +187,21 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
             )
             raise Fault(Cause.DDT_ENTRY_MISCONFIGURED, 0, why)
         i -= 1  # step 7
-        a = _DDTE_PPN.get(ddte) << 12
+        a = ((ddte >> _DDTE_PPN_LSB) & _DDTE_PPN_MAX) << 12
     # step 8: DC at a + DDI[0] * DC_SIZE
     size = io.dc_size
     base = a + d[0] * size
     try:
-        words = [load(io, base + off, 8, big) for off in range(0, size, 8)]
+        words = io.rd_words(base, size >> 3, big)
     except MemoryAccessError as err:
         raise _ddt_fault(err, "8", "device context") from None
     if emit is not None:
         raw = sum(w << (64 * k) for k, w in enumerate(words))
         fmt = f"GIPC@{io.params.gipc_tc_bit}" if io.gipc_tc else ""
         emit_read(io, emit, "DC", base, size, big, raw, "GET_DC", "8", 0, "", fmt)
-    if size == F.DC_BASE_SIZE:
+    if size == _DC_BASE_SIZE:
         words += (0, 0, 0, 0)
-    dc: DC = tuple(words)  # type: ignore[assignment]
+    dc: DC = words  # type: ignore[assignment]
     if not dc[0] & _V:  # step 9
         raise Fault(Cause.DDT_ENTRY_NOT_VALID, 0, ("GET_DC", "9", "DC.tc.V", "DC.tc.V is 0"))
     rule = dc_misconfigured(io, dc)
@@ -209,10 +223,10 @@ def dc_misconfigured(io: "Iommu", dc: DC) -> int:
     if (
         tc & io.tc_reserved
         or ta & io.ta_reserved
-        or fsc & F.IOSATP.reserved
-        or _GSCID.get(iohgatp) >> io.params.gscid_width
-        or (not pdtv and _PSCID.get(ta) >> io.params.pscid_width)
-        or msiptp & F.MSIPTP.reserved
+        or fsc & _IOSATP_RSV
+        or ((iohgatp >> _GSCID_LSB) & _GSCID_MAX) >> io.gscid_width
+        or (not pdtv and ((ta >> _PSCID_LSB) & _PSCID_MAX) >> io.pscid_width)
+        or msiptp & _MSIPTP_RSV
         or mask & io.msi_mask_reserved
         or pattern & io.msi_mask_reserved
         or rsvd
@@ -253,12 +267,13 @@ def dc_misconfigured(io: "Iommu", dc: DC) -> int:
     sbe = 1 if tc & _SBE else 0
     if not caps.end and sbe != io.be:  # 19
         return 19
-    if (io.gxl and not sxl) or (not io.gxl and not io.params.gxl_writable and sxl):  # 20
+    if (io.gxl and not sxl) or (not io.gxl and not io.gxl_writable and sxl):  # 20
         return 20
     if not io.be_writable and sbe != io.be:  # 21
         return 21
     if caps.qosid and (
-        _RCID.get(ta) >> io.params.rcid_width or _MCID.get(ta) >> io.params.mcid_width
+        ((ta >> _RCID_LSB) & _RCID_MAX) >> io.rcid_width
+        or ((ta >> _MCID_LSB) & _MCID_MAX) >> io.mcid_width
     ):  # 22
         return 22
     if gmode == 0 and msiptp >> _MODE_SHIFT:  # recommended: msiptp.MODE Off when Bare

@@ -39,9 +39,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field, fields
+from enum import Enum
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple, Type
 
 from . import formats as F
+from .cachestats import CacheStats
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -298,38 +300,6 @@ class CompletionEvent(Event):
     completed: int
 
 
-class CacheStats:
-    """Exact counters of one cache."""
-
-    __slots__ = ("hits", "misses", "fills", "evictions", "invalidations")
-
-    def __init__(self) -> None:
-        self.hits = 0
-        self.misses = 0
-        self.fills = 0
-        self.evictions = 0
-        #: entries removed by invalidations
-        self.invalidations = 0
-
-    def as_dict(self) -> Dict[str, int]:
-        """The counters as a dict."""
-        return {k: getattr(self, k) for k in self.__slots__}
-
-    @property
-    def lookups(self) -> int:
-        """hits + misses."""
-        return self.hits + self.misses
-
-    @property
-    def hit_rate(self) -> float:
-        """hits / lookups (0.0 before the first lookup)."""
-        n = self.hits + self.misses
-        return self.hits / n if n else 0.0
-
-    def __repr__(self) -> str:
-        return "CacheStats(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
-
-
 #: Names of the request counters of :attr:`Stats.requests`, by index.
 REQUEST_KINDS = (
     "UNTRANSLATED",
@@ -472,7 +442,14 @@ def _rebuild(v: Any) -> Any:
             from . import types as T
 
             cls = getattr(T, v["type"])
-            return cls(**{k: _rebuild(x) for k, x in v.items() if k != "type"})
+            kw = {k: _rebuild(x) for k, x in v.items() if k != "type"}
+            for f in fields(cls):  # enum fields (Status, Access, RequestKind) from their int
+                # (the annotation's name; the class itself in the compiled build)
+                hint = f.type
+                enum_type = hint if isinstance(hint, type) else getattr(T, str(hint), None)
+                if isinstance(enum_type, type) and issubclass(enum_type, Enum) and f.name in kw:
+                    kw[f.name] = enum_type(kw[f.name])
+            return cls(**kw)
         return {k: _rebuild(x) for k, x in v.items()}
     if isinstance(v, list):
         return tuple(_rebuild(x) for x in v)

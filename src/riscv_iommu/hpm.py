@@ -9,7 +9,7 @@ list", filtered by ``iohpmevtX``.  Overflow sets the sticky ``OF`` bit (and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, List
+from typing import TYPE_CHECKING, Final, List
 
 from . import formats as F
 from .interrupts import PMIP
@@ -26,14 +26,14 @@ _CYC_OF = F.IOHPMCYCLES.OF.mask
 class Event:
     """Standard event IDs."""
 
-    UNTRANSLATED_REQUEST = 1
-    TRANSLATED_REQUEST = 2
-    ATS_TRANSLATION_REQUEST = 3
-    TLB_MISS = 4
-    DDT_WALK = 5
-    PDT_WALK = 6
-    S_STAGE_WALK = 7
-    G_STAGE_WALK = 8
+    UNTRANSLATED_REQUEST: Final = 1
+    TRANSLATED_REQUEST: Final = 2
+    ATS_TRANSLATION_REQUEST: Final = 3
+    TLB_MISS: Final = 4
+    DDT_WALK: Final = 5
+    PDT_WALK: Final = 6
+    S_STAGE_WALK: Final = 7
+    G_STAGE_WALK: Final = 8
 
 
 #: events that accept IDT = 1 (GSCID/PSCID filters); the others only IDT = 0

@@ -40,8 +40,10 @@ entries whose first-stage leaf covers it, ``IOTINVAL.GVMA`` with an address
 those whose G-stage leaf covers it -- also when a superpage of one stage was
 cached in smaller pieces because the other stage maps smaller pages.
 Lookups cost one dict probe per page size in use (two with global entries);
-invalidations probe the pages of their range, or visit only the entries of
-the tag they name, whichever is fewer.
+fills and evictions are O(1) at any capacity; invalidations by tag cost the
+entries they remove; invalidations of an address range probe the range's
+pages at each leaf size, or visit the entries of the tag they name, whichever
+is fewer.
 
 **The whole-response shortcut ("front").**  Implementation choice: a request
 whose previous identical occurrence (same device, process_id, privilege,
@@ -58,11 +60,13 @@ caches then serve the request step by step, emitting their events).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
     Dict,
+    Final,
     Hashable,
     Iterable,
     List,
@@ -75,6 +79,7 @@ from . import formats as F
 from .ddt import DC, locate_dc
 from .events import CacheEvent, CacheStats, Event
 from .hpm import Event as HpmEvent
+from .paging import G_MODES, S_MODES
 from .pdt import PC, locate_pc
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -93,35 +98,47 @@ __all__ = [
     "GLOBAL",
     "Entry",
     "Key",
+    "Front",
+    "FrontKey",
 ]
 
 #: GSCID slot of translations whose second stage is Bare
-HOST = -1
+HOST: Final = -1
 #: PSCID slot of translations whose first stage is Bare
-NONE = -1
+NONE: Final = -1
 #: PSCID slot of global first-stage mappings
-GLOBAL = -2
+GLOBAL: Final = -2
 
 #: (spa base, size, s1 pte or -1, g pte or -1, G-leaf GPA base, G-leaf size,
 #:  first-stage leaf IOVA base, first-stage leaf size)
 Entry = Tuple[int, int, int, int, int, int, int, int]
 Key = Tuple[int, int, int, int]  # (gscid, pscid, shift, vpn)
+#: a shortcut's request: (device_id, process_id or -1, priv, access | kind << 2, page)
+FrontKey = Tuple[int, int, bool, int, int]
+#: a shortcut's response: (SPA page, r, w, x, g, pbmt, s, size, rcid, mcid, the
+#: PDT-cache key of its PC or None, the IOTLB key of its entry or None)
+Front = Tuple[
+    int, bool, bool, bool, bool, int, bool, int, int, int, Optional[Tuple[int, int]], Optional[Key]
+]
 _Index = Dict[Tuple[int, int, int, int], Set[Key]]
 Emit = Optional[Callable[[Event], None]]
 
-_TC = F.DC_TC
-_R = F.PTE.R.mask
-_W = F.PTE.W.mask
-_X = F.PTE.X.mask
-_U = F.PTE.U.mask
-_A = F.PTE.A.mask
-_D = F.PTE.D.mask
-_G = F.PTE.G.mask
-_PBMT_LSB = F.PTE.PBMT.lsb
-_PBMT_MAX = F.PTE.PBMT.max
-_PERM = (_R, _W, _X)  # permission bit needed by each Access (READ=0, WRITE=1, EXECUTE=2)
-_RWX = _R | _W | _X
-_ACCESS_WRITE = 1
+_TC: Final = F.DC_TC
+_SBE: Final = _TC.SBE.mask
+_SXL: Final = _TC.SXL.mask
+_GADE: Final = _TC.GADE.mask
+_R: Final = F.PTE.R.mask
+_W: Final = F.PTE.W.mask
+_X: Final = F.PTE.X.mask
+_U: Final = F.PTE.U.mask
+_A: Final = F.PTE.A.mask
+_D: Final = F.PTE.D.mask
+_G: Final = F.PTE.G.mask
+_PBMT_LSB: Final = F.PTE.PBMT.lsb
+_PBMT_MAX: Final = F.PTE.PBMT.max
+_PERM: Final = (_R, _W, _X)  # permission bit needed by each Access (READ=0, WRITE=1, EXECUTE=2)
+_RWX: Final = _R | _W | _X
+_ACCESS_WRITE: Final = 1
 
 
 def _tag(key: Any) -> Tuple[int, ...]:
@@ -132,10 +149,14 @@ class Cache:
     """One bounded, tag-indexed cache with a replacement policy and exact statistics.
 
     ``entries`` maps a tag to the cached value, oldest first (LRU: least
-    recently used first).  With ``grouped`` the keys are tuples and an index
-    by ``key[0]`` (a device_id or a GSCID) makes invalidating a group cost
-    the entries it removes.  ``front`` is a dict of shortcuts resting on this
-    cache, emptied whenever the cache changes.
+    recently used first).  It is an ``OrderedDict``: finding the oldest entry,
+    dropping it and moving a hit to the end are O(1) at any capacity (a plain
+    dict used as a queue is not: its deleted slots at the front make finding
+    the oldest entry cost up to the capacity).  With ``grouped`` the keys are
+    tuples and an index by ``key[0]`` (a device_id or a GSCID) makes
+    invalidating a group cost the entries it removes.  ``front`` is a dict of
+    shortcuts resting on this cache, emptied whenever the cache changes (each
+    shortcut is dropped once: O(1) per request that made one).
     """
 
     __slots__ = ("name", "capacity", "lru", "entries", "stats", "groups", "front", "emit")
@@ -151,7 +172,7 @@ class Cache:
         self.name = name
         self.capacity = capacity
         self.lru = lru
-        self.entries: Dict[Any, Any] = {}
+        self.entries: "OrderedDict[Any, Any]" = OrderedDict()
         self.stats = CacheStats()
         self.groups: Optional[Dict[Any, Set[Any]]] = {} if grouped else None
         self.front = front
@@ -172,8 +193,7 @@ class Cache:
         """
         if not self.capacity:
             return None
-        entries = self.entries
-        value = entries.get(key)
+        value = self.entries.get(key)
         if value is None:
             self.stats.misses += 1
             if self.emit is not None:
@@ -181,19 +201,15 @@ class Cache:
             return None
         self.stats.hits += 1
         if self.lru:
-            del entries[key]
-            entries[key] = value
+            self.entries.move_to_end(key)
         if self.emit is not None:
             self.emit(CacheEvent(self.name, "hit", _tag(key)))
         return value
 
     def touch(self, key: Hashable) -> None:
         """LRU: mark ``key`` as just used (no statistics)."""
-        if self.lru:
-            entries = self.entries
-            value = entries.pop(key, None)
-            if value is not None:
-                entries[key] = value
+        if self.lru and key in self.entries:
+            self.entries.move_to_end(key)
 
     # -- fills and evictions ----------------------------------------------
     def put(self, key: Hashable, value: Any) -> None:
@@ -207,7 +223,11 @@ class Cache:
             self._evict()
         entries[key] = value
         if self.groups is not None:
-            self.groups.setdefault(key[0], set()).add(key)  # type: ignore[index]
+            keys = self.groups.get(key[0])  # type: ignore[index]
+            if keys is None:
+                self.groups[key[0]] = {key}  # type: ignore[index]
+            else:
+                keys.add(key)
         self.stats.fills += 1
         if self.front:
             self.front.clear()
@@ -215,7 +235,7 @@ class Cache:
             self.emit(CacheEvent(self.name, "fill", _tag(key)))
 
     def _evict(self) -> None:
-        key = next(iter(self.entries))
+        key = next(iter(self.entries))  # the oldest: O(1) in an OrderedDict
         self._remove(key)
         self.stats.evictions += 1
         if self.emit is not None:
@@ -314,42 +334,51 @@ class GpaCache(Cache):
         return self.invalidate_keys(victims, (gscid,))
 
 
-def _shift(size: int) -> int:
-    return size.bit_length() - 1
+#: Page-size shifts of every leaf the paging modes define (4 KiB to 256 TiB pages of
+#: Sv39/Sv48/Sv57 and their x4 forms, Sv32's 4 MiB, Svnapot's 64 KiB): the sizes
+#: the first-stage and G-stage leaves of IOTLB entries can have
+_LEAF_SHIFTS: Final = tuple(
+    sorted(
+        {
+            12 + i * geom[1]
+            for modes in (*S_MODES, *G_MODES)
+            for geom in modes.values()
+            for i in range(geom[0])
+        }
+        | {16}
+    )
+)
 
 
 class Iotlb(Cache):
-    """The IOTLB: translations with O(1) lookup and tag-indexed invalidation."""
+    """The IOTLB: translations with O(1) lookup, fill and eviction, and tag-indexed
+    invalidation.
 
-    __slots__ = (
-        "by_tag",
-        "by_g",
-        "shifts",
-        "_shift_list",
-        "by_s1",
-        "s1_shifts",
-        "by_gpa",
-        "gpa_shifts",
-        "last_hit",
-    )
+    Indexes (each kept exact by :meth:`insert` and :meth:`_remove`):
+
+    * ``by_tag``: (GSCID slot, PSCID slot) -> keys; ``by_g``: GSCID slot -> PSCID
+      slots (invalidations by tag);
+    * ``shifts``: entry page-size shift -> number of entries (lookups probe the
+      shifts in use);
+    * ``by_s1``: (GSCID, PSCID, first-stage leaf shift, leaf page) -> keys, for
+      the entries holding a piece of a larger first-stage leaf (an entry whose
+      first-stage leaf is its own page is found by its key);
+    * ``by_gpa``: (GSCID, 0, G-stage leaf shift, leaf page) -> keys of every
+      entry with a G-stage (``IOTINVAL.GVMA`` with an address).
+    """
+
+    __slots__ = ("by_tag", "by_g", "shifts", "_shift_list", "by_s1", "by_gpa", "last_hit")
 
     def __init__(
         self, capacity: int, lru: bool = True, front: Optional[Dict[Any, Any]] = None
     ) -> None:
         super().__init__("IOTLB", capacity, lru, front=front)
-        # tag (gscid, pscid) -> keys
         self.by_tag: Dict[Tuple[int, int], Set[Key]] = {}
-        # gscid -> pscid slots present
         self.by_g: Dict[int, Set[int]] = {}
-        # entry page-size shifts in use -> number of entries
         self.shifts: Dict[int, int] = {}
         self._shift_list: List[int] = []
-        # (gscid, pscid, first-stage leaf shift, leaf page) -> keys (IOTINVAL.VMA, AV=1)
         self.by_s1: _Index = {}
-        self.s1_shifts: Dict[int, int] = {}
-        # (gscid, 0, G-stage leaf shift, leaf page) -> keys (IOTINVAL.GVMA, AV=1)
         self.by_gpa: _Index = {}
-        self.gpa_shifts: Dict[int, int] = {}
         #: key of the last usable hit (the shortcut rests on it)
         self.last_hit: Optional[Key] = None
 
@@ -395,9 +424,7 @@ class Iotlb(Cache):
                 self.stats.hits += 1
                 self.last_hit = key
                 if self.lru:
-                    entries = self.entries
-                    del entries[key]
-                    entries[key] = e
+                    self.entries.move_to_end(key)
                 if self.emit is not None:
                     self.emit(CacheEvent("IOTLB", "hit", key))
                 return result
@@ -423,6 +450,8 @@ class Iotlb(Cache):
         """Cache a translation just walked: ``size`` is the smaller stage's page,
         ``s1``/``gp`` the leaf PTEs (-1 for a Bare stage), ``s1size``/``gsize``
         their own page sizes (the entry's size for a Bare stage)."""
+        if not self.capacity:
+            return None
         return self.insert(
             gscid,
             GLOBAL if g else pscid,
@@ -443,19 +472,54 @@ class Iotlb(Cache):
         """Cache ``entry`` (its size is entry[1]) for ``va`` under the tag; returns its key."""
         if not self.capacity:
             return None
-        shift = _shift(entry[1])
+        shift = entry[1].bit_length() - 1
         key = (gscid, pscid, shift, va >> shift)
-        self.put(key, entry)
-        self.by_tag.setdefault((gscid, pscid), set()).add(key)
-        self.by_g.setdefault(gscid, set()).add(pscid)
-        _count(self.shifts, shift, 1)
-        self._shift_list = sorted(self.shifts)
-        gsh = _shift(entry[5])
-        self.by_gpa.setdefault((gscid, 0, gsh, entry[4] >> gsh), set()).add(key)
-        _count(self.gpa_shifts, gsh, 1)
-        ssh = _shift(entry[7])
-        self.by_s1.setdefault((gscid, pscid, ssh, entry[6] >> ssh), set()).add(key)
-        _count(self.s1_shifts, ssh, 1)
+        entries = self.entries
+        if key in entries:
+            self._remove(key)
+        elif len(entries) >= self.capacity:
+            self._evict()
+        entries[key] = entry
+        # the indexes (inline: a fill is on every walk's path)
+        tag = (gscid, pscid)
+        keys = self.by_tag.get(tag)
+        if keys is None:
+            self.by_tag[tag] = {key}
+            slots = self.by_g.get(gscid)
+            if slots is None:
+                self.by_g[gscid] = {pscid}
+            else:
+                slots.add(pscid)
+        else:
+            keys.add(key)
+        shifts = self.shifts
+        n = shifts.get(shift)
+        if n is None:
+            shifts[shift] = 1
+            self._shift_list = sorted(shifts)
+        else:
+            shifts[shift] = n + 1
+        ssh = entry[7].bit_length() - 1
+        if ssh != shift:  # a piece of a larger first-stage leaf
+            ikey = (gscid, pscid, ssh, entry[6] >> ssh)
+            keys = self.by_s1.get(ikey)
+            if keys is None:
+                self.by_s1[ikey] = {key}
+            else:
+                keys.add(key)
+        if gscid != HOST:
+            gsh = entry[5].bit_length() - 1
+            ikey = (gscid, 0, gsh, entry[4] >> gsh)
+            keys = self.by_gpa.get(ikey)
+            if keys is None:
+                self.by_gpa[ikey] = {key}
+            else:
+                keys.add(key)
+        self.stats.fills += 1
+        if self.front:
+            self.front.clear()
+        if self.emit is not None:
+            self.emit(CacheEvent("IOTLB", "fill", key))
         return key
 
     def _remove(self, key: Any) -> None:
@@ -470,14 +534,27 @@ class Iotlb(Cache):
             slots.discard(pscid)
             if not slots:
                 del self.by_g[gscid]
-        if not _count(self.shifts, shift, -1):
-            self._shift_list = sorted(self.shifts)
-        gsh = _shift(e[5])
-        _unindex(self.by_gpa, (gscid, 0, gsh, e[4] >> gsh), key)
-        _count(self.gpa_shifts, gsh, -1)
-        ssh = _shift(e[7])
-        _unindex(self.by_s1, (gscid, pscid, ssh, e[6] >> ssh), key)
-        _count(self.s1_shifts, ssh, -1)
+        shifts = self.shifts
+        n = shifts[shift] - 1
+        if n:
+            shifts[shift] = n
+        else:
+            del shifts[shift]
+            self._shift_list = sorted(shifts)
+        ssh = e[7].bit_length() - 1
+        if ssh != shift:
+            ikey = (gscid, pscid, ssh, e[6] >> ssh)
+            keys = self.by_s1[ikey]
+            keys.discard(key)
+            if not keys:
+                del self.by_s1[ikey]
+        if gscid != HOST:
+            gsh = e[5].bit_length() - 1
+            ikey = (gscid, 0, gsh, e[4] >> gsh)
+            keys = self.by_gpa[ikey]
+            keys.discard(key)
+            if not keys:
+                del self.by_gpa[ikey]
         if self.front:
             self.front.clear()
 
@@ -486,25 +563,51 @@ class Iotlb(Cache):
         n = len(self.entries)
         for d in (self.entries, self.by_tag, self.by_g, self.shifts, self.by_s1, self.by_gpa):
             d.clear()
-        self.s1_shifts.clear()
-        self.gpa_shifts.clear()
         self._shift_list = []
         return self._invalidated(n, ())
 
-    def _in_range(
-        self, index: _Index, shifts: Dict[int, int], g: int, p: int, lo: int, hi: int
-    ) -> Set[Key]:
-        """Keys indexed under (g, p) whose leaf range overlaps [lo, hi]."""
+    def _s1_covering(self, tags: List[Tuple[int, int]], lo: int, hi: int) -> Set[Key]:
+        """Keys of the tags' entries whose first-stage leaf overlaps [lo, hi]: the
+        range's pages probed at every leaf size, or the tags' entries visited,
+        whichever is fewer."""
         found: Set[Key] = set()
-        probes = sum((hi >> sh) - (lo >> sh) + 1 for sh in shifts)
-        if probes <= len(index):
-            for sh in shifts:
-                for page in range(lo >> sh, (hi >> sh) + 1):
-                    found |= index.get((g, p, sh, page), set())
+        entries = self.entries
+        probes = sum((hi >> sh) - (lo >> sh) + 1 for sh in _LEAF_SHIFTS)
+        if probes * len(tags) > sum(len(self.by_tag.get(t, ())) for t in tags):
+            for t in tags:
+                for key in self.by_tag.get(t, ()):
+                    e = entries[key]
+                    if e[6] <= hi and e[6] + e[7] - 1 >= lo:
+                        found.add(key)
             return found
-        for (ig, ip, sh, page), keys in index.items():
-            if ig == g and ip == p and page << sh <= hi and ((page + 1) << sh) - 1 >= lo:
-                found |= keys
+        by_s1 = self.by_s1
+        for g, p in tags:
+            for sh in _LEAF_SHIFTS:
+                for page in range(lo >> sh, (hi >> sh) + 1):
+                    probe = (g, p, sh, page)
+                    if probe in entries:  # an entry that is its own first-stage leaf
+                        found.add(probe)
+                    found |= by_s1.get(probe, set())  # pieces of a larger leaf
+        return found
+
+    def _g_covering(self, gscid: int, lo: int, hi: int) -> Set[Key]:
+        """Keys of GSCID's entries whose G-stage leaf overlaps [lo, hi] (probes or a
+        visit of the GSCID's entries, whichever is fewer)."""
+        found: Set[Key] = set()
+        tags = [(gscid, p) for p in self.by_g.get(gscid, ())]
+        probes = sum((hi >> sh) - (lo >> sh) + 1 for sh in _LEAF_SHIFTS)
+        if probes > sum(len(self.by_tag[t]) for t in tags):
+            entries = self.entries
+            for t in tags:
+                for key in self.by_tag[t]:
+                    e = entries[key]
+                    if e[4] <= hi and e[4] + e[5] - 1 >= lo:
+                        found.add(key)
+            return found
+        by_gpa = self.by_gpa
+        for sh in _LEAF_SHIFTS:
+            for page in range(lo >> sh, (hi >> sh) + 1):
+                found |= by_gpa.get((gscid, 0, sh, page), set())
         return found
 
     def inval_vma(
@@ -518,12 +621,13 @@ class Iotlb(Cache):
         """
         g = gscid if gv else HOST
         slots = [pscid] if pscv else [p for p in self.by_g.get(g, ()) if p != NONE]
-        victims: Set[Key] = set()
-        for p in slots:
-            if hi < 0:
-                victims |= self.by_tag.get((g, p), set())
-            else:
-                victims |= self._in_range(self.by_s1, self.s1_shifts, g, p, lo, hi)
+        tags = [(g, p) for p in slots]
+        if hi < 0:
+            victims: Set[Key] = set()
+            for t in tags:
+                victims |= self.by_tag.get(t, set())
+        else:
+            victims = self._s1_covering(tags, lo, hi)
         return self.invalidate_keys(victims, (g, pscid) if pscv else (g,))
 
     def inval_gvma(self, gv: bool, gscid: int, lo: int = 0, hi: int = -1) -> int:
@@ -532,8 +636,7 @@ class Iotlb(Cache):
         With an address, only entries whose G-stage leaf covers a GPA in [lo, hi].
         """
         if gv and hi >= 0:
-            victims = self._in_range(self.by_gpa, self.gpa_shifts, gscid, 0, lo, hi)
-            return self.invalidate_keys(victims, (gscid,))
+            return self.invalidate_keys(self._g_covering(gscid, lo, hi), (gscid,))
         victims = set()
         for g in [gscid] if gv else [g for g in self.by_g if g != HOST]:
             for p in self.by_g.get(g, ()):
@@ -549,15 +652,13 @@ class Iotlb(Cache):
             {k: set(v) for k, v in self.by_g.items()},
             dict(self.shifts),
             {k: set(v) for k, v in self.by_s1.items()},
-            dict(self.s1_shifts),
             {k: set(v) for k, v in self.by_gpa.items()},
-            dict(self.gpa_shifts),
             self.last_hit,
         )
 
     def set_state(self, state: Tuple[Any, ...]) -> None:
         """Go back to a :meth:`state`."""
-        entries, stats, by_tag, by_g, shifts, by_s1, s1_shifts, by_gpa, gpa_shifts, last = state
+        entries, stats, by_tag, by_g, shifts, by_s1, by_gpa, last = state
         self.entries.clear()
         self.entries.update(entries)
         for index, saved in (
@@ -568,13 +669,8 @@ class Iotlb(Cache):
         ):
             index.clear()
             index.update({k: set(v) for k, v in saved.items()})
-        for counts, saved in (
-            (self.shifts, shifts),
-            (self.s1_shifts, s1_shifts),
-            (self.gpa_shifts, gpa_shifts),
-        ):
-            counts.clear()
-            counts.update(saved)
+        self.shifts.clear()
+        self.shifts.update(shifts)
         self._shift_list = sorted(self.shifts)
         self.last_hit = last
         for k, v in stats.items():
@@ -610,22 +706,6 @@ def _usable(
     return spa_base | (iova & (size - 1)), perms, g, pbmt, size, None
 
 
-def _count(counts: Dict[int, int], k: int, delta: int) -> int:
-    n = counts.get(k, 0) + delta
-    if n:
-        counts[k] = n
-    else:
-        del counts[k]
-    return n
-
-
-def _unindex(index: _Index, ikey: Tuple[int, int, int, int], key: Key) -> None:
-    keys = index[ikey]
-    keys.discard(key)
-    if not keys:
-        del index[ikey]
-
-
 class Ioatc:
     """The IOMMU's caches (``iommu.ioatc``) and the whole-response shortcut."""
 
@@ -634,7 +714,7 @@ class Ioatc:
     def __init__(self, params: "IommuParams") -> None:
         lru = params.cache_policy == "lru"
         #: the whole-response shortcut: request key -> response fields (module doc)
-        self.front: Dict[Tuple[int, int, bool, int, int], Tuple[Any, ...]] = {}
+        self.front: Dict[FrontKey, Front] = {}
         #: its bound: the IOTLB capacity (0 = off)
         self.front_size = params.iotlb_size
         self.ddt = Cache("DDT", params.ddt_cache_size, lru, front=self.front)
@@ -657,11 +737,22 @@ class Ioatc:
         for c in self.caches:
             c.emit = emit
 
+    def begin(self) -> None:
+        """A new request: nothing missed yet, no PC or IOTLB entry used.
+
+        (A method, not assignments in the caller: a type checker -- and mypyc,
+        which compiles on its types -- would keep the assigned values narrowed
+        across the translation that changes them.)
+        """
+        self.missed = False
+        self.pc_key = None
+        self.iotlb.last_hit = None
+
     def flush_front(self) -> None:
         """Forget every shortcut (a register the process reads changed)."""
         self.front.clear()
 
-    def remember(self, key: Tuple[int, int, bool, int, int], value: Tuple[Any, ...]) -> None:
+    def remember(self, key: FrontKey, value: Front) -> None:
         """Record a shortcut for ``key`` (the request was served by cache hits alone)."""
         front = self.front
         if len(front) >= self.front_size:
@@ -758,10 +849,10 @@ def cached_pc(io: "Iommu", device_id: int, process_id: int, dc: DC, access: int)
         dc[3],
         process_id,
         dc[1],
-        bool(tc & _TC.SBE.mask),
-        1 if tc & _TC.SXL.mask else 0,
+        bool(tc & _SBE),
+        1 if tc & _SXL else 0,
         access,
-        (1 if tc & _TC.GADE.mask else 0) | (2 if tc & _TC.SXL.mask else 0),
+        (1 if tc & _GADE else 0) | (2 if tc & _SXL else 0),
         fmt,
     )
     pdt.put(key, (pc, dc))

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple, Type, TypeVar, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Final,
+    FrozenSet,
+    List,
+    Optional,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+)
 
 from . import commands
 from . import formats as F
 from ._fault import Fault
+from ._mypyc import mypyc_attr
 from .ats import InvalidationTracker, MessageCode, cxl_io, encode_range, page_request
 from .capabilities import IGS, Capabilities, IommuParams
 from .checkpoint import Overlay, Snapshot, restore_snapshot, take_snapshot
@@ -51,11 +64,11 @@ from .types import (
 __all__ = ["Iommu", "REG", "Snapshot"]
 
 
-_TC = F.DC_TC
-_PTE = F.PTE
+_TC: Final = F.DC_TC
+_PTE: Final = F.PTE
 
 # Causes answered with Unsupported Request; all other faults are Completer Abort.
-_UR_CAUSES = frozenset(
+_UR_CAUSES: Final = frozenset(
     {
         Cause.ALL_INBOUND_TRANSACTIONS_DISALLOWED,
         Cause.DDT_ENTRY_LOAD_ACCESS_FAULT,
@@ -65,7 +78,7 @@ _UR_CAUSES = frozenset(
     }
 )
 # §ATS_FAULTS: ATS translation requests answered "Success, R=W=0", not reported.
-_ATS_NO_ACCESS_CAUSES = frozenset(
+_ATS_NO_ACCESS_CAUSES: Final = frozenset(
     {
         Cause.INSTRUCTION_PAGE_FAULT,
         Cause.READ_PAGE_FAULT,
@@ -77,9 +90,9 @@ _ATS_NO_ACCESS_CAUSES = frozenset(
         Cause.MSI_PTE_NOT_VALID,
     }
 )
-_DTF_REPORTED = frozenset(c for c in Cause if c.reported_if_dtf)
+_DTF_REPORTED: Final = frozenset(c for c in Cause if c.reported_if_dtf)
 
-_TTYP = {
+_TTYP: Final = {
     (RequestKind.UNTRANSLATED, Access.EXECUTE): Ttyp.UNTRANSLATED_EXECUTE,
     (RequestKind.UNTRANSLATED, Access.READ): Ttyp.UNTRANSLATED_READ,
     (RequestKind.UNTRANSLATED, Access.WRITE): Ttyp.UNTRANSLATED_WRITE,
@@ -90,16 +103,18 @@ _TTYP = {
     (RequestKind.ATS_TRANSLATION, Access.READ): Ttyp.ATS_TRANSLATION,
     (RequestKind.ATS_TRANSLATION, Access.WRITE): Ttyp.ATS_TRANSLATION,
 }
-_REQUEST_EVENT = (
+_REQUEST_EVENT: Final = (
     Event.UNTRANSLATED_REQUEST,
     Event.TRANSLATED_REQUEST,
     Event.ATS_TRANSLATION_REQUEST,
 )
 # Stats.counts indexes (events.REQUEST_KINDS) beyond the RequestKind values
-_DEBUG, _PAGE_REQUEST, _COMPLETION = 3, 4, 5
+_DEBUG: Final = 3
+_PAGE_REQUEST: Final = 4
+_COMPLETION: Final = 5
 # enum members in globals: an Enum attribute lookup costs more than the test
-_ATS = RequestKind.ATS_TRANSLATION
-_SUCCESS = Status.SUCCESS
+_ATS: Final = RequestKind.ATS_TRANSLATION
+_SUCCESS: Final = Status.SUCCESS
 
 
 def _check_int(name: str, value: Any, bits: int) -> int:
@@ -131,11 +146,13 @@ def _check_enum(name: str, value: Any, enum: Type[_E]) -> _E:
     if type(value) is not int:
         raise TypeError(f"{name} must be {what}, not {type(value).__name__}")
     try:
-        return enum(value)
+        member: _E = enum(value)
     except ValueError:
         raise ValueError(f"{name} must be {what}, not {value!r}") from None
+    return member
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # testbenches subclass it
 class Iommu:
     """A RISC-V IOMMU.
 
@@ -174,6 +191,15 @@ class Iommu:
         self.msi_flat = caps.msi_flat
         self.dc_size = F.DC_EXT_SIZE if caps.msi_flat else F.DC_BASE_SIZE
         self.be_writable = bool(caps.end and params.be_writable)
+        # read on every request (attributes of the model: the compiled build reads them natively)
+        self.device_id_width = params.device_id_width
+        self.qosid = caps.qosid
+        self.fault_page_crossing = params.fault_page_crossing
+        self.gscid_width = params.gscid_width
+        self.pscid_width = params.pscid_width
+        self.rcid_width = params.rcid_width
+        self.mcid_width = params.mcid_width
+        self.gxl_writable = params.gxl_writable
         #: range size of a Bare first stage (by DC.tc.SXL) and G-stage (by fctl.GXL)
         self.bare_s, self.bare_g = params.bare_sizes(caps)
         # [GIPC] DC.tc.GIPC exists only with capabilities.GIPC; else it is reserved
@@ -214,7 +240,9 @@ class Iommu:
         self.pte_rsv = rsv
         self.pte_nl_rsv = _PTE.mask_of("D", "A", "U", "N", "PBMT")
         self.pte32_nl_rsv = F.PTE32.mask_of("D", "A", "U")
-        #: rd(addr, size, big) -> int: one implicit read through the memory port
+        #: rd(addr, size, big) -> int: one implicit read through the memory port;
+        #: rd_words(addr, n, big): n doublewords at addr (a structure: DC, PC...)
+        self.rd_words: Callable[[int, int, bool], Tuple[int, ...]]
         self.rd: Callable[[int, int, bool], int] = self._make_reader()
         #: the observer of the event stream: None (nothing attached), the one
         #: attached observer, or a fan-out to several (see attach)
@@ -287,11 +315,20 @@ class Iommu:
                 raise MemoryAccessError(MemoryFault.ACCESS_FAULT, addr, size)
             return int.from_bytes(port_read(addr, size), "big" if big else "little")
 
+        def slow_words(addr: int, n: int, big: bool) -> Tuple[int, ...]:
+            return tuple([slow(addr + 8 * k, 8, big) for k in range(n)])
+
+        self.rd_words = slow_words
+
+        #: the port's pages when it is a SparseMemory (the walks read PTEs in place:
+        #: paging._U64), else None; ``port_faults`` its injected faults
+        self.pages: Optional[Dict[int, bytearray]] = None
+        self.port_faults: List[Any] = []
         if type(mem) is not SparseMemory:
             return slow
         # SparseMemory fast path: read the page dict directly (same package)
-        pages = mem._pages
-        injections = mem._injections
+        pages = self.pages = mem._pages
+        injections = self.port_faults = mem._injections
         unpack = {
             (8, False): struct.Struct("<Q").unpack_from,
             (8, True): struct.Struct(">Q").unpack_from,
@@ -300,6 +337,11 @@ class Iommu:
         }
         u64le = unpack[8, False]
         get = pages.get
+        words = {
+            (n, big): struct.Struct(("<", ">")[big] + "Q" * n).unpack_from
+            for n in (2, 4, 8)
+            for big in (False, True)
+        }
 
         def rd(addr: int, size: int, big: bool) -> int:
             off = addr & 0xFFF
@@ -312,6 +354,17 @@ class Iommu:
                 return u64le(page, off)[0]  # type: ignore[no-any-return]
             return unpack[size, big](page, off)[0]  # type: ignore[no-any-return]
 
+        def rd_words(addr: int, n: int, big: bool) -> Tuple[int, ...]:
+            # one unpack of a whole structure within a page (a DC, a PC, an MSI PTE)
+            off = addr & 0xFFF
+            if injections or addr + 8 * n > limit or off > 4096 - 8 * n or (n, big) not in words:
+                return slow_words(addr, n, big)
+            page = get(addr >> 12)
+            if page is None:
+                return (0,) * n
+            return words[n, big](page, off)
+
+        self.rd_words = rd_words
         return rd
 
     # ------------------------------------------------------------------
@@ -820,6 +873,7 @@ class Iommu:
             rsp = self.translate(req)
         finally:
             self.mem, self.rd, self.on_ats_message, self.on_wired_interrupt, self.on_fence = saved
+            self.rd = self._make_reader()  # and the in-place page reads of the real port
             self._observers = observers
             self._set_emit()
             if self.qos_port:
@@ -846,36 +900,45 @@ class Iommu:
         """
         if not isinstance(req, Request):
             raise TypeError("translate() takes a Request")
-        did = req.device_id
-        addr = req.addr
-        pid = req.process_id
-        length = req.length
-        data = req.data
-        # API edge: the common case costs four type tests; anything else is checked fully
+        # API edge: the fields as given (Any: in the compiled build too, the checks
+        # below name the argument); the common case costs four type tests
+        fields: Any = req
+        f_did = fields.device_id
+        f_addr = fields.addr
+        f_pid = fields.process_id
+        f_length = fields.length
+        f_data = fields.data
         if not (
-            type(did) is int
-            and type(addr) is int
-            and type(length) is int
-            and 0 <= did < 1 << 24
-            and 0 <= addr < 1 << 64
-            and 0 <= length < 1 << 64
-            and (pid is None or (type(pid) is int and 0 <= pid < 1 << 20))
-            and (data is None or (type(data) is int and 0 <= data < 1 << 32))
+            type(f_did) is int
+            and type(f_addr) is int
+            and type(f_length) is int
+            and 0 <= f_did < 1 << 24
+            and 0 <= f_addr < 1 << 64
+            and 0 <= f_length < 1 << 64
+            and (f_pid is None or (type(f_pid) is int and 0 <= f_pid < 1 << 20))
+            and (f_data is None or (type(f_data) is int and 0 <= f_data < 1 << 32))
         ):
-            did = _check_int("device_id", did, 24)
-            addr = _check_int("addr", addr, 64)
-            length = _check_int("length", length, 64)
-            if pid is not None:
-                pid = _check_int("process_id", pid, 20)
-            if data is not None:
-                data = _check_int("data", data, 32)
-        access = req.access
-        if type(access) is not Access:
-            access = _check_enum("access", access, Access)
-        kind = req.kind
-        if type(kind) is not RequestKind:
-            kind = _check_enum("kind", kind, RequestKind)
-        priv = bool(req.priv) and pid is not None
+            f_did = _check_int("device_id", f_did, 24)
+            f_addr = _check_int("addr", f_addr, 64)
+            f_length = _check_int("length", f_length, 64)
+            if f_pid is not None:
+                f_pid = _check_int("process_id", f_pid, 20)
+            if f_data is not None:
+                f_data = _check_int("data", f_data, 32)
+        f_access = fields.access
+        if type(f_access) is not Access:
+            f_access = _check_enum("access", f_access, Access)
+        f_kind = fields.kind
+        if type(f_kind) is not RequestKind:
+            f_kind = _check_enum("kind", f_kind, RequestKind)
+        did: int = f_did
+        addr: int = f_addr
+        pid: Optional[int] = f_pid
+        length: int = f_length
+        data: Optional[int] = f_data
+        access: int = f_access
+        kind: int = f_kind
+        priv = bool(fields.priv) and pid is not None
         self._nreq[_DEBUG if debug else kind] += 1
         if self.hpm.active:
             self.count_event(_REQUEST_EVENT[kind], did, pid, -1, -1)
@@ -895,14 +958,11 @@ class Iommu:
                 if tlb_key is not None:
                     self.iotlb.stats.hits += 1
                 if self.lru:
-                    entries = ddt.entries
-                    entries[did] = entries.pop(did)
+                    ddt.entries.move_to_end(did)
                     if pc_key is not None:
-                        entries = self._pdt.entries
-                        entries[pc_key] = entries.pop(pc_key)
+                        self._pdt.entries.move_to_end(pc_key)
                     if tlb_key is not None:
-                        entries = self.iotlb.entries
-                        entries[tlb_key] = entries.pop(tlb_key)
+                        self.iotlb.entries.move_to_end(tlb_key)
                 return Response(
                     _SUCCESS,
                     base | (addr & 0xFFF),
@@ -927,17 +987,13 @@ class Iommu:
         self.dtf = False
         self.qos = self.iommu_qosid
         c = self.ioatc
-        c.missed = False
-        c.pc_key = None
-        self.iotlb.last_hit = None
+        c.begin()
         try:
             if self._datapath_errors:
                 self._datapath_errors -= 1
                 why = ("REQUEST", "", "", "an internal data path error was injected")
                 raise Fault(Cause.INTERNAL_DATAPATH_ERROR, 0, why)
-            crossing = (
-                kind != _ATS and self.params.fault_page_crossing and (addr & 0xFFF) + length > 4096
-            )
+            crossing = kind != _ATS and self.fault_page_crossing and (addr & 0xFFF) + length > 4096
             spa, perms, g, pbmt, size, msi = translate_iova(
                 self, did, addr, access, pid, priv, kind, data, debug, bool(req.no_write), crossing
             )

@@ -6,7 +6,7 @@ MSI page-table entries are 16 bytes read in the byte order of ``fctl.BE``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import TYPE_CHECKING, Final, Optional, Tuple
 
 from . import formats as F
 from ._fault import Fault
@@ -30,12 +30,12 @@ __all__ = [
 #: (translated address, is_mrif, MRIF address, notice MSI address, NID)
 MsiResult = Tuple[int, bool, int, int, int]
 
-_MODE_SHIFT = F.MSIPTP.MODE.lsb
-_MASK = F.MSI_ADDR_MASK.mask.mask
-_PTE_V = F.MSIPTE0.V.mask
-_PTE_C = F.MSIPTE0.C.mask
-_PTE_M = F.MSIPTE0.M
-_EXECUTE = int(Access.EXECUTE)  # an Enum attribute lookup costs more than the test
+_MODE_SHIFT: Final = F.MSIPTP.MODE.lsb
+_MASK: Final = F.MSI_ADDR_MASK.mask.mask
+_PTE_V: Final = F.MSIPTE0.V.mask
+_PTE_C: Final = F.MSIPTE0.C.mask
+_PTE_M: Final = F.MSIPTE0.M
+_EXECUTE: Final = int(Access.EXECUTE)  # an Enum attribute lookup costs more than the test
 
 
 def extract(x: int, y: int) -> int:

@@ -12,7 +12,8 @@ Everything here works on plain ints; faults stop the process by raising
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, Literal, Tuple
+import struct
+from typing import TYPE_CHECKING, Any, Callable, Dict, Final, Literal, Tuple
 
 from . import formats as F
 from ._fault import Fault, Why, access_fault, guest_page_fault, page_fault
@@ -50,42 +51,50 @@ G_MODES: Tuple[Dict[int, Geometry], Dict[int, Geometry]] = (
 )
 
 #: Valid (standard, non-custom) encodings of iosatp.MODE / iohgatp.MODE, by SXL / GXL.
-S_VALID = tuple(frozenset({0, *m}) for m in S_MODES)
-G_VALID = tuple(frozenset({0, *m}) for m in G_MODES)
+S_VALID: Final = tuple(frozenset({0, *m}) for m in S_MODES)
+G_VALID: Final = tuple(frozenset({0, *m}) for m in G_MODES)
 #: Names of the modes (for the reasons of faults), by PTESIZE / VA width
-_S_NAME = {39: "Sv39", 48: "Sv48", 57: "Sv57", 32: "Sv32"}
-_G_NAME = {41: "Sv39x4", 50: "Sv48x4", 59: "Sv57x4", 34: "Sv32x4"}
-_ACCESS_NAME = ("a read", "a write", "an execute")
+_S_NAME: Final = {39: "Sv39", 48: "Sv48", 57: "Sv57", 32: "Sv32"}
+_G_NAME: Final = {41: "Sv39x4", 50: "Sv48x4", 59: "Sv57x4", 34: "Sv32x4"}
+_ACCESS_NAME: Final = ("a read", "a write", "an execute")
 
-_V = F.PTE.V.mask
-_R = F.PTE.R.mask
-_W = F.PTE.W.mask
-_X = F.PTE.X.mask
-_U = F.PTE.U.mask
-_A = F.PTE.A.mask
-_D = F.PTE.D.mask
-_N = F.PTE.N.mask
-_PBMT = F.PTE.PBMT.mask
-_PBMT_SHIFT = F.PTE.PBMT.lsb
-_PBMT_MAX = F.PTE.PBMT.max
-_PPN_SHIFT = F.PTE.PPN.lsb
-_PPN64 = F.PTE.PPN.max
-_PPN32 = F.PTE32.PPN.max
-_PPN_ROOT = F.IOSATP.PPN.max
-_G_MODE_SHIFT = F.IOHGATP.MODE.lsb
-_GSCID_LSB = F.IOHGATP.GSCID.lsb
-_GSCID_MAX = F.IOHGATP.GSCID.max
-_RX = _R | _X
-_RW = _R | _W
-_NAPOT_64K = 0b1000  # Svnapot: the only defined N encoding, ppn[3:0] = 1000 at level 0
+_V: Final = F.PTE.V.mask
+_R: Final = F.PTE.R.mask
+_W: Final = F.PTE.W.mask
+_X: Final = F.PTE.X.mask
+_U: Final = F.PTE.U.mask
+_A: Final = F.PTE.A.mask
+_D: Final = F.PTE.D.mask
+_N: Final = F.PTE.N.mask
+_PBMT: Final = F.PTE.PBMT.mask
+_PBMT_SHIFT: Final = F.PTE.PBMT.lsb
+_PBMT_MAX: Final = F.PTE.PBMT.max
+_PPN_SHIFT: Final = F.PTE.PPN.lsb
+_PPN64: Final = F.PTE.PPN.max
+_PPN32: Final = F.PTE32.PPN.max
+_PPN_ROOT: Final = F.IOSATP.PPN.max
+_G_MODE_SHIFT: Final = F.IOHGATP.MODE.lsb
+_GSCID_LSB: Final = F.IOHGATP.GSCID.lsb
+_GSCID_MAX: Final = F.IOHGATP.GSCID.max
+_RX: Final = _R | _X
+_RW: Final = _R | _W
+_NAPOT_64K: Final = 0b1000  # Svnapot: the only defined N encoding, ppn[3:0] = 1000 at level 0
 # enum members as plain ints: an Enum attribute lookup costs more than the test
-_WRITE = int(Access.WRITE)
-_EXECUTE = int(Access.EXECUTE)
+_WRITE: Final = int(Access.WRITE)
+_EXECUTE: Final = int(Access.EXECUTE)
+
+#: 8-byte PTE readers by byte order (index: big-endian).  The page-table walks
+#: read the PTEs of a SparseMemory port in place (``Iommu.pages``: its page dict;
+#: None for any other port, and ignored while the port has injected faults):
+#: the bytes ``Iommu.rd`` would return, without a call per PTE.  A page the port
+#: does not hold, an address beyond capabilities.PAS and every other port go
+#: through ``Iommu.rd``.
+_U64: Final = (struct.Struct("<Q").unpack_from, struct.Struct(">Q").unpack_from)
 
 #: How often an A/D update may find the PTE changed before the walk gives up
 #: (reported as an access fault on the PTE).
-MAX_AD_RETRIES = 16
-_STUCK = MemoryAccessError(MemoryFault.ACCESS_FAULT, 0, 0)
+MAX_AD_RETRIES: Final = 16
+_STUCK: Final = MemoryAccessError(MemoryFault.ACCESS_FAULT, 0, 0)
 
 #: A located leaf: (pte, page size in bytes, SPA of the PTE, GPA of the PTE or -1)
 Leaf = Tuple[int, int, int, int]
@@ -227,6 +236,10 @@ def _walk(
         ppn_max = _PPN32
     rd = io.rd
     emit = io.emit
+    pages = io.pages if psize == 8 and not io.port_faults else None  # see _U64
+    u64 = _U64[big]
+    limit = io.pa_limit - 8
+    gwalk = io.gwalk.capacity
     vmask = (1 << vbits) - 1
     i = levels - 1
     shift = 12 + i * vbits
@@ -234,18 +247,26 @@ def _walk(
     # (the caller checked the width of va)
     idx = va >> shift
     a = root_ppn << 12
+    pte: int
     while True:
         pte_addr = a + idx * psize  # PTW step 2
         pte_gpa = -1
-        if hgatp:
+        if hgatp:  # the PTE address is a GPA: an implicit read through the G-stage
             pte_gpa = pte_addr
-            pte_addr = implicit_read(io, pte_gpa, hgatp, access, gctl, for_pdt)
-        try:
-            pte = rd(pte_addr, psize, big)
-        except MemoryAccessError as err:
-            stage = "G-stage" if walk else "first-stage"
-            why = _read_why("PTW-G" if walk else "PTW", stage, pte_addr, i)
-            raise _pte_fault(err, access, for_pdt, why) from None
+            if gwalk:
+                pte_addr = implicit_read(io, pte_gpa, hgatp, access, gctl, for_pdt)
+            else:
+                pte_addr = second_stage(io, pte_gpa, hgatp, access, True, False, gctl, for_pdt)[0]
+        page = pages.get(pte_addr >> 12) if pages is not None else None
+        if page is not None and pte_addr <= limit:
+            pte = u64(page, pte_addr & 0xFFF)[0]
+        else:
+            try:
+                pte = rd(pte_addr, psize, big)
+            except MemoryAccessError as err:
+                stage = "G-stage" if walk else "first-stage"
+                why = _read_why("PTW-G" if walk else "PTW", stage, pte_addr, i)
+                raise _pte_fault(err, access, for_pdt, why) from None
         if emit is not None:
             if walk:
                 emit_read(io, emit, "G_PTE", pte_addr, psize, big, pte, "PTW-G", "2", i, walk)
@@ -267,7 +288,7 @@ def _walk(
         idx = (va >> shift) & vmask
         a = ((pte >> _PPN_SHIFT) & ppn_max) << 12
     ppn = (pte >> _PPN_SHIFT) & ppn_max
-    size = 1 << (12 + i * vbits)
+    size = 1 << shift
     if psize == 8 and (pte & _N or pte & _PBMT == _PBMT):
         _leaf_checks(pte, ppn, i)  # Svnapot / Svpbmt (PBMT=3 is reserved)
         if pte & _N:
@@ -314,56 +335,6 @@ def _misaligned(level: int, bits: int) -> _Invalid:
     )
 
 
-def _walk_g64(
-    io: "Iommu",
-    gpa: int,
-    root_ppn: int,
-    levels: int,
-    big: bool,
-    access: int,
-    for_pdt: str,
-    walk: str = "final",
-) -> Tuple[int, int, int]:
-    """:func:`_walk` specialised for the 8-byte G-stage modes (the hot path).
-
-    Same PTW steps 2-4 and 6, with nothing to translate on the way.
-    """
-    rsv = io.pte_rsv
-    nl_bad = _V | _W | rsv | io.pte_nl_rsv
-    rd = io.rd
-    emit = io.emit
-    i = levels - 1
-    shift = 12 + 9 * i
-    a = (root_ppn << 12) + (gpa >> shift) * 8  # x4 root: vpn[LEVELS-1] has 11 bits
-    while True:
-        try:
-            pte = rd(a, 8, big)
-        except MemoryAccessError as err:
-            raise _pte_fault(err, access, for_pdt, _read_why("PTW-G", "G-stage", a, i)) from None
-        if emit is not None:
-            emit_read(io, emit, "G_PTE", a, 8, big, pte, "PTW-G", "2", i, walk)
-        if pte & _RX:
-            if not pte & _V or pte & rsv or (pte & _RW) == _W:  # PTW step 3
-                raise _invalid_leaf(io, pte, i)
-            break  # PTW step 4
-        if pte & nl_bad != _V:  # PTW step 3 (pointer)
-            raise _invalid_pointer(io, pte, i)
-        i -= 1
-        if i < 0:
-            raise _Invalid("4", "R", "a non-leaf PTE at level 0: no leaf found")
-        shift -= 9
-        a = (((pte >> _PPN_SHIFT) & _PPN64) << 12) + ((gpa >> shift) & 0x1FF) * 8
-    ppn = (pte >> _PPN_SHIFT) & _PPN64
-    size = 1 << shift
-    if pte & _N or pte & _PBMT == _PBMT:
-        _leaf_checks(pte, ppn, i)  # Svnapot / Svpbmt (PBMT=3 is reserved)
-        if pte & _N:
-            size = 1 << 16
-    if i and ppn & ((1 << (i * 9)) - 1):  # PTW step 6: misaligned superpage
-        raise _misaligned(i, i * 9)
-    return pte, size, a
-
-
 def implicit_read(io: "Iommu", gpa: int, hgatp: int, access: int, gctl: int, for_pdt: str) -> int:
     """The SPA of an implicit read at ``gpa`` (a first-stage PTE or a PDT entry).
 
@@ -381,8 +352,7 @@ def implicit_read(io: "Iommu", gpa: int, hgatp: int, access: int, gctl: int, for
         if page is not None:  # Cache.get, inline: this is the walk's hottest lookup
             cache.stats.hits += 1
             if cache.lru:
-                del entries[key]
-                entries[key] = page
+                entries.move_to_end(key)
             if cache.emit is not None:
                 cache.emit(CacheEvent("GWALK", "hit", key))
             return page | (gpa & 0xFFF)  # type: ignore[no-any-return]
@@ -413,7 +383,9 @@ def second_stage(
     ``DC.tc.SXL``.  Returns ``(spa, leaf pte, page size)``.
     """
     geom = G_MODES[io.gxl][hgatp >> _G_MODE_SHIFT]
-    gbits = 34 if gctl & 2 else geom[3]
+    levels, _, psize, gbits = geom
+    if gctl & 2:
+        gbits = 34
     # GPA width check (x4 modes), and §DC.tc.SXL: GPA bits beyond 33 fault
     if gpa >> gbits:
         rule = f"GPA bits 63:{gbits} are not zero for {_G_NAME[geom[3]]}"
@@ -422,15 +394,62 @@ def second_stage(
         raise guest_page_fault(access, gpa, implicit, implicit_write, ("PTW-G", "1", "GPA", rule))
     big = io.be
     root = hgatp & _PPN_ROOT
-    psize = geom[2]
-    retries = 0
+    emit = io.emit
     walk = ""
-    if io.emit is not None:  # what this G-stage walk translates (event stream)
+    if emit is not None:  # what this G-stage walk translates (event stream)
         walk = for_pdt or ("S_PTE_AD" if implicit_write else "S_PTE" if implicit else "final")
+    # PTW step 5 needs: G-stage accesses are user-level accesses (U must be 1)
+    if implicit:
+        need = _U | (_W if implicit_write else _R)
+        write = implicit_write
+    else:
+        need = _U | _PERM[access]
+        write = access == _WRITE
+    retries = 0
+    pte: int
     while True:  # PTW step 7 may restart the walk
         try:
             if psize == 8:
-                pte, size, pte_addr = _walk_g64(io, gpa, root, geom[0], big, access, for_pdt, walk)
+                # PTW steps 2-4 and 6 for the 8-byte modes (the hot path: inline)
+                rsv = io.pte_rsv
+                nl_bad = _V | _W | rsv | io.pte_nl_rsv
+                pages = io.pages if not io.port_faults else None  # see _U64
+                limit = io.pa_limit - 8
+                u64 = _U64[big]
+                i = levels - 1
+                shift = 12 + 9 * i
+                # PTW step 2: x4 root, vpn[LEVELS-1] has 11 bits
+                pte_addr = (root << 12) + (gpa >> shift) * 8
+                while True:
+                    page = pages.get(pte_addr >> 12) if pages is not None else None
+                    if page is not None and pte_addr <= limit:
+                        pte = u64(page, pte_addr & 0xFFF)[0]
+                    else:
+                        try:
+                            pte = io.rd(pte_addr, 8, big)
+                        except MemoryAccessError as err:
+                            why = _read_why("PTW-G", "G-stage", pte_addr, i)
+                            raise _pte_fault(err, access, for_pdt, why) from None
+                    if emit is not None:
+                        emit_read(io, emit, "G_PTE", pte_addr, 8, big, pte, "PTW-G", "2", i, walk)
+                    if pte & _RX:
+                        if not pte & _V or pte & rsv or (pte & _RW) == _W:  # PTW step 3
+                            raise _invalid_leaf(io, pte, i)
+                        break  # PTW step 4
+                    if pte & nl_bad != _V:  # PTW step 3 (pointer)
+                        raise _invalid_pointer(io, pte, i)
+                    i -= 1
+                    if i < 0:
+                        raise _Invalid("4", "R", "a non-leaf PTE at level 0: no leaf found")
+                    shift -= 9  # PTW step 2 of the next level
+                    pte_addr = (((pte >> _PPN_SHIFT) & _PPN64) << 12) + ((gpa >> shift) & 0x1FF) * 8
+                size = 1 << shift
+                if pte & _N or pte & _PBMT == _PBMT:
+                    _leaf_checks(pte, (pte >> _PPN_SHIFT) & _PPN64, i)  # Svnapot / Svpbmt
+                    if pte & _N:
+                        size = 1 << 16
+                if i and (pte >> _PPN_SHIFT) & ((1 << (i * 9)) - 1):  # PTW step 6: misaligned
+                    raise _misaligned(i, i * 9)
             else:
                 pte, size, pte_addr, _ = _walk(
                     io, gpa, root, geom, big, 0, access, gctl, for_pdt, walk or "final"
@@ -439,13 +458,7 @@ def second_stage(
             rule = f"G-stage {e.rule}" if e.rule.startswith("PTE") else e.rule
             why = ("PTW-G", e.step, e.field, rule)
             raise guest_page_fault(access, gpa, implicit, implicit_write, why) from None
-        # PTW step 5: G-stage accesses are user-level accesses (U must be 1)
-        if implicit:
-            need = _U | (_W if implicit_write else _R)
-            write = implicit_write
-        else:
-            need = _U | _PERM[access]
-            write = access == _WRITE
+        # PTW step 5: the leaf grants the access (U and R / W / X)
         if pte & need != need:
             why = _g_perm_why(pte, need, access, implicit, implicit_write)
             raise guest_page_fault(access, gpa, implicit, implicit_write, why)
@@ -465,11 +478,11 @@ def second_stage(
             except MemoryAccessError as err:
                 why = ("PTW-G", "7", "A", f"access fault updating A/D of the PTE at {pte_addr:#x}")
                 raise _pte_fault(err, access, for_pdt, why) from None
-            if io.emit is not None:
-                io.emit(Step("PTW-G", "7", f"A/D update of the G-stage PTE at {pte_addr:#x}"))
+            if emit is not None:
+                emit(Step("PTW-G", "7", f"A/D update of the G-stage PTE at {pte_addr:#x}"))
             pte = new
-        if io.emit is not None:
-            io.emit(Check("PTW-G", "5", f"the G-stage leaf grants the access ({walk})", True))
+        if emit is not None:
+            emit(Check("PTW-G", "5", f"the G-stage leaf grants the access ({walk})", True))
         # PTW step 8: the SPA from the leaf PPN and the page offset
         ppn = (pte >> _PPN_SHIFT) & (_PPN64 if psize == 8 else _PPN32)
         return ((ppn << 12) & ~(size - 1)) | (gpa & (size - 1)), pte, size
@@ -489,7 +502,7 @@ def _leaf_pa(pte: int, size: int, psize: int, addr: int) -> int:
 
 
 # permission bit needed by each Access (READ=0, WRITE=1, EXECUTE=2)
-_PERM = (_R, _W, _X)
+_PERM: Final = (_R, _W, _X)
 
 
 def _g_perm_why(pte: int, need: int, access: int, implicit: bool, implicit_write: bool) -> Why:

@@ -8,7 +8,7 @@ hold ``iohgatp``, and the 2024 64-byte form the MSI fields too).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Final, Optional, Tuple
 
 from . import formats as F
 from ._fault import Fault, Why
@@ -26,23 +26,33 @@ __all__ = ["PC", "PDT_LEVELS", "PID_WIDTH", "pdi", "locate_pc", "pc_misconfigure
 PC = Tuple[int, int, int, int, int, int]
 
 #: pdtp.MODE -> number of PDT levels (PD8, PD17, PD20)
-PDT_LEVELS = {1: 1, 2: 2, 3: 3}
+PDT_LEVELS: Final = {1: 1, 2: 2, 3: 3}
 #: pdtp.MODE -> widest process_id (bits); wider is "Transaction type disallowed"
-PID_WIDTH = {1: 8, 2: 17, 3: 20}
+PID_WIDTH: Final = {1: 8, 2: 17, 3: 20}
 
-_MODE_SHIFT = F.PC_FSC.MODE.lsb
-_V = F.PDTE.V.mask
-_PDTE_PPN = F.PDTE.PPN
-_PC_V = F.PC_TA.V.mask
-_PSCID = F.PC_TA.PSCID
+_MODE_SHIFT: Final = F.PC_FSC.MODE.lsb
+_V: Final = F.PDTE.V.mask
+_PDTE_PPN: Final = F.PDTE.PPN
+_PDTE_PPN_LSB: Final = _PDTE_PPN.lsb
+_PDTE_PPN_MAX: Final = _PDTE_PPN.max
+_PDTE_RSV: Final = F.PDTE.reserved
+_PDTP_PPN_LSB: Final = F.PDTP.PPN.lsb
+_PDTP_PPN_MAX: Final = F.PDTP.PPN.max
+_PC_TA_RSV: Final = F.PC_TA.reserved
+_PC_FSC_RSV: Final = F.PC_FSC.reserved
+_PC_SIZE: Final = F.PC_SIZE
+_PC_V: Final = F.PC_TA.V.mask
+_PSCID: Final = F.PC_TA.PSCID
+_PSCID_LSB: Final = _PSCID.lsb
+_PSCID_MAX: Final = _PSCID.max
 
-PC_RULES = {
+PC_RULES: Final = {
     1: "bits or encodings reserved for future standard use are set",
     2: "PC.fsc.MODE is not a valid encoding",
     3: "DC.tc.SXL is 0 and PC.fsc.MODE is not a supported mode",
     4: "DC.tc.SXL is 1 and PC.fsc.MODE is not a supported mode",
 }
-_GIPC_RULE_FIELDS = {
+_GIPC_RULE_FIELDS: Final = {
     10: "PC.reserved",
     11: "PC.iohgatp.GSCID",
     12: "PC.iohgatp.MODE",
@@ -101,13 +111,13 @@ def locate_pc(
     emit = io.emit
     if fmt is None:
         p = pdi(process_id)
-        pc_size = F.PC_SIZE
+        pc_size = _PC_SIZE
     else:  # [GIPC] the process_id partitioning of the larger PC
         p = fmt.pdi(process_id)
         pc_size = fmt.size
         iohgatp = 0  # [GIPC] decision #6: pdtp.PPN and pdte.PPN are SPAs
     # step 1
-    a = F.PDTP.PPN.get(pdtp) << 12
+    a = ((pdtp >> _PDTP_PPN_LSB) & _PDTP_PPN_MAX) << 12
     i = PDT_LEVELS[mode] - 1
     while True:
         a = a + p[i] * 8 if i else a + p[0] * pc_size  # step 2
@@ -124,7 +134,7 @@ def locate_pc(
         if not pdte & _V:  # step 7
             why = ("GET_PC", "7", "PDTE.V", f"the non-leaf PDT entry (PDI[{i}]) has V=0")
             raise Fault(Cause.PDT_ENTRY_NOT_VALID, 0, why)
-        if pdte & F.PDTE.reserved:  # step 8
+        if pdte & _PDTE_RSV:  # step 8
             why = (
                 "GET_PC",
                 "8",
@@ -133,9 +143,9 @@ def locate_pc(
             )
             raise Fault(Cause.PDT_ENTRY_MISCONFIGURED, 0, why)
         i -= 1  # step 9
-        a = _PDTE_PPN.get(pdte) << 12
+        a = ((pdte >> _PDTE_PPN_LSB) & _PDTE_PPN_MAX) << 12
     try:  # step 10
-        words = [load(io, a + off, 8, big) for off in range(0, pc_size, 8)]
+        words = io.rd_words(a, pc_size >> 3, big)
     except MemoryAccessError as err:
         raise _pdt_fault(err, "10", "process context") from None
     if emit is not None:
@@ -176,7 +186,7 @@ def locate_pc(
     )
 
 
-_PC_NOT_VALID = ("GET_PC", "11", "PC.ta.V", "PC.ta.V is 0")
+_PC_NOT_VALID: Final = ("GET_PC", "11", "PC.ta.V", "PC.ta.V is 0")
 
 
 def _passed(emit: Optional[Callable[[Any], None]]) -> None:
@@ -188,7 +198,7 @@ def pc_misconfigured(io: "Iommu", ta: int, fsc: int, sxl: int) -> int:
     """§PC_MISCONFIG: the number of the first rule a valid PC breaks, or 0."""
     mode = fsc >> _MODE_SHIFT
     # 1. reserved bits (PSCID bits beyond the implemented width included)
-    if ta & F.PC_TA.reserved or fsc & F.PC_FSC.reserved or _PSCID.get(ta) >> io.params.pscid_width:
+    if ta & _PC_TA_RSV or fsc & _PC_FSC_RSV or ((ta >> _PSCID_LSB) & _PSCID_MAX) >> io.pscid_width:
         return 1
     if mode not in (S_VALID[sxl]):  # 2
         return 2

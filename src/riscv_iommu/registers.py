@@ -12,7 +12,7 @@ the model reads 0 and ignores such writes (``Iommu.mmio_read`` and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Final, List, Optional, Tuple
 
 from . import formats as F
 from .capabilities import IGS
@@ -34,33 +34,34 @@ __all__ = [
 class REG:
     """Register offsets."""
 
-    CAPABILITIES = 0
-    FCTL = 8
-    DDTP = 16
-    CQB = 24
-    CQH = 32
-    CQT = 36
-    FQB = 40
-    FQH = 48
-    FQT = 52
-    PQB = 56
-    PQH = 64
-    PQT = 68
-    CQCSR = 72
-    FQCSR = 76
-    PQCSR = 80
-    IPSR = 84
-    IOCOUNTOVF = 88
-    IOCOUNTINH = 92
-    IOHPMCYCLES = 96
-    IOHPMCTR1 = 104  # iohpmctrX at 104 + 8 * (X - 1)
-    IOHPMEVT1 = 352  # iohpmevtX at 352 + 8 * (X - 1)
-    TR_REQ_IOVA = 600
-    TR_REQ_CTL = 608
-    TR_RESPONSE = 616
-    IOMMU_QOSID = 624
-    ICVEC = 760
-    MSI_CFG_TBL = 768  # entry x: msi_addr at +16x, msi_data at +16x+8, msi_vec_ctl at +16x+12
+    CAPABILITIES: Final = 0
+    FCTL: Final = 8
+    DDTP: Final = 16
+    CQB: Final = 24
+    CQH: Final = 32
+    CQT: Final = 36
+    FQB: Final = 40
+    FQH: Final = 48
+    FQT: Final = 52
+    PQB: Final = 56
+    PQH: Final = 64
+    PQT: Final = 68
+    CQCSR: Final = 72
+    FQCSR: Final = 76
+    PQCSR: Final = 80
+    IPSR: Final = 84
+    IOCOUNTOVF: Final = 88
+    IOCOUNTINH: Final = 92
+    IOHPMCYCLES: Final = 96
+    IOHPMCTR1: Final = 104  # iohpmctrX at 104 + 8 * (X - 1)
+    IOHPMEVT1: Final = 352  # iohpmevtX at 352 + 8 * (X - 1)
+    TR_REQ_IOVA: Final = 600
+    TR_REQ_CTL: Final = 608
+    TR_RESPONSE: Final = 616
+    IOMMU_QOSID: Final = 624
+    ICVEC: Final = 760
+    #: entry x: msi_addr at +16x, msi_data at +16x+8, msi_vec_ctl at +16x+12
+    MSI_CFG_TBL: Final = 768
 
     @staticmethod
     def iohpmctr(x: int) -> int:

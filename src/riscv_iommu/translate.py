@@ -7,7 +7,7 @@ by raising :class:`~riscv_iommu._fault.Fault`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import TYPE_CHECKING, Final, Optional, Tuple
 
 from . import formats as F
 from ._fault import Fault
@@ -29,50 +29,61 @@ __all__ = ["translate_iova", "Result", "PERM_R", "PERM_W", "PERM_X", "PERM_ALL"]
 #: (address, R/W/X permission bits, G bit, PBMT, range size, MSI result or None)
 Result = Tuple[int, int, bool, int, int, Optional[MsiResult]]
 
-PERM_R = F.PTE.R.mask
-PERM_W = F.PTE.W.mask
-PERM_X = F.PTE.X.mask
-PERM_ALL = PERM_R | PERM_W | PERM_X
+PERM_R: Final = F.PTE.R.mask
+PERM_W: Final = F.PTE.W.mask
+PERM_X: Final = F.PTE.X.mask
+PERM_ALL: Final = PERM_R | PERM_W | PERM_X
 
-_TC = F.DC_TC
-_EN_ATS = _TC.EN_ATS.mask
-_T2GPA = _TC.T2GPA.mask
-_DTF = _TC.DTF.mask
-_PDTV = _TC.PDTV.mask
-_GADE = _TC.GADE.mask
-_SADE = _TC.SADE.mask
-_DPE = _TC.DPE.mask
-_SBE = _TC.SBE.mask
-_SXL = _TC.SXL.mask
-_MODE_SHIFT = F.IOHGATP.MODE.lsb  # MODE of iohgatp / iosatp / pdtp / msiptp
-_ENS = F.PC_TA.ENS.mask
-_SUM = F.PC_TA.SUM.mask
-_G = F.PTE.G.mask
-_RCID = F.DC_TA.RCID
-_DC_PSCID = F.DC_TA.PSCID
-_PC_PSCID = F.PC_TA.PSCID
-_GSCID = F.IOHGATP.GSCID
-_GSCID_LSB = _GSCID.lsb
-_GSCID_MAX = _GSCID.max
-_PBMT_LSB = F.PTE.PBMT.lsb
-_PBMT_MAX = F.PTE.PBMT.max
-_U = F.PTE.U.mask
-_A = F.PTE.A.mask
-_D = F.PTE.D.mask
-_PERM = (PERM_R, PERM_W, PERM_X)
-_MCID = F.DC_TA.MCID
+_TC: Final = F.DC_TC
+_EN_ATS: Final = _TC.EN_ATS.mask
+_T2GPA: Final = _TC.T2GPA.mask
+_DTF: Final = _TC.DTF.mask
+_PDTV: Final = _TC.PDTV.mask
+_GADE: Final = _TC.GADE.mask
+_SADE: Final = _TC.SADE.mask
+_DPE: Final = _TC.DPE.mask
+_SBE: Final = _TC.SBE.mask
+_SXL: Final = _TC.SXL.mask
+_MODE_SHIFT: Final = F.IOHGATP.MODE.lsb  # MODE of iohgatp / iosatp / pdtp / msiptp
+_ENS: Final = F.PC_TA.ENS.mask
+_SUM: Final = F.PC_TA.SUM.mask
+_G: Final = F.PTE.G.mask
+_RCID: Final = F.DC_TA.RCID
+_DC_PSCID: Final = F.DC_TA.PSCID
+_DC_PSCID_LSB: Final = _DC_PSCID.lsb
+_DC_PSCID_MAX: Final = _DC_PSCID.max
+_PC_PSCID: Final = F.PC_TA.PSCID
+_PC_PSCID_LSB: Final = _PC_PSCID.lsb
+_PC_PSCID_MAX: Final = _PC_PSCID.max
+_GSCID: Final = F.IOHGATP.GSCID
+_GSCID_LSB: Final = _GSCID.lsb
+_GSCID_MAX: Final = _GSCID.max
+_PBMT_LSB: Final = F.PTE.PBMT.lsb
+_PBMT_MAX: Final = F.PTE.PBMT.max
+_U: Final = F.PTE.U.mask
+_A: Final = F.PTE.A.mask
+_D: Final = F.PTE.D.mask
+_PERM: Final = (PERM_R, PERM_W, PERM_X)
+_MCID: Final = F.DC_TA.MCID
 
-_OFF, _BARE, _LVL1, _LVL2 = 0, 1, 2, 3
+_OFF: Final = 0
+_BARE: Final = 1
+_LVL1: Final = 2
+_LVL2: Final = 3
 # enum members as plain ints: an Enum attribute lookup costs more than the test
-_UNTRANSLATED = int(RequestKind.UNTRANSLATED)
-_TRANSLATED = int(RequestKind.TRANSLATED)
-_ATS = int(RequestKind.ATS_TRANSLATION)
-_WRITE = int(Access.WRITE)
-_MODE_NAME = {0: "Off", 1: "Bare", 2: "1LVL", 3: "2LVL", 4: "3LVL"}
-_KIND_NAME = ("an Untranslated request", "a Translated request", "an ATS Translation Request")
+_UNTRANSLATED: Final = int(RequestKind.UNTRANSLATED)
+_TRANSLATED: Final = int(RequestKind.TRANSLATED)
+_ATS: Final = int(RequestKind.ATS_TRANSLATION)
+_WRITE: Final = int(Access.WRITE)
+_MODE_NAME: Final = {0: "Off", 1: "Bare", 2: "1LVL", 3: "2LVL", 4: "3LVL"}
+_KIND_NAME: Final = (
+    "an Untranslated request",
+    "a Translated request",
+    "an ATS Translation Request",
+)
 # mode names by (XLEN-32 flag, MODE): SXL for the first stage, GXL for the G-stage
-_STAGE_NAME = {(0, 8): "Sv39", (0, 9): "Sv48", (0, 10): "Sv57", (1, 8): "Sv32"}
-_G_NAME = {(0, 8): "Sv39x4", (0, 9): "Sv48x4", (0, 10): "Sv57x4", (1, 8): "Sv32x4"}
+_STAGE_NAME: Final = {(0, 8): "Sv39", (0, 9): "Sv48", (0, 10): "Sv57", (1, 8): "Sv32"}
+_G_NAME: Final = {(0, 8): "Sv39x4", (0, 9): "Sv48x4", (0, 10): "Sv57x4", (1, 8): "Sv32x4"}
 
 
 def translate_iova(
@@ -119,7 +130,7 @@ def translate_iova(
     _, d1, d2 = ddi(io, device_id)
     # step 5: device_id wider than the IOMMU mode (or the implemented width)
     if (
-        device_id >> io.params.device_id_width
+        device_id >> io.device_id_width
         or (mode == _LVL2 and d2)
         or (mode == _LVL1 and (d2 or d1))
     ):
@@ -128,7 +139,7 @@ def translate_iova(
     dc = cached_dc(io, device_id)
     tc, iohgatp, ta, fsc, msiptp, msi_mask, msi_pattern, _ = dc
     io.dtf = bool(tc & _DTF)
-    if io.caps.qosid:
+    if io.qosid:
         # DC.ta.RCID/MCID: the QoS IDs of the IOMMU's accesses for this device
         # (PDT, page tables, MSI page table, MRIF) and of the translated request
         io.qos = (_RCID.get(ta), _MCID.get(ta))
@@ -183,7 +194,7 @@ def translate_iova(
     elif not tc & _PDTV:
         # step 10: iosatp from DC.fsc, PSCID from DC.ta, DC.iohgatp
         iosatp = fsc
-        pscid_ = (ta >> _DC_PSCID.lsb) & _DC_PSCID.max
+        pscid_ = (ta >> _DC_PSCID_LSB) & _DC_PSCID_MAX
     else:
         pid = process_id
         if pid is None and tc & _DPE:  # step 11
@@ -208,7 +219,7 @@ def translate_iova(
                 raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, why)
             # step 16
             iosatp = pc_fsc
-            pscid_ = (pc_ta >> _PC_PSCID.lsb) & _PC_PSCID.max
+            pscid_ = (pc_ta >> _PC_PSCID_LSB) & _PC_PSCID_MAX
             sum_ = bool(pc_ta & _SUM)
             if gipc:
                 # [GIPC] decision #5: a request that selected a PC uses PC.iohgatp
@@ -356,7 +367,7 @@ def translate_iova(
     return spa, perms, g, pbmt, size, None  # step 20
 
 
-_CROSSING = (
+_CROSSING: Final = (
     "REQUEST",
     "",
     "length",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal, Optional
 
 from . import formats as F
+from ._mypyc import mypyc_attr
 
 __all__ = [
     "Access",
@@ -164,6 +165,7 @@ def _hex(v: Optional[int]) -> str:
     return "None" if v is None else f"{v:#x}"
 
 
+@mypyc_attr(native_class=False)  # compiled build: translate() checks the fields itself
 @dataclass(slots=True)
 class Request:
     """An inbound device transaction.
@@ -304,6 +306,58 @@ class Response:
     rcid: int = 0
     mcid: int = 0
     cxl_io: bool = False
+
+    # Written out (the dataclass keeps it): the compiled build compiles it, where
+    # a generated __init__ would run interpreted on every response.
+    def __init__(
+        self,
+        status: Status,
+        addr: int = 0,
+        fault: Optional[FaultRecord] = None,
+        reported: bool = False,
+        r: bool = False,
+        w: bool = False,
+        x: bool = False,
+        u: bool = False,
+        g: bool = False,
+        priv: bool = False,
+        n: bool = False,
+        pbmt: int = 0,
+        s: bool = False,
+        ama: int = 0,
+        size: int = 4096,
+        is_msi: bool = False,
+        is_mrif: bool = False,
+        mrif_addr: int = 0,
+        notice_addr: int = 0,
+        nid: int = 0,
+        rcid: int = 0,
+        mcid: int = 0,
+        cxl_io: bool = False,
+    ) -> None:
+        self.status = status
+        self.addr = addr
+        self.fault = fault
+        self.reported = reported
+        self.r = r
+        self.w = w
+        self.x = x
+        self.u = u
+        self.g = g
+        self.priv = priv
+        self.n = n
+        self.pbmt = pbmt
+        self.s = s
+        self.ama = ama
+        self.size = size
+        self.is_msi = is_msi
+        self.is_mrif = is_mrif
+        self.mrif_addr = mrif_addr
+        self.notice_addr = notice_addr
+        self.nid = nid
+        self.rcid = rcid
+        self.mcid = mcid
+        self.cxl_io = cxl_io
 
     def __repr__(self) -> str:
         parts = [f"status={Status(self.status).name}", f"addr={self.addr:#x}"]

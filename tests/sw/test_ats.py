@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 import riscv_iommu as rv
 from helpers import (
+    COMPILED,
     PD20,
     TC_DPE,
     TC_DTF,
@@ -699,6 +700,7 @@ UR_CAUSES = [256, 257, 258, 259, 260]
 NO_ACCESS_CAUSES = [12, 13, 15, 20, 21, 23, 266, 262]
 
 
+@pytest.mark.skipif(COMPILED, reason="replaces a module function: compiled callers bind theirs")
 @pytest.mark.parametrize("cause", CA_CAUSES + UR_CAUSES + NO_ACCESS_CAUSES)
 def test_ats_fault_table_every_row(cause: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """§ATS_FAULTS, every listed cause: CA (reported) / UR (reported) / Success R=W=0 (not).

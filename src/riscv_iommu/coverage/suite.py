@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from .._mypyc import compiled
 from ..iommu import Iommu
 from .collector import Collector
 from .data import Coverage, merge
@@ -54,6 +55,11 @@ class SuiteCoverage:
         ``Iommu.observers`` so that it does not show."""
         if self._orig is not None:
             return
+        if compiled():  # a compiled (native) class cannot be wrapped
+            raise RuntimeError(
+                f"{ENV_VAR} needs the pure-Python build: it wraps Iommu.__init__ "
+                "(README, Compiled build)"
+            )
         orig = Iommu.__init__
         plugin = self
 

@@ -78,13 +78,19 @@ class PageAllocator:
     Raises MemoryError when an allocation does not fit.
     """
 
-    def __init__(self, mem: Any, base: int = 0x8000_0000, limit: int = 1 << 56) -> None:
+    def __init__(
+        self, mem: Any, base: int = 0x8000_0000, limit: int = 1 << 56, zero: bool = True
+    ) -> None:
         if base > limit:
             raise ValueError(f"PageAllocator base {base:#x} is above its limit {limit:#x}")
         self.mem = mem
         self.base = base
         self.next = base
         self.limit = limit
+        #: write zeros over each allocation; False for a port whose memory never
+        #: written reads as zero (a fresh SparseMemory): the same bytes, without
+        #: materialising every page (scenarios with millions of structures)
+        self.zero = zero
 
     def alloc(self, size: int = 4096, align: int = 4096) -> int:
         """Allocate ``size`` zeroed bytes aligned to ``align`` (a power of two)."""
@@ -97,7 +103,8 @@ class PageAllocator:
                 f"{self.limit:#x} (base {self.base:#x})"
             )
         self.next = addr + size
-        self.mem.write(addr, bytes(size))
+        if self.zero:
+            self.mem.write(addr, bytes(size))
         return addr
 
 

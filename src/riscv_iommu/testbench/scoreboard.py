@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -130,7 +130,7 @@ _RESPONSE_LABELS: Dict[str, str] = {
 #: of a successful completion, and the ATS completion fields of an ATS
 #: translation request.
 _ATS_COMPLETION = ("r", "w", "x", "u", "g", "priv", "n", "pbmt", "s", "ama")
-_RESPONSE_ATTRS = frozenset(Response.__slots__)
+_RESPONSE_ATTRS = frozenset(f.name for f in fields(Response))
 _ENUMS: Dict[str, type] = {"status": Status, "cause": Cause, "ttyp": Ttyp}
 
 
