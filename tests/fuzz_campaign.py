@@ -61,6 +61,7 @@ from riscv_iommu.host.tables import (  # noqa: E402
     PageTable,
     ProcessDirectory,
 )
+from test_properties import FLAGS as GIPC_FLAGS  # noqa: E402
 from test_properties import check_response  # noqa: E402
 
 REG = rv.REG
@@ -71,34 +72,6 @@ TTYPS = frozenset(int(t) for t in rv.Ttyp)
 R0 = F.FAULT_RECORD0
 SV39, SV48, SV57, SV32 = 8, 9, 10, 8
 PD8, PD17, PD20 = 1, 2, 3
-GIPC_FLAGS = [
-    "sv32",
-    "sv39",
-    "sv48",
-    "sv57",
-    "svrsw60t59b",
-    "svpbmt",
-    "sv32x4",
-    "sv39x4",
-    "sv48x4",
-    "sv57x4",
-    "amo_mrif",
-    "msi_flat",
-    "msi_mrif",
-    "amo_hwad",
-    "ats",
-    "t2gpa",
-    "end",
-    "hpm",
-    "dbg",
-    "pd8",
-    "pd17",
-    "pd20",
-    "qosid",
-    "nl",
-    "s",
-    "gipc",
-]
 #: GPAs / IOVAs the tables map
 GPA0 = 0x4000_0000  # VM data pages
 GPA_SUPER = 0x4020_0000  # a 2 MiB G-stage superpage
