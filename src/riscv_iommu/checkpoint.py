@@ -56,6 +56,7 @@ NOT_STATE = frozenset(
         "max_pid_width", "lru", "_regs", "qos_port", "device_id_width", "qosid",
         "fault_page_crossing", "gscid_width", "pscid_width", "rcid_width", "mcid_width",
         "gxl_writable",
+        "dc_tc_fast", "dc_ta_fast", "dc_hg_fast", "pc_ta_fast",
         # caches and statistics (and direct references into them)
         "ioatc", "stats", "iotlb", "gwalk", "_front", "_ddt", "_pdt", "_nreq",
         # the port, outbound ports, observers

@@ -24,7 +24,7 @@ from ._mypyc import mypyc_attr
 from .ats import InvalidationTracker, MessageCode, cxl_io, encode_range, page_request
 from .capabilities import IGS, Capabilities, IommuParams
 from .checkpoint import Overlay, Snapshot, restore_snapshot, take_snapshot
-from .ddt import DC, ddi
+from .ddt import DC, dc_fast_masks, ddi
 from .debug import DebugInterface
 from .events import (
     AtsMessageEvent,
@@ -43,7 +43,7 @@ from .hpm import Event, Hpm
 from .interrupts import Interrupts
 from .ioatc import Cache, Ioatc, Iotlb, cached_dc
 from .memory import MemoryAccessError, MemoryFault, SparseMemory
-from .pdt import PC, PID_WIDTH
+from .pdt import PC, PID_WIDTH, pc_ta_fast
 from .queues import CommandQueue, FaultQueue, PageRequestQueue
 from .registers import REG, build_register_map, emit_reg_writes
 from .trace import Explanation
@@ -238,6 +238,11 @@ class Iommu:
         if not caps.svpbmt:
             rsv |= F.PTE.PBMT.mask
         self.pte_rsv = rsv
+        #: DC.tc / DC.ta / DC.iohgatp bits that send a DC through every
+        #: DC_MISCONFIG rule (ddt.dc_fast_masks); PC.ta bits that send a PC through
+        #: the PC_MISCONFIG rules (PC.ta reserved bits, PSCID beyond pscid_width)
+        self.dc_tc_fast, self.dc_ta_fast, self.dc_hg_fast = dc_fast_masks(self)
+        self.pc_ta_fast = pc_ta_fast(self)
         self.pte_nl_rsv = _PTE.mask_of("D", "A", "U", "N", "PBMT")
         self.pte32_nl_rsv = F.PTE32.mask_of("D", "A", "U")
         #: rd(addr, size, big) -> int: one implicit read through the memory port;

@@ -8,20 +8,30 @@ hold ``iohgatp``, and the 2024 64-byte form the MSI fields too).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Final, Optional, Tuple
+import struct
+from typing import TYPE_CHECKING, Final, Optional, Tuple
 
 from . import formats as F
 from ._fault import Fault, Why
 from .events import Check
 from .gipc import GIPC_PC_RULES, PcFormat, gipc_pc_misconfigured
 from .memory import MemoryAccessError, MemoryFault
-from .paging import S_VALID, emit_read, implicit_read, load
+from .paging import S_VALID, emit_read, implicit_read
 from .types import Cause
 
 if TYPE_CHECKING:  # pragma: no cover
     from .iommu import Iommu
 
-__all__ = ["PC", "PDT_LEVELS", "PID_WIDTH", "pdi", "locate_pc", "pc_misconfigured", "PC_RULES"]
+__all__ = [
+    "PC",
+    "PDT_LEVELS",
+    "PID_WIDTH",
+    "pdi",
+    "locate_pc",
+    "pc_misconfigured",
+    "pc_ta_fast",
+    "PC_RULES",
+]
 
 PC = Tuple[int, int, int, int, int, int]
 
@@ -45,6 +55,10 @@ _PC_V: Final = F.PC_TA.V.mask
 _PSCID: Final = F.PC_TA.PSCID
 _PSCID_LSB: Final = _PSCID.lsb
 _PSCID_MAX: Final = _PSCID.max
+_V_RSV: Final = _V | _PDTE_RSV  # a usable non-leaf PDT entry has only V of these
+#: in-place readers (see locate_pc) by byte order: a PDT entry, a 16-byte PC
+_U64: Final = (struct.Struct("<Q").unpack_from, struct.Struct(">Q").unpack_from)
+_PC16: Final = (struct.Struct("<2Q").unpack_from, struct.Struct(">2Q").unpack_from)
 
 PC_RULES: Final = {
     1: "bits or encodings reserved for future standard use are set",
@@ -109,13 +123,17 @@ def locate_pc(
     """
     mode = pdtp >> _MODE_SHIFT
     emit = io.emit
-    if fmt is None:
-        p = pdi(process_id)
+    if fmt is None:  # PDI[0], PDI[1], PDI[2] (as pdi(), inline: this is a hot path)
+        p = (process_id & 0xFF, (process_id >> 8) & 0x1FF, process_id >> 17)
         pc_size = _PC_SIZE
     else:  # [GIPC] the process_id partitioning of the larger PC
         p = fmt.pdi(process_id)
         pc_size = fmt.size
         iohgatp = 0  # [GIPC] decision #6: pdtp.PPN and pdte.PPN are SPAs
+    # PDT entries and the PC are read in place from a SparseMemory port (see
+    # paging._U64); any other port, a page it does not hold, an address beyond
+    # capabilities.PAS or injected port faults go through io.rd / io.rd_words
+    pages = io.pages if not io.port_faults else None
     # step 1
     a = ((pdtp >> _PDTP_PPN_LSB) & _PDTP_PPN_MAX) << 12
     i = PDT_LEVELS[mode] - 1
@@ -125,17 +143,21 @@ def locate_pc(
             a = implicit_read(io, a, iohgatp, access, gctl, "PDTE" if i else "PC")
         if not i:  # step 4
             break
-        try:  # steps 5 and 6
-            pdte = load(io, a, 8, big)
-        except MemoryAccessError as err:
-            raise _pdt_fault(err, "6", "PDT entry") from None
+        page = pages.get(a >> 12) if pages is not None else None
+        if page is not None and a + 8 <= io.pa_limit:  # step 5 (within a page: 8-aligned)
+            pdte: int = _U64[big](page, a & 0xFFF)[0]
+        else:
+            try:  # steps 5 and 6
+                pdte = io.rd(a, 8, big)
+            except MemoryAccessError as err:
+                raise _pdt_fault(err, "6", "PDT entry") from None
         if emit is not None:
             emit_read(io, emit, "PDTE", a, 8, big, pdte, "GET_PC", "5", i)
-        if not pdte & _V:  # step 7
-            why = ("GET_PC", "7", "PDTE.V", f"the non-leaf PDT entry (PDI[{i}]) has V=0")
-            raise Fault(Cause.PDT_ENTRY_NOT_VALID, 0, why)
-        if pdte & _PDTE_RSV:  # step 8
-            why = (
+        if pdte & _V_RSV != _V:
+            if not pdte & _V:  # step 7
+                why = ("GET_PC", "7", "PDTE.V", f"the non-leaf PDT entry (PDI[{i}]) has V=0")
+                raise Fault(Cause.PDT_ENTRY_NOT_VALID, 0, why)
+            why = (  # step 8: reserved bits
                 "GET_PC",
                 "8",
                 "PDTE",
@@ -144,24 +166,37 @@ def locate_pc(
             raise Fault(Cause.PDT_ENTRY_MISCONFIGURED, 0, why)
         i -= 1  # step 9
         a = ((pdte >> _PDTE_PPN_LSB) & _PDTE_PPN_MAX) << 12
-    try:  # step 10
+    if fmt is None:
+        # step 10: the 16-byte PC (aligned: within a page)
+        page = pages.get(a >> 12) if pages is not None else None
+        if page is not None and a + _PC_SIZE <= io.pa_limit:
+            ta, fsc = _PC16[big](page, a & 0xFFF)
+        else:
+            try:
+                ta, fsc = io.rd_words(a, 2, big)
+            except MemoryAccessError as err:
+                raise _pdt_fault(err, "10", "process context") from None
+        if emit is not None:
+            emit_read(io, emit, "PC", a, _PC_SIZE, big, ta | fsc << 64, "GET_PC", "10", 0)
+        if not ta & _PC_V:  # step 11
+            raise Fault(Cause.PDT_ENTRY_NOT_VALID, 0, _PC_NOT_VALID)
+        # step 12: the common case first: no reserved bit (PSCID beyond the
+        # implemented width included) and a supported mode breaks no rule; any
+        # other PC goes through the rules in order (pc_misconfigured)
+        if ta & io.pc_ta_fast or fsc & _PC_FSC_RSV or fsc >> _MODE_SHIFT not in io.s_modes[sxl]:
+            rule = pc_misconfigured(io, ta, fsc, sxl)
+            if rule:
+                raise Fault(Cause.PDT_ENTRY_MISCONFIGURED, 0, pc_rule_why(io, ta, fsc, rule))
+        if emit is not None:
+            emit(Check("GET_PC", "12", _PASSED, True))
+        return ta, fsc, -1, -1, -1, -1  # step 13
+    try:  # step 10: [GIPC] the 32/64-byte PC
         words = io.rd_words(a, pc_size >> 3, big)
     except MemoryAccessError as err:
         raise _pdt_fault(err, "10", "process context") from None
     if emit is not None:
         raw = sum(w << (64 * k) for k, w in enumerate(words))
-        emit_read(
-            io, emit, "PC", a, pc_size, big, raw, "GET_PC", "10", 0, "", fmt.name if fmt else ""
-        )
-    if fmt is None:
-        ta, fsc = words
-        if not ta & _PC_V:  # step 11
-            raise Fault(Cause.PDT_ENTRY_NOT_VALID, 0, _PC_NOT_VALID)
-        rule = pc_misconfigured(io, ta, fsc, sxl)
-        if rule:  # step 12
-            raise Fault(Cause.PDT_ENTRY_MISCONFIGURED, 0, pc_rule_why(io, ta, fsc, rule))
-        _passed(emit)
-        return ta, fsc, -1, -1, -1, -1  # step 13
+        emit_read(io, emit, "PC", a, pc_size, big, raw, "GET_PC", "10", 0, "", fmt.name)
     # [GIPC] the doublewords of the 32/64-byte PC (decision #11: SBE byte order)
     named = {name: words[off // 8] for name, off in fmt.offsets.items()}
     ta, fsc = named["ta"], named["fsc"]
@@ -175,7 +210,8 @@ def locate_pc(
     if rule:  # [GIPC] decision #7
         why = ("PC_MISCONFIG", str(rule), _GIPC_RULE_FIELDS[rule], GIPC_PC_RULES[rule])
         raise Fault(Cause.PDT_ENTRY_MISCONFIGURED, 0, why)
-    _passed(emit)
+    if emit is not None:
+        emit(Check("GET_PC", "12", _PASSED, True))
     return (  # step 13
         ta,
         fsc,
@@ -186,12 +222,14 @@ def locate_pc(
     )
 
 
+def pc_ta_fast(io: "Iommu") -> int:
+    """The PC.ta bits that send a PC through the rules of §PC_MISCONFIG in locate_pc:
+    reserved bits and PSCID bits beyond the implemented width (rule 1)."""
+    return _PC_TA_RSV | ((_PSCID_MAX & ~((1 << io.pscid_width) - 1)) << _PSCID_LSB)
+
+
 _PC_NOT_VALID: Final = ("GET_PC", "11", "PC.ta.V", "PC.ta.V is 0")
-
-
-def _passed(emit: Optional[Callable[[Any], None]]) -> None:
-    if emit is not None:
-        emit(Check("GET_PC", "12", "the process context passes every configuration check", True))
+_PASSED: Final = "the process context passes every configuration check"
 
 
 def pc_misconfigured(io: "Iommu", ta: int, fsc: int, sxl: int) -> int:
