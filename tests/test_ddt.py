@@ -1452,3 +1452,169 @@ def test_dc_rule1_names_the_offending_field(
         fieldname,
         text,
     )
+
+
+# ---------------------------------------------------------------------------
+# GET_DC step 10: locate_dc tests the common case first (one test per field that
+# the DC has nothing any rule looks at) and runs every rule only otherwise; the
+# outcome must be the rule-by-rule one for every configuration and DC
+# ---------------------------------------------------------------------------
+_TC_FLAGS = [
+    TC_EN_ATS,
+    TC_EN_PRI,
+    TC_T2GPA,
+    TC_DTF,
+    TC_PDTV,
+    TC_PRPR,
+    TC_GADE,
+    TC_SADE,
+    TC_DPE,
+    TC_SBE,
+    TC_SXL,
+]
+# capability sets to turn off (Sv48 needs Sv39 and Sv57 needs Sv48)
+_CAPS_OFF = [
+    (),
+    ("ats",),
+    ("t2gpa",),
+    ("amo_hwad",),
+    ("end",),
+    ("qosid",),
+    ("sv57", "sv57x4", "pd20"),
+    ("sv39", "sv48", "sv57", "sv32", "sv39x4", "pd8", "pd17"),
+    ("sv32x4", "sv48x4", "sv57x4", "msi_flat"),
+    ("msi_flat", "end", "amo_hwad"),
+]
+
+
+@st.composite
+def clean_dc(draw: Any, io: rv.Iommu) -> list:
+    """DC doublewords that break no rule under the configuration of ``io``."""
+    pdtv = draw(st.booleans())
+    tc = TC_V | (TC_PDTV if pdtv else 0) | (TC_SBE if io.be else 0) | (TC_SXL if io.gxl else 0)
+    tc |= draw(st.sampled_from([0, TC_DTF]))
+    if io.caps.ats:
+        tc |= draw(st.sampled_from([0, TC_EN_ATS, TC_EN_ATS | TC_EN_PRI]))
+    if io.caps.amo_hwad:
+        tc |= draw(st.sampled_from([0, TC_GADE, TC_SADE | TC_GADE]))
+    gmode = draw(st.sampled_from(sorted(io.g_modes)))
+    gscid = draw(st.integers(0, (1 << io.gscid_width) - 1))
+    iohgatp = F.IOHGATP.encode(MODE=gmode, GSCID=gscid, PPN=draw(_NEAR) & ~3)
+    smode = draw(st.sampled_from(sorted(io.pd_modes if pdtv else io.s_modes[io.gxl])))
+    fsc = F.IOSATP.encode(MODE=smode, PPN=draw(_NEAR))
+    qos = io.caps.qosid
+    dc_ta = ta(
+        draw(st.integers(0, (1 << io.pscid_width) - 1)),
+        draw(st.integers(0, (1 << io.rcid_width) - 1)) if qos else 0,
+        draw(st.integers(0, (1 << io.mcid_width) - 1)) if qos else 0,
+    )
+    legal = ((1 << 64) - 1) & ~io.msi_mask_reserved
+    msi = [0, 0, 0, 0]
+    if io.caps.msi_flat:
+        mode = draw(st.sampled_from([0, 1])) if gmode else 0
+        msi = [M(mode, draw(_NEAR)), draw(u64) & legal, draw(u64) & legal, 0]
+    return [tc, iohgatp, dc_ta, fsc, *msi]
+
+
+# one change to a clean DC: a DC.tc flag, a reserved bit (the n-th set bit of the
+# doubleword's reserved bits, modulo their number), any bit of any doubleword, a
+# MODE field, or a GSCID / PSCID / RCID / MCID value
+_TC_CHANGE = st.tuples(st.just("tc"), st.sampled_from(_TC_FLAGS))
+_CHANGE = st.one_of(
+    _TC_CHANGE,
+    _TC_CHANGE,
+    _TC_CHANGE,
+    st.tuples(st.just("rsv"), st.tuples(st.integers(0, 7), st.integers(0, 63))),
+    st.tuples(st.just("bit"), st.tuples(st.integers(0, 7), st.integers(0, 63))),
+    st.tuples(st.just("mode"), st.tuples(st.sampled_from([1, 3, 4]), st.integers(0, 15))),
+    st.tuples(
+        st.just("id"),
+        st.tuples(
+            st.sampled_from([(1, F.IOHGATP.GSCID), (2, F.DC_TA.PSCID), (2, F.DC_TA.RCID)]),
+            st.integers(0, 0xFFFF),
+        ),
+    ),
+    st.tuples(st.just("id"), st.tuples(st.just((2, F.DC_TA.MCID)), st.integers(0, 0xFFF))),
+)
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    caps_off=st.sampled_from(_CAPS_OFF),
+    gipc=st.booleans(),
+    fctl=st.sampled_from([0, 1, 4, 5]),
+    widths=st.sampled_from([(16, 20, 12), (4, 8, 2), (15, 19, 11), (1, 1, 1)]),
+    writable=st.tuples(st.booleans(), st.booleans()),
+    changes=st.lists(_CHANGE, max_size=2),
+    did=st.integers(0, (1 << 24) - 1),
+    data=st.data(),
+)
+def test_locate_dc_outcome_is_the_rule_by_rule_outcome(
+    caps_off: Tuple[str, ...],
+    gipc: bool,
+    fctl: int,
+    widths: Tuple[int, int, int],
+    writable: Tuple[bool, bool],
+    changes: list,
+    did: int,
+    data: Any,
+) -> None:
+    """GET_DC step 10: whatever the configuration and the DC (one that breaks no rule,
+    changed in up to two places), locate_dc returns the DC exactly when
+    dc_misconfigured finds no rule broken, and otherwise stops with "DDT entry
+    misconfigured" (259) and the reason of the first rule broken."""
+    from riscv_iommu._fault import Fault
+    from riscv_iommu.ddt import dc_rule_why, locate_dc
+
+    caps = {name: False for name in caps_off}
+    caps["gipc"] = gipc
+    params = {
+        "gscid_width": widths[0],
+        "pscid_width": widths[1],
+        "rcid_width": widths[2],
+        "mcid_width": widths[2],
+        "be_writable": writable[0],
+        "gxl_writable": writable[1],
+    }
+    s = make_system(caps, params, fctl)
+    io = s.iommu
+    words = data.draw(clean_dc(io))
+    assert dc_misconfigured(io, tuple(words)) == 0
+    reserved = (
+        io.tc_reserved,
+        F.IOHGATP.PPN.mask & 3,  # not reserved: the root must be 16-KiB aligned (rule 17)
+        io.ta_reserved,
+        F.IOSATP.reserved,
+        F.MSIPTP.reserved,
+        io.msi_mask_reserved,
+        io.msi_mask_reserved,
+        (1 << 64) - 1,
+    )
+    for what, arg in changes:
+        if what == "tc":
+            words[0] ^= arg
+        elif what == "rsv":
+            bits = [b for b in range(64) if reserved[arg[0]] >> b & 1]
+            words[arg[0]] |= 1 << bits[arg[1] % len(bits)] if bits else 0
+        elif what == "bit":
+            words[arg[0]] ^= 1 << arg[1]
+        elif what == "mode":
+            words[arg[0]] = F.IOSATP.MODE.put(words[arg[0]], arg[1])
+        else:
+            (word, field), value = arg
+            words[word] = field.put(words[word], value & field.max)
+    if gipc and data.draw(st.booleans()):
+        words[0] |= io.gipc_tc  # [GIPC] DC.tc.GIPC
+    words[0] |= TC_V
+    names = ("tc", "iohgatp", "ta", "fsc", "msiptp", "msi_addr_mask", "msi_addr_pattern")
+    s.ddt.set_dc(did, reserved=words[7], **dict(zip(names, words[:7], strict=True)))
+    dc = tuple(words if s.caps.msi_flat else words[:4] + [0, 0, 0, 0])
+    rule = dc_misconfigured(io, dc)
+    try:
+        got = locate_dc(io, did)
+    except Fault as f:
+        assert rule, f.why
+        assert (f.cause, f.why) == (259, dc_rule_why(io, dc, rule))
+    else:
+        assert rule == 0
+        assert got == dc

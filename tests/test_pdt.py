@@ -1126,3 +1126,64 @@ def test_random_pdt_contents_never_raise(
     assert rec.process_id == (pid if pid is not None else 0)
     assert rec.iotval == addr
     assert rec.device_id == DID
+
+
+# GET_PC step 12: locate_pc tests the common case first (no reserved bit, a supported
+# mode) and runs the rules only otherwise; the outcome must be the rule-by-rule one
+_PC_CAPS = [{}, {"sv57": False}, {"sv39": False, "sv48": False, "sv57": False}, {"sv32": False}]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    caps=st.sampled_from(_PC_CAPS),
+    pscid_width=st.sampled_from([20, 20, 1, 9, 19]),
+    big=st.booleans(),
+    sxl=st.sampled_from([0, 1]),
+    pscid=st.integers(0, 0xFFFFF),
+    ta_low=st.integers(0, 0xFFF),
+    mode=st.integers(0, 15),
+    flip=st.one_of(st.none(), st.tuples(st.booleans(), st.integers(0, 63))),
+    pid=st.integers(0, 0xFF),
+)
+def test_locate_pc_outcome_is_the_rule_by_rule_outcome(
+    caps: Dict[str, Any],
+    pscid_width: int,
+    big: bool,
+    sxl: int,
+    pscid: int,
+    ta_low: int,
+    mode: int,
+    flip: Optional[Tuple[bool, int]],
+    pid: int,
+) -> None:
+    """GET_PC step 12: whatever the configuration and the PC, locate_pc returns the
+    PC exactly when pc_misconfigured finds no rule broken, and otherwise stops with
+    "PDT entry misconfigured" (267) and the reason of the first rule broken."""
+    from riscv_iommu._fault import Fault
+    from riscv_iommu.pdt import locate_pc, pc_rule_why
+
+    s = System(params=rv.IommuParams(pscid_width=pscid_width), **caps)
+    io = s.iommu
+    root = s.page()
+    pc_ta = (pscid << F.PC_TA.PSCID.lsb) | ta_low | F.PC_TA.V.mask
+    pc_fsc = F.PC_FSC.encode(MODE=mode, PPN=0x80123)
+    if flip is not None:
+        if flip[0]:
+            pc_ta ^= 1 << flip[1]
+        else:
+            pc_fsc ^= 1 << flip[1]
+    s.mem.write_u64(root + pid * 16, pc_ta, big)
+    s.mem.write_u64(root + pid * 16 + 8, pc_fsc, big)
+    pdtp = F.PDTP.encode(MODE=PD8, PPN=root >> 12)
+    rule = pc_misconfigured(io, pc_ta, pc_fsc, sxl) if pc_ta & F.PC_TA.V.mask else -1
+    try:
+        got = locate_pc(io, pdtp, pid, 0, big, sxl, 0, 0)
+    except Fault as f:
+        if rule < 0:
+            assert f.cause == 266
+        else:
+            assert rule, f.why
+            assert (f.cause, f.why) == (267, pc_rule_why(io, pc_ta, pc_fsc, rule))
+    else:
+        assert rule == 0
+        assert got == (pc_ta, pc_fsc, -1, -1, -1, -1)
