@@ -34,6 +34,8 @@ STATE = (
     "be",
     "gxl",
     "g_modes",
+    "dc_tc_want",
+    "dc_iosatp_gxl",
     "ddtp_mode",
     "ddtp_ppn",
     "iommu_qosid",
@@ -56,7 +58,8 @@ NOT_STATE = frozenset(
         "max_pid_width", "lru", "_regs", "qos_port", "device_id_width", "qosid",
         "fault_page_crossing", "gscid_width", "pscid_width", "rcid_width", "mcid_width",
         "gxl_writable",
-        "dc_tc_fast", "dc_ta_fast", "dc_hg_fast", "pc_ta_fast",
+        "dc_tc_fast", "dc_ta_fast", "dc_hg_fast", "dc_pdtp_ok", "dc_iosatp_ok", "pc_ta_fast",
+        "pc_fsc_ok",
         # caches and statistics (and direct references into them)
         "ioatc", "stats", "iotlb", "gwalk", "_front", "_ddt", "_pdt", "_nreq",
         # the port, outbound ports, observers

@@ -8,7 +8,7 @@ the base format (``capabilities.MSI_FLAT`` = 0) has zeros in the last four.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, Final, Tuple
+from typing import TYPE_CHECKING, Dict, Final, FrozenSet, Tuple
 
 from . import formats as F
 from ._fault import Fault, Why
@@ -27,6 +27,7 @@ __all__ = [
     "dc_misconfigured",
     "dc_rule_why",
     "dc_fast_masks",
+    "dc_fctl_masks",
     "DC_RULES",
 ]
 
@@ -66,9 +67,15 @@ _MCID_MAX: Final = _MCID.max
 _DC_BASE_SIZE: Final = F.DC_BASE_SIZE
 _V_RSV: Final = _V | _DDTE_RSV  # a usable non-leaf DDT entry has only V of these
 _SBE_SXL: Final = _SBE | _SXL
+#: DC.fsc above PPN: the reserved bits and MODE (the same bits in iosatp and pdtp)
+_FSC_TOP: Final = F.IOSATP.PPN.lsb + F.IOSATP.PPN.width
+_IOSATP_MODE_SHIFT: Final = F.IOSATP.MODE.lsb - _FSC_TOP
+_PDTP_MODE_SHIFT: Final = F.PDTP.MODE.lsb - _FSC_TOP
 #: in-place readers (see locate_dc) by byte order: a DDT entry, a base DC (32
 #: bytes), an extended DC (64 bytes)
 _U64: Final = (struct.Struct("<Q").unpack_from, struct.Struct(">Q").unpack_from)
+#: the pages of a port that is not read in place (every read through io.rd / io.rd_words)
+_NO_PAGES: Final[Dict[int, bytearray]] = {}
 _DC32: Final = (struct.Struct("<4Q").unpack_from, struct.Struct(">4Q").unpack_from)
 _DC64: Final = (struct.Struct("<8Q").unpack_from, struct.Struct(">8Q").unpack_from)
 
@@ -188,16 +195,20 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
     # DDT entries and the DC are read in place from a SparseMemory port (see
     # paging._U64); any other port, a page it does not hold, an address beyond
     # capabilities.PAS or injected port faults go through io.rd / io.rd_words
-    pages = io.pages if not io.port_faults else None
+    pages = io.pages
+    if pages is None or io.port_faults:
+        pages = _NO_PAGES
     limit = io.pa_limit
+    limit8 = limit - 8
+    u64 = _U64[big]
     # step 1: a = ddtp.PPN x 2^12, i = LEVELS - 1
     a = io.ddtp_ppn << 12
     i = io.ddtp_mode - 2  # 1LVL=2 -> 0, 2LVL=3 -> 1, 3LVL=4 -> 2
     while i:  # step 2: if i == 0 go to step 8
         addr = a + d[i] * 8  # step 3: ddte at a + DDI[i] x 8 (within a page)
-        page = pages.get(addr >> 12) if pages is not None else None
-        if page is not None and addr + 8 <= limit:
-            ddte: int = _U64[big](page, addr & 0xFFF)[0]
+        page = pages.get(addr >> 12)
+        if page is not None and addr <= limit8:
+            ddte: int = u64(page, addr & 0xFFF)[0]
         else:
             try:  # steps 3 and 4: access fault, poisoned data
                 ddte = io.rd(addr, 8, big)
@@ -222,8 +233,8 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
     size = io.dc_size
     base = a + d[0] * size
     n = size >> 3
-    page = pages.get(base >> 12) if pages is not None else None
-    if page is not None and base + size <= limit:
+    page = pages.get(base >> 12)
+    if page is not None and base <= limit - size:
         words: Tuple[int, ...] = (_DC32 if n == 4 else _DC64)[big](page, base & 0xFFF)
     else:
         try:  # step 8: access fault, poisoned data
@@ -243,21 +254,20 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
     # step 10: the configuration checks.  The common case first: one test per
     # field that the DC has nothing the rules look at (no reserved bit, no
     # optional feature that needs another bit or a capability, SBE = fctl.BE,
-    # SXL = fctl.GXL, supported modes; see dc_fast_masks).  Such a DC breaks no
+    # SXL = fctl.GXL, supported modes; see dc_fast_masks and dc_fctl_masks).  Such a DC breaks no
     # rule; any other goes through every rule, in order (dc_misconfigured).
     gmode = iohgatp >> _MODE_SHIFT
     if (
-        tc & io.dc_tc_fast
+        tc & io.dc_tc_fast != io.dc_tc_want
         or ta & io.dc_ta_fast
         or iohgatp & io.dc_hg_fast
-        or fsc & _IOSATP_RSV
-        or msiptp & _MSIPTP_RSV
-        or (mask | pattern) & io.msi_mask_reserved
-        or rsvd
-        or tc & _SBE_SXL != (_SBE if big else 0) | (_SXL if io.gxl else 0)
-        or fsc >> _MODE_SHIFT not in (io.pd_modes if tc & _PDTV else io.s_modes[io.gxl])
         or gmode not in io.g_modes
-        or msiptp >> _MODE_SHIFT > (1 if gmode else 0)  # rules 16 and 23
+        # iosatp / pdtp: MODE and the reserved bits (above PPN) in one test
+        or fsc >> _FSC_TOP not in (io.dc_pdtp_ok if tc & _PDTV else io.dc_iosatp_gxl)
+        or rsvd
+        or (mask | pattern) & io.msi_mask_reserved
+        # msiptp: reserved bits, MODE Off or Flat (rule 16), Off when Bare (rule 23)
+        or (msiptp and (msiptp & _MSIPTP_RSV or msiptp >> _MODE_SHIFT > (1 if gmode else 0)))
     ):
         rule = dc_misconfigured(io, dc)
         if rule:
@@ -267,20 +277,26 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
     return dc  # step 11
 
 
-def dc_fast_masks(io: "Iommu") -> Tuple[int, int, int]:
-    """The bits of DC.tc, DC.ta and DC.iohgatp that send a DC through every rule of
-    §DC_MISCONFIG in locate_dc (the configuration of ``io`` decides them; fctl
-    dependencies are tested there).  A bit outside them can break no rule alone.
+def dc_fast_masks(
+    io: "Iommu",
+) -> Tuple[int, int, int, FrozenSet[int], Tuple[FrozenSet[int], FrozenSet[int]]]:
+    """What the common-case test of locate_dc step 10 accepts under the configuration
+    of ``io`` (with dc_fctl_masks for what fctl decides).  A DC it accepts breaks no
+    rule of §DC_MISCONFIG; any other goes through every rule.
 
-    * tc: reserved bits (rule 1), EN_PRI / PRPR / T2GPA / DPE / [GIPC] GIPC (rules
-      3-7, 12, 24, 25: each needs another bit or a mode), EN_ATS without
-      capabilities.ATS (2), SADE / GADE without AMO_HWAD (18);
-    * ta: reserved bits, PSCID (whether or not DC.tc.PDTV) beyond the implemented
-      width (1), RCID / MCID beyond theirs (22);
-    * iohgatp: GSCID beyond the implemented width (1), PPN[1:0] (17; also when Bare).
+    * DC.tc bits: reserved (rule 1), EN_PRI / PRPR / T2GPA / DPE / [GIPC] GIPC
+      (rules 3-7, 12, 24, 25: each needs another bit or a mode), EN_ATS without
+      capabilities.ATS (2), SADE / GADE without AMO_HWAD (18), and SBE / SXL, which
+      must be as dc_fctl_masks says (rules 19-21; SXL also selects rules 10 / 11);
+    * DC.ta bits: reserved, PSCID (whether or not DC.tc.PDTV) beyond the
+      implemented width (1), RCID / MCID beyond theirs (22);
+    * DC.iohgatp bits: GSCID beyond the implemented width (1), PPN[1:0] (17; also
+      when Bare);
+    * the accepted bits of DC.fsc above PPN (MODE and the reserved bits): a
+      supported pdtp.MODE, and a supported iosatp.MODE by DC.tc.SXL (rules 1, 8-11).
     """
     caps = io.caps
-    tc = io.tc_reserved | _EN_PRI | _PRPR | _T2GPA | _DPE | io.gipc_tc
+    tc = io.tc_reserved | _EN_PRI | _PRPR | _T2GPA | _DPE | io.gipc_tc | _SBE_SXL
     if not caps.ats:
         tc |= _EN_ATS
     if not caps.amo_hwad:
@@ -290,7 +306,17 @@ def dc_fast_masks(io: "Iommu") -> Tuple[int, int, int]:
         ta |= _beyond(_RCID_LSB, _RCID_MAX, io.rcid_width)
         ta |= _beyond(_MCID_LSB, _MCID_MAX, io.mcid_width)
     hg = _beyond(_GSCID_LSB, _GSCID_MAX, io.gscid_width) | 3
-    return tc, ta, hg
+    pdtp = frozenset(m << _PDTP_MODE_SHIFT for m in io.pd_modes)
+    s0, s1 = ((frozenset(m << _IOSATP_MODE_SHIFT for m in ms)) for ms in io.s_modes)
+    return tc, ta, hg, pdtp, (s0, s1)
+
+
+def dc_fctl_masks(io: "Iommu") -> Tuple[int, FrozenSet[int]]:
+    """What fctl decides in the common-case test of locate_dc step 10: DC.tc.SBE =
+    fctl.BE and DC.tc.SXL = fctl.GXL (a DC with other values goes through every rule:
+    rules 19-21), and the accepted bits of iosatp above PPN with that SXL."""
+    want = (_SBE if io.be else 0) | (_SXL if io.gxl else 0)
+    return want, io.dc_iosatp_ok[io.gxl]
 
 
 def _beyond(lsb: int, field_max: int, width: int) -> int:

@@ -24,7 +24,7 @@ from ._mypyc import mypyc_attr
 from .ats import InvalidationTracker, MessageCode, cxl_io, encode_range, page_request
 from .capabilities import IGS, Capabilities, IommuParams
 from .checkpoint import Overlay, Snapshot, restore_snapshot, take_snapshot
-from .ddt import DC, dc_fast_masks, ddi
+from .ddt import DC, dc_fast_masks, dc_fctl_masks, ddi
 from .debug import DebugInterface
 from .events import (
     AtsMessageEvent,
@@ -43,7 +43,7 @@ from .hpm import Event, Hpm
 from .interrupts import Interrupts
 from .ioatc import Cache, Ioatc, Iotlb, cached_dc
 from .memory import MemoryAccessError, MemoryFault, SparseMemory
-from .pdt import PC, PID_WIDTH, pc_ta_fast
+from .pdt import PC, PID_WIDTH, pc_fast_masks
 from .queues import CommandQueue, FaultQueue, PageRequestQueue
 from .registers import REG, build_register_map, emit_reg_writes
 from .trace import Explanation
@@ -238,11 +238,12 @@ class Iommu:
         if not caps.svpbmt:
             rsv |= F.PTE.PBMT.mask
         self.pte_rsv = rsv
-        #: DC.tc / DC.ta / DC.iohgatp bits that send a DC through every
-        #: DC_MISCONFIG rule (ddt.dc_fast_masks); PC.ta bits that send a PC through
-        #: the PC_MISCONFIG rules (PC.ta reserved bits, PSCID beyond pscid_width)
-        self.dc_tc_fast, self.dc_ta_fast, self.dc_hg_fast = dc_fast_masks(self)
-        self.pc_ta_fast = pc_ta_fast(self)
+        #: what the common-case tests of the DC and PC checks accept (GET_DC step 10:
+        #: ddt.dc_fast_masks; GET_PC step 12: pdt.pc_fast_masks)
+        (self.dc_tc_fast, self.dc_ta_fast, self.dc_hg_fast, self.dc_pdtp_ok, self.dc_iosatp_ok) = (
+            dc_fast_masks(self)
+        )
+        self.pc_ta_fast, self.pc_fsc_ok = pc_fast_masks(self)
         self.pte_nl_rsv = _PTE.mask_of("D", "A", "U", "N", "PBMT")
         self.pte32_nl_rsv = F.PTE32.mask_of("D", "A", "U")
         #: rd(addr, size, big) -> int: one implicit read through the memory port;
@@ -397,6 +398,9 @@ class Iommu:
         self.be = bool(be)
         self.gxl = gxl
         self.g_modes = self._g_modes[gxl]
+        #: DC.tc bits the common case of GET_DC step 10 has: SBE = fctl.BE, SXL = fctl.GXL
+        #: (ddt.dc_fast_masks); and its supported iosatp.MODE values (by DC.tc.SXL = GXL)
+        self.dc_tc_want, self.dc_iosatp_gxl = dc_fctl_masks(self)
 
     def _set_ddtp(self, value: int) -> None:
         mode = F.DDTP.iommu_mode.get(value)

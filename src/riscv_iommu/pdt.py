@@ -9,7 +9,7 @@ hold ``iohgatp``, and the 2024 64-byte form the MSI fields too).
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, Final, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Final, FrozenSet, Optional, Tuple
 
 from . import formats as F
 from ._fault import Fault, Why
@@ -29,7 +29,7 @@ __all__ = [
     "pdi",
     "locate_pc",
     "pc_misconfigured",
-    "pc_ta_fast",
+    "pc_fast_masks",
     "PC_RULES",
 ]
 
@@ -58,6 +58,11 @@ _PSCID_MAX: Final = _PSCID.max
 _V_RSV: Final = _V | _PDTE_RSV  # a usable non-leaf PDT entry has only V of these
 #: in-place readers (see locate_pc) by byte order: a PDT entry, a 16-byte PC
 _U64: Final = (struct.Struct("<Q").unpack_from, struct.Struct(">Q").unpack_from)
+#: the pages of a port that is not read in place (every read through io.rd / io.rd_words)
+_NO_PAGES: Final[Dict[int, bytearray]] = {}
+#: PC.fsc above PPN: the reserved bits and MODE
+_FSC_TOP: Final = F.PC_FSC.PPN.lsb + F.PC_FSC.PPN.width
+_FSC_MODE_SHIFT: Final = F.PC_FSC.MODE.lsb - _FSC_TOP
 _PC16: Final = (struct.Struct("<2Q").unpack_from, struct.Struct(">2Q").unpack_from)
 
 PC_RULES: Final = {
@@ -133,19 +138,23 @@ def locate_pc(
     # PDT entries and the PC are read in place from a SparseMemory port (see
     # paging._U64); any other port, a page it does not hold, an address beyond
     # capabilities.PAS or injected port faults go through io.rd / io.rd_words
-    pages = io.pages if not io.port_faults else None
+    pages = io.pages
+    if pages is None or io.port_faults:
+        pages = _NO_PAGES
+    limit = io.pa_limit
+    limit8 = limit - 8
+    u64 = _U64[big]
+    gpa = iohgatp >> _MODE_SHIFT != 0  # DC.iohgatp.mode != Bare: PDT addresses are GPAs
     # step 1
     a = ((pdtp >> _PDTP_PPN_LSB) & _PDTP_PPN_MAX) << 12
     i = PDT_LEVELS[mode] - 1
-    while True:
-        a = a + p[i] * 8 if i else a + p[0] * pc_size  # step 2
-        if iohgatp >> _MODE_SHIFT:  # step 3
-            a = implicit_read(io, a, iohgatp, access, gctl, "PDTE" if i else "PC")
-        if not i:  # step 4
-            break
-        page = pages.get(a >> 12) if pages is not None else None
-        if page is not None and a + 8 <= io.pa_limit:  # step 5 (within a page: 8-aligned)
-            pdte: int = _U64[big](page, a & 0xFFF)[0]
+    while i:  # step 4 (below): if i == 0 go to step 10
+        a += p[i] * 8  # step 2
+        if gpa:  # step 3
+            a = implicit_read(io, a, iohgatp, access, gctl, "PDTE")
+        page = pages.get(a >> 12)
+        if page is not None and a <= limit8:  # step 5 (within a page: 8-aligned)
+            pdte: int = u64(page, a & 0xFFF)[0]
         else:
             try:  # steps 5 and 6
                 pdte = io.rd(a, 8, big)
@@ -166,10 +175,14 @@ def locate_pc(
             raise Fault(Cause.PDT_ENTRY_MISCONFIGURED, 0, why)
         i -= 1  # step 9
         a = ((pdte >> _PDTE_PPN_LSB) & _PDTE_PPN_MAX) << 12
+    a += p[0] * pc_size  # step 2 with i == 0
+    if gpa:  # step 3
+        a = implicit_read(io, a, iohgatp, access, gctl, "PC")
+    # step 4: i == 0, go to step 10
     if fmt is None:
         # step 10: the 16-byte PC (aligned: within a page)
-        page = pages.get(a >> 12) if pages is not None else None
-        if page is not None and a + _PC_SIZE <= io.pa_limit:
+        page = pages.get(a >> 12)
+        if page is not None and a <= limit - _PC_SIZE:
             ta, fsc = _PC16[big](page, a & 0xFFF)
         else:
             try:
@@ -181,9 +194,10 @@ def locate_pc(
         if not ta & _PC_V:  # step 11
             raise Fault(Cause.PDT_ENTRY_NOT_VALID, 0, _PC_NOT_VALID)
         # step 12: the common case first: no reserved bit (PSCID beyond the
-        # implemented width included) and a supported mode breaks no rule; any
-        # other PC goes through the rules in order (pc_misconfigured)
-        if ta & io.pc_ta_fast or fsc & _PC_FSC_RSV or fsc >> _MODE_SHIFT not in io.s_modes[sxl]:
+        # implemented width included) and a supported mode (one test of the
+        # bits of PC.fsc above PPN) break no rule; any other PC goes through the
+        # rules in order (pc_misconfigured)
+        if ta & io.pc_ta_fast or fsc >> _FSC_TOP not in io.pc_fsc_ok[sxl]:
             rule = pc_misconfigured(io, ta, fsc, sxl)
             if rule:
                 raise Fault(Cause.PDT_ENTRY_MISCONFIGURED, 0, pc_rule_why(io, ta, fsc, rule))
@@ -222,10 +236,15 @@ def locate_pc(
     )
 
 
-def pc_ta_fast(io: "Iommu") -> int:
-    """The PC.ta bits that send a PC through the rules of §PC_MISCONFIG in locate_pc:
-    reserved bits and PSCID bits beyond the implemented width (rule 1)."""
-    return _PC_TA_RSV | ((_PSCID_MAX & ~((1 << io.pscid_width) - 1)) << _PSCID_LSB)
+def pc_fast_masks(io: "Iommu") -> Tuple[int, Tuple[FrozenSet[int], FrozenSet[int]]]:
+    """What the common-case test of locate_pc step 12 accepts under the configuration
+    of ``io``: the PC.ta bits that send a PC through the rules of §PC_MISCONFIG
+    (reserved bits, PSCID bits beyond the implemented width: rule 1), and by DC.tc.SXL
+    the accepted values of the bits of PC.fsc above PPN (a supported MODE and no
+    reserved bit: rules 1-4)."""
+    ta = _PC_TA_RSV | ((_PSCID_MAX & ~((1 << io.pscid_width) - 1)) << _PSCID_LSB)
+    s0, s1 = ((frozenset(m << _FSC_MODE_SHIFT for m in ms)) for ms in io.s_modes)
+    return ta, (s0, s1)
 
 
 _PC_NOT_VALID: Final = ("GET_PC", "11", "PC.ta.V", "PC.ta.V is 0")
