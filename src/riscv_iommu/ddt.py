@@ -51,8 +51,6 @@ _PSCID: Final = F.DC_TA.PSCID
 _RCID: Final = F.DC_TA.RCID
 _MCID: Final = F.DC_TA.MCID
 _DDTE_PPN: Final = F.DDTE.PPN
-_DDTE_PPN_LSB: Final = _DDTE_PPN.lsb
-_DDTE_PPN_MAX: Final = _DDTE_PPN.max
 _DDTE_RSV: Final = F.DDTE.reserved
 _IOSATP_RSV: Final = F.IOSATP.reserved
 _MSIPTP_RSV: Final = F.MSIPTP.reserved
@@ -65,6 +63,9 @@ _RCID_MAX: Final = _RCID.max
 _MCID_LSB: Final = _MCID.lsb
 _MCID_MAX: Final = _MCID.max
 _DC_BASE_SIZE: Final = F.DC_BASE_SIZE
+#: ddte.PPN x 2^12 is (ddte << _DDTE_TO_ADDR) & _DDTE_ADDR
+_DDTE_TO_ADDR: Final = 12 - _DDTE_PPN.lsb
+_DDTE_ADDR: Final = _DDTE_PPN.mask << _DDTE_TO_ADDR
 _V_RSV: Final = _V | _DDTE_RSV  # a usable non-leaf DDT entry has only V of these
 _SBE_SXL: Final = _SBE | _SXL
 #: DC.fsc above PPN: the reserved bits and MODE (the same bits in iosatp and pdtp)
@@ -228,7 +229,7 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
             )
             raise Fault(Cause.DDT_ENTRY_MISCONFIGURED, 0, why)
         i -= 1  # step 7
-        a = ((ddte >> _DDTE_PPN_LSB) & _DDTE_PPN_MAX) << 12
+        a = (ddte << _DDTE_TO_ADDR) & _DDTE_ADDR  # ddte.PPN x 2^12
     # step 8: DC at a + DDI[0] * DC_SIZE (aligned to its size: within a page)
     size = io.dc_size
     base = a + d[0] * size

@@ -43,8 +43,6 @@ PID_WIDTH: Final = {1: 8, 2: 17, 3: 20}
 _MODE_SHIFT: Final = F.PC_FSC.MODE.lsb
 _V: Final = F.PDTE.V.mask
 _PDTE_PPN: Final = F.PDTE.PPN
-_PDTE_PPN_LSB: Final = _PDTE_PPN.lsb
-_PDTE_PPN_MAX: Final = _PDTE_PPN.max
 _PDTE_RSV: Final = F.PDTE.reserved
 _PDTP_PPN_LSB: Final = F.PDTP.PPN.lsb
 _PDTP_PPN_MAX: Final = F.PDTP.PPN.max
@@ -55,6 +53,9 @@ _PC_V: Final = F.PC_TA.V.mask
 _PSCID: Final = F.PC_TA.PSCID
 _PSCID_LSB: Final = _PSCID.lsb
 _PSCID_MAX: Final = _PSCID.max
+#: pdte.PPN x 2^12 is (pdte << _PDTE_TO_ADDR) & _PDTE_ADDR
+_PDTE_TO_ADDR: Final = 12 - _PDTE_PPN.lsb
+_PDTE_ADDR: Final = _PDTE_PPN.mask << _PDTE_TO_ADDR
 _V_RSV: Final = _V | _PDTE_RSV  # a usable non-leaf PDT entry has only V of these
 #: in-place readers (see locate_pc) by byte order: a PDT entry, a 16-byte PC
 _U64: Final = (struct.Struct("<Q").unpack_from, struct.Struct(">Q").unpack_from)
@@ -174,7 +175,7 @@ def locate_pc(
             )
             raise Fault(Cause.PDT_ENTRY_MISCONFIGURED, 0, why)
         i -= 1  # step 9
-        a = ((pdte >> _PDTE_PPN_LSB) & _PDTE_PPN_MAX) << 12
+        a = (pdte << _PDTE_TO_ADDR) & _PDTE_ADDR  # pdte.PPN x 2^12
     a += p[0] * pc_size  # step 2 with i == 0
     if gpa:  # step 3
         a = implicit_read(io, a, iohgatp, access, gctl, "PC")
