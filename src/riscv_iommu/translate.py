@@ -214,7 +214,7 @@ def translate_iova(
             # step 16
             iosatp = pc_fsc
             pscid_ = (pc_ta >> _PC_PSCID_LSB) & _PC_PSCID_MAX
-            sum_ = bool(pc_ta & _SUM)
+            sum_ = pc_ta & _SUM != 0
             if gipc:
                 # [GIPC] decision #5: a request that selected a PC uses PC.iohgatp
                 iohgatp = pc_iohgatp
