@@ -37,6 +37,7 @@ STATE = (
     "dc_tc_want",
     "dc_iosatp_gxl",
     "ddtp_mode",
+    "did_bits",
     "ddtp_ppn",
     "iommu_qosid",
     "dtf",
