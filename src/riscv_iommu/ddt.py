@@ -255,8 +255,9 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
     # step 10: the configuration checks.  The common case first: one test per
     # field that the DC has nothing the rules look at (no reserved bit, no
     # optional feature that needs another bit or a capability, SBE = fctl.BE,
-    # SXL = fctl.GXL, supported modes; see dc_fast_masks and dc_fctl_masks).  Such a DC breaks no
-    # rule; any other goes through every rule, in order (dc_misconfigured).
+    # SXL = fctl.GXL, supported modes; see dc_fast_masks and dc_fctl_masks).
+    # Such a DC breaks no rule; any other goes through every rule, in order
+    # (dc_misconfigured), and the first rule broken is reported.
     gmode = iohgatp >> _MODE_SHIFT
     if (
         tc & io.dc_tc_fast != io.dc_tc_want

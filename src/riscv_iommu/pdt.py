@@ -149,8 +149,10 @@ def locate_pc(
     # step 1
     a = ((pdtp >> _PDTP_PPN_LSB) & _PDTP_PPN_MAX) << 12
     i = PDT_LEVELS[mode] - 1
-    while i:  # step 4 (below): if i == 0 go to step 10
-        a += p[i] * 8  # step 2
+    # steps 2-9 for the non-leaf levels i = LEVELS - 1 .. 1; for i == 0 steps 2
+    # and 3 follow the loop and step 4 goes to step 10
+    while i:
+        a += p[i] * 8  # step 2: a + PDI[i] x 8
         if gpa:  # step 3
             a = implicit_read(io, a, iohgatp, access, gctl, "PDTE")
         page = pages.get(a >> 12)
@@ -176,7 +178,7 @@ def locate_pc(
             raise Fault(Cause.PDT_ENTRY_MISCONFIGURED, 0, why)
         i -= 1  # step 9
         a = (pdte << _PDTE_TO_ADDR) & _PDTE_ADDR  # pdte.PPN x 2^12
-    a += p[0] * pc_size  # step 2 with i == 0
+    a += p[0] * pc_size  # step 2 with i == 0: a + PDI[0] x 16 ([GIPC] x fmt.size)
     if gpa:  # step 3
         a = implicit_read(io, a, iohgatp, access, gctl, "PC")
     # step 4: i == 0, go to step 10
