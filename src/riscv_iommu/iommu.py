@@ -240,6 +240,10 @@ class Iommu:
         self.pte_rsv = rsv
         self.pte_nl_rsv = _PTE.mask_of("D", "A", "U", "N", "PBMT")
         self.pte32_nl_rsv = F.PTE32.mask_of("D", "A", "U")
+        #: PTW step 3 of an 8-byte non-leaf PTE in one test: pte & pte_nl_bad must be V
+        self.pte_nl_bad = _PTE.V.mask | _PTE.W.mask | rsv | self.pte_nl_rsv
+        #: the page number of pa_limit: PTE pages at or beyond it are access faults
+        self.pa_pages = self.pa_limit >> 12
         #: rd(addr, size, big) -> int: one implicit read through the memory port;
         #: rd_words(addr, n, big): n doublewords at addr (a structure: DC, PC...)
         self.rd_words: Callable[[int, int, bool], Tuple[int, ...]]
@@ -324,10 +328,12 @@ class Iommu:
         #: paging._U64), else None; ``port_faults`` its injected faults
         self.pages: Optional[Dict[int, bytearray]] = None
         self.port_faults: List[Any] = []
+        #: ``pages``, or an empty dict (never written) for any other port
+        self.walk_pages: Dict[int, bytearray] = {}
         if type(mem) is not SparseMemory:
             return slow
         # SparseMemory fast path: read the page dict directly (same package)
-        pages = self.pages = mem._pages
+        pages = self.pages = self.walk_pages = mem._pages
         injections = self.port_faults = mem._injections
         unpack = {
             (8, False): struct.Struct("<Q").unpack_from,

@@ -78,6 +78,7 @@ _GSCID_LSB: Final = F.IOHGATP.GSCID.lsb
 _GSCID_MAX: Final = F.IOHGATP.GSCID.max
 _RX: Final = _R | _X
 _RW: Final = _R | _W
+_N_PBMT: Final = _N | _PBMT
 _NAPOT_64K: Final = 0b1000  # Svnapot: the only defined N encoding, ppn[3:0] = 1000 at level 0
 # enum members as plain ints: an Enum attribute lookup costs more than the test
 _WRITE: Final = int(Access.WRITE)
@@ -90,6 +91,8 @@ _EXECUTE: Final = int(Access.EXECUTE)
 #: does not hold, an address beyond capabilities.PAS and every other port go
 #: through ``Iommu.rd``.
 _U64: Final = (struct.Struct("<Q").unpack_from, struct.Struct(">Q").unpack_from)
+#: the pages of a port whose PTEs are not read in place (Iommu.port_faults): none
+_NO_PAGES: Final[Dict[int, bytearray]] = {}
 
 #: How often an A/D update may find the PTE changed before the walk gives up
 #: (reported as an access fault on the PTE).
@@ -365,6 +368,21 @@ def implicit_read(io: "Iommu", gpa: int, hgatp: int, access: int, gctl: int, for
     return second_stage(io, gpa, hgatp, access, True, False, gctl, for_pdt)[0]
 
 
+def _read_pte(
+    io: "Iommu", ppn: int, off: int, big: bool, access: int, for_pdt: str, g: bool, s: int
+) -> int:
+    """PTW step 2: read the 8-byte PTE at ``off`` in page ``ppn`` (level s // 9 - 1)
+    through the port (a PTE the walk does not read in place: see _U64); an access
+    fault or poisoned data stops the walk."""
+    addr = (ppn << 12) | off
+    try:
+        return io.rd(addr, 8, big)
+    except MemoryAccessError as err:
+        stage = "G-stage" if g else "first-stage"
+        why = _read_why("PTW-G" if g else "PTW", stage, addr, s // 9 - 1)
+        raise _pte_fault(err, access, for_pdt, why) from None
+
+
 def second_stage(
     io: "Iommu",
     gpa: int,
@@ -386,85 +404,83 @@ def second_stage(
     levels, _, psize, gbits = geom
     if gctl & 2:
         gbits = 34
-    # GPA width check (x4 modes), and §DC.tc.SXL: GPA bits beyond 33 fault
+    # PTW step 1: GPA width check (x4 modes), and §DC.tc.SXL: GPA bits beyond 33 fault
     if gpa >> gbits:
         rule = f"GPA bits 63:{gbits} are not zero for {_G_NAME[geom[3]]}"
         if gctl & 2:
             rule = "GPA bits 63:34 are not zero (DC.tc.SXL=1: 34-bit GPAs)"
         raise guest_page_fault(access, gpa, implicit, implicit_write, ("PTW-G", "1", "GPA", rule))
     big = io.be
-    root = hgatp & _PPN_ROOT
     emit = io.emit
     walk = ""
     if emit is not None:  # what this G-stage walk translates (event stream)
         walk = for_pdt or ("S_PTE_AD" if implicit_write else "S_PTE" if implicit else "final")
-    # PTW step 5 needs: G-stage accesses are user-level accesses (U must be 1)
-    if implicit:
-        need = _U | (_W if implicit_write else _R)
-        write = implicit_write
-    else:
-        need = _U | _PERM[access]
-        write = access == _WRITE
+    # PTW step 5 needs U (G-stage accesses are user-level accesses) and R / W / X;
+    # PTW step 7 sets A, and D for a write; an implicit access reads, or writes A/D
+    kind = (_WRITE if implicit_write else 0) if implicit else access
+    need = _G_NEED[kind]
+    ad = _AD_SET[kind]
+    need_ad = need | ad
     retries = 0
     pte: int
     while True:  # PTW step 7 may restart the walk
         try:
             if psize == 8:
-                # PTW steps 2-4 and 6 for the 8-byte modes (the hot path: inline)
+                # PTW steps 2-4 and 6 for the 8-byte modes (the hot path: inline).  The
+                # walk keeps the page number (ppn) and the offset in it (off) of the PTE,
+                # and s = 9 * (level + 1): level i translates GPA bits 12+9i and up
                 rsv = io.pte_rsv
-                nl_bad = _V | _W | rsv | io.pte_nl_rsv
-                pages = io.pages if not io.port_faults else None  # see _U64
-                limit = io.pa_limit - 8
+                nl_bad = io.pte_nl_bad
+                pages = io.walk_pages if not io.port_faults else _NO_PAGES  # see _U64
+                plimit = io.pa_pages
                 u64 = _U64[big]
-                i = levels - 1
-                shift = 12 + 9 * i
-                # PTW step 2: x4 root, vpn[LEVELS-1] has 11 bits
-                pte_addr = (root << 12) + (gpa >> shift) * 8
+                # PTW step 2: a = iohgatp.PPN x PAGESIZE; vpn[LEVELS-1] of the x4 root
+                # takes 11 bits (a 16 KiB root table)
+                s = 9 * levels
+                ppn = (hgatp & _PPN_ROOT) + (gpa >> (s + 12))
+                off = (gpa >> s) & 0xFF8
                 while True:
-                    page = pages.get(pte_addr >> 12) if pages is not None else None
-                    if page is not None and pte_addr <= limit:
-                        pte = u64(page, pte_addr & 0xFFF)[0]
+                    page = pages.get(ppn)
+                    if page is not None and ppn < plimit:
+                        pte = u64(page, off)[0]
                     else:
-                        try:
-                            pte = io.rd(pte_addr, 8, big)
-                        except MemoryAccessError as err:
-                            why = _read_why("PTW-G", "G-stage", pte_addr, i)
-                            raise _pte_fault(err, access, for_pdt, why) from None
+                        pte = _read_pte(io, ppn, off, big, access, for_pdt, True, s)
                     if emit is not None:
-                        emit_read(io, emit, "G_PTE", pte_addr, 8, big, pte, "PTW-G", "2", i, walk)
+                        a = (ppn << 12) | off
+                        emit_read(io, emit, "G_PTE", a, 8, big, pte, "PTW-G", "2", s // 9 - 1, walk)
                     if pte & _RX:
                         if not pte & _V or pte & rsv or (pte & _RW) == _W:  # PTW step 3
-                            raise _invalid_leaf(io, pte, i)
+                            raise _invalid_leaf(io, pte, s // 9 - 1)
                         break  # PTW step 4
                     if pte & nl_bad != _V:  # PTW step 3 (pointer)
-                        raise _invalid_pointer(io, pte, i)
-                    i -= 1
-                    if i < 0:
+                        raise _invalid_pointer(io, pte, s // 9 - 1)
+                    if s == 9:
                         raise _Invalid("4", "R", "a non-leaf PTE at level 0: no leaf found")
-                    shift -= 9  # PTW step 2 of the next level
-                    pte_addr = (((pte >> _PPN_SHIFT) & _PPN64) << 12) + ((gpa >> shift) & 0x1FF) * 8
-                size = 1 << shift
-                if pte & _N or pte & _PBMT == _PBMT:
-                    _leaf_checks(pte, (pte >> _PPN_SHIFT) & _PPN64, i)  # Svnapot / Svpbmt
+                    s -= 9  # PTW step 2 of the next level
+                    ppn = (pte >> _PPN_SHIFT) & _PPN64
+                    off = (gpa >> s) & 0xFF8
+                pte_addr = (ppn << 12) | off
+                size = 1 << (s + 3)
+                if pte & _N_PBMT and (pte & _N or pte & _PBMT == _PBMT):
+                    _leaf_checks(pte, (pte >> _PPN_SHIFT) & _PPN64, s // 9 - 1)  # Svnapot/Svpbmt
                     if pte & _N:
                         size = 1 << 16
-                if i and (pte >> _PPN_SHIFT) & ((1 << (i * 9)) - 1):  # PTW step 6: misaligned
-                    raise _misaligned(i, i * 9)
+                if s != 9 and (pte >> _PPN_SHIFT) & ((1 << (s - 9)) - 1):  # PTW step 6
+                    raise _misaligned(s // 9 - 1, s - 9)
             else:
                 pte, size, pte_addr, _ = _walk(
-                    io, gpa, root, geom, big, 0, access, gctl, for_pdt, walk or "final"
+                    io, gpa, hgatp & _PPN_ROOT, geom, big, 0, access, gctl, for_pdt, walk or "final"
                 )
         except _Invalid as e:
             rule = f"G-stage {e.rule}" if e.rule.startswith("PTE") else e.rule
             why = ("PTW-G", e.step, e.field, rule)
             raise guest_page_fault(access, gpa, implicit, implicit_write, why) from None
-        # PTW step 5: the leaf grants the access (U and R / W / X)
-        if pte & need != need:
-            why = _g_perm_why(pte, need, access, implicit, implicit_write)
-            raise guest_page_fault(access, gpa, implicit, implicit_write, why)
-        # PTW step 7: A/D
-        ad = _A | _D if write else _A
-        if pte & ad != ad:
+        if pte & need_ad != need_ad:  # one test for the common case of steps 5 and 7
+            # PTW step 5: the leaf grants the access (U and R / W / X)
+            if pte & need != need:
+                why = _g_perm_why(pte, need, access, implicit, implicit_write)
+                raise guest_page_fault(access, gpa, implicit, implicit_write, why)
+            # PTW step 7: A/D
             if not gctl & 1:
                 why = _ad_why("PTW-G", pte, ad, "DC.tc.GADE")
                 raise guest_page_fault(access, gpa, implicit, implicit_write, why)
@@ -503,6 +519,10 @@ def _leaf_pa(pte: int, size: int, psize: int, addr: int) -> int:
 
 # permission bit needed by each Access (READ=0, WRITE=1, EXECUTE=2)
 _PERM: Final = (_R, _W, _X)
+# PTW step 5 in the G-stage (U: G-stage accesses are user-level) and the A/D bits
+# PTW step 7 sets, by Access
+_G_NEED: Final = (_U | _R, _U | _W, _U | _X)
+_AD_SET: Final = (_A, _A | _D, _A)
 
 
 def _g_perm_why(pte: int, need: int, access: int, implicit: bool, implicit_write: bool) -> Why:
@@ -554,7 +574,7 @@ def first_stage(
     sets A or D (ATS translation requests walk as reads).
     """
     levels, _, psize, va_bits = geom
-    # IOVA must be canonical (Sv39/48/57) or fit 32 bits (Sv32, DC.tc.SXL=1)
+    # PTW step 1: the IOVA must be canonical (Sv39/48/57) or fit 32 bits (Sv32, DC.tc.SXL=1)
     top = iova >> (va_bits - 1)
     if psize == 4:
         if iova >> 32:
@@ -565,26 +585,92 @@ def first_stage(
         raise page_fault(access, ("PTW", "1", "IOVA", rule))
     va = iova & ((1 << va_bits) - 1)
     root = fsc & _PPN_ROOT
+    emit = io.emit
+    gwalk = io.gwalk.capacity
+    # PTW step 5 wants R / W / X, U=1 for a user-mode access and U=0 for a supervisor
+    # one without PC.ta.SUM (or an execute); step 7 wants A, and D for a write: the
+    # common case in one test (pte & mask == want), the detail when it fails
+    want = _PERM[access] | _AD_SET[access]
+    if not priv:
+        want |= _U
+        mask = want
+    elif not sum_ or access == _EXECUTE:
+        mask = want | _U
+    else:
+        mask = want
     retries = 0
-    while True:
+    pte: int
+    while True:  # PTW step 7 may restart the walk
         try:
-            pte, size, pte_addr, pte_gpa = _walk(io, va, root, geom, big, hgatp, access, gctl, "")
+            if psize == 8:
+                # PTW steps 2-4 and 6 for the 8-byte modes (the hot path: inline), as
+                # in second_stage: the PTE's page number (ppn) and offset in it (off),
+                # s = 9 * (level + 1)
+                rsv = io.pte_rsv
+                nl_bad = io.pte_nl_bad
+                pages = io.walk_pages if not io.port_faults else _NO_PAGES  # see _U64
+                plimit = io.pa_pages
+                u64 = _U64[big]
+                # PTW step 2: a = iosatp.PPN x PAGESIZE, i = LEVELS - 1
+                s = 9 * levels
+                ppn = root
+                off = (va >> s) & 0xFF8
+                pte_gpa = -1
+                while True:
+                    if hgatp:  # the PTE address is a GPA: an implicit read through the G-stage
+                        pte_gpa = (ppn << 12) | off
+                        if gwalk:
+                            spa = implicit_read(io, pte_gpa, hgatp, access, gctl, "")
+                        else:
+                            spa = second_stage(io, pte_gpa, hgatp, access, True, False, gctl)[0]
+                        ppn = spa >> 12
+                        off = spa & 0xFFF
+                    page = pages.get(ppn)
+                    if page is not None and ppn < plimit:
+                        pte = u64(page, off)[0]
+                    else:
+                        pte = _read_pte(io, ppn, off, big, access, "", False, s)
+                    if emit is not None:
+                        pte_addr = (ppn << 12) | off
+                        emit_read(io, emit, "S_PTE", pte_addr, 8, big, pte, "PTW", "2", s // 9 - 1)
+                    if pte & _RX:
+                        if not pte & _V or pte & rsv or (pte & _RW) == _W:  # PTW step 3
+                            raise _invalid_leaf(io, pte, s // 9 - 1)
+                        break  # PTW step 4
+                    if pte & nl_bad != _V:  # PTW step 3 (pointer)
+                        raise _invalid_pointer(io, pte, s // 9 - 1)
+                    if s == 9:
+                        raise _Invalid("4", "R", "a non-leaf PTE at level 0: no leaf found")
+                    s -= 9  # PTW step 2 of the next level
+                    ppn = (pte >> _PPN_SHIFT) & _PPN64
+                    off = (va >> s) & 0xFF8
+                pte_addr = (ppn << 12) | off
+                size = 1 << (s + 3)
+                if pte & _N_PBMT and (pte & _N or pte & _PBMT == _PBMT):
+                    _leaf_checks(pte, (pte >> _PPN_SHIFT) & _PPN64, s // 9 - 1)  # Svnapot/Svpbmt
+                    if pte & _N:
+                        size = 1 << 16
+                if s != 9 and (pte >> _PPN_SHIFT) & ((1 << (s - 9)) - 1):  # PTW step 6
+                    raise _misaligned(s // 9 - 1, s - 9)
+            else:
+                pte, size, pte_addr, pte_gpa = _walk(
+                    io, va, root, geom, big, hgatp, access, gctl, ""
+                )
         except _Invalid as e:
             raise page_fault(access, ("PTW", e.step, e.field, e.rule)) from None
-        # PTW step 5: U-bit and R/W/X permission for the request's privilege
-        if pte & _U:
-            if priv and (not sum_ or access == _EXECUTE):
-                raise page_fault(access, _s_priv_why(access))
-        elif not priv:
-            raise page_fault(access, ("PTW", "5", "U", "U=0 for a user-mode access"))
-        if not pte & _PERM[access]:
-            bit = "RWX"[access]
-            rule = f"{bit}=0 for {_ACCESS_NAME[access]}"
-            raise page_fault(access, ("PTW", "5", bit, rule))
-        write = access == _WRITE
-        new = pte | _A | (_D if write else 0)
-        if new != pte:
+        if pte & mask != want:
+            # PTW step 5: U-bit and R/W/X permission for the request's privilege
+            if pte & _U:
+                if priv and (not sum_ or access == _EXECUTE):
+                    raise page_fault(access, _s_priv_why(access))
+            elif not priv:
+                raise page_fault(access, ("PTW", "5", "U", "U=0 for a user-mode access"))
+            if not pte & _PERM[access]:
+                bit = "RWX"[access]
+                rule = f"{bit}=0 for {_ACCESS_NAME[access]}"
+                raise page_fault(access, ("PTW", "5", bit, rule))
             # PTW step 7: A/D update, or a page fault when not enabled
+            new = pte | _AD_SET[access]
             if not sade:
                 raise page_fault(access, _ad_why("PTW", pte, new ^ pte, "DC.tc.SADE"))
             if hgatp:
@@ -599,9 +685,11 @@ def first_stage(
             except MemoryAccessError as err:
                 why = ("PTW", "7", "A", f"access fault updating A/D of the PTE at {pte_addr:#x}")
                 raise _pte_fault(err, access, "", why) from None
-            if io.emit is not None:
-                io.emit(Step("PTW", "7", f"A/D update of the first-stage PTE at {pte_addr:#x}"))
+            if emit is not None:
+                emit(Step("PTW", "7", f"A/D update of the first-stage PTE at {pte_addr:#x}"))
             pte = new
-        if io.emit is not None:
-            io.emit(Check("PTW", "5", "the leaf grants the access", True))
-        return _leaf_pa(pte, size, psize, iova), pte, size
+        if emit is not None:
+            emit(Check("PTW", "5", "the leaf grants the access", True))
+        # PTW step 8: the GPA from the leaf PPN and the page offset
+        ppn = (pte >> _PPN_SHIFT) & (_PPN64 if psize == 8 else _PPN32)
+        return ((ppn << 12) & ~(size - 1)) | (iova & (size - 1)), pte, size
