@@ -43,6 +43,7 @@ from .hpm import Event, Hpm
 from .interrupts import Interrupts
 from .ioatc import Cache, Ioatc, Iotlb, cached_dc
 from .memory import MemoryAccessError, MemoryFault, SparseMemory
+from .paging import leaf_tests
 from .pdt import PC, PID_WIDTH
 from .queues import CommandQueue, FaultQueue, PageRequestQueue
 from .registers import REG, build_register_map, emit_reg_writes
@@ -240,10 +241,15 @@ class Iommu:
         self.pte_rsv = rsv
         self.pte_nl_rsv = _PTE.mask_of("D", "A", "U", "N", "PBMT")
         self.pte32_nl_rsv = F.PTE32.mask_of("D", "A", "U")
-        #: PTW step 3 of an 8-byte non-leaf PTE in one test: pte & pte_nl_bad must be V
+        # the page-table walks (paging.py), per configuration: PTW step 3 of an 8-byte
+        # non-leaf PTE in one test (pte & pte_nl_bad must be V); the PPN bits of a PTE
+        # that point at or beyond 2**PAS; both (pte & pte_ptr_bad == V: a valid pointer
+        # to a table the walk may read in place); the page number of pa_limit
         self.pte_nl_bad = _PTE.V.mask | _PTE.W.mask | rsv | self.pte_nl_rsv
-        #: the page number of pa_limit: PTE pages at or beyond it are access faults
+        self.pte_pas_bad = _PTE.PPN.mask & ~(((1 << max(caps.pas - 12, 0)) - 1) << _PTE.PPN.lsb)
+        self.pte_ptr_bad = self.pte_nl_bad | self.pte_pas_bad
         self.pa_pages = self.pa_limit >> 12
+        self.s_leaf, self.g_leaf = leaf_tests(rsv)
         #: rd(addr, size, big) -> int: one implicit read through the memory port;
         #: rd_words(addr, n, big): n doublewords at addr (a structure: DC, PC...)
         self.rd_words: Callable[[int, int, bool], Tuple[int, ...]]
@@ -328,12 +334,10 @@ class Iommu:
         #: paging._U64), else None; ``port_faults`` its injected faults
         self.pages: Optional[Dict[int, bytearray]] = None
         self.port_faults: List[Any] = []
-        #: ``pages``, or an empty dict (never written) for any other port
-        self.walk_pages: Dict[int, bytearray] = {}
         if type(mem) is not SparseMemory:
             return slow
         # SparseMemory fast path: read the page dict directly (same package)
-        pages = self.pages = self.walk_pages = mem._pages
+        pages = self.pages = mem._pages
         injections = self.port_faults = mem._injections
         unpack = {
             (8, False): struct.Struct("<Q").unpack_from,
