@@ -106,6 +106,7 @@ _LEAF_MASK: Final = (
 _G_NEED: Final = (_U | _R, _U | _W, _U | _X)
 _G_WANT: Final = tuple(w | _U for w in _LEAF_WANT)
 _G_MASK: Final = tuple(m | _U for m in _LEAF_MASK)
+_G_READ: Final = _G_WANT[0]  # the leaf test of an implicit read (_g_read)
 _PPN_AT12: Final = _PPN64 << 12  # (pte << 2) & _PPN_AT12: the leaf PPN x PAGESIZE (also Sv32)
 
 #: (want, mask) of a leaf test: pte & mask == want
@@ -421,14 +422,15 @@ def _g_read(
         except KeyError:  # a page the port does not hold
             return -1
         if pte & _RX:  # PTW step 4: a leaf
-            # PTW steps 3, 5 and 7 in one test; PTW step 6: aligned
-            if pte & leaf_mask != _G_WANT[0] or (
-                s != 9 and (pte >> _PPN_SHIFT) & ((1 << (s - 9)) - 1)
-            ):
+            if pte & leaf_mask != _G_READ:  # PTW steps 3, 5 and 7 in one test
                 return -1
             # PTW step 8: the SPA from the leaf PPN and the page offset
+            if s == 9:  # a 4 KiB page
+                return ((pte << 2) & _PPN_AT12) | (gpa & 0xFFF)
+            if (pte >> _PPN_SHIFT) & ((1 << (s - 9)) - 1):  # PTW step 6: misaligned
+                return -1
             size = 1 << (s + 3)
-            return ((((pte >> _PPN_SHIFT) & _PPN64) << 12) & -size) | (gpa & (size - 1))
+            return ((pte << 2) & _PPN_AT12 & -size) | (gpa & (size - 1))
         if pte & ptr_bad != _V or s == 9:  # PTW steps 3 and 4, the next table within PAS
             return -1
         s -= 9  # PTW step 2 of the next level
@@ -693,8 +695,7 @@ def first_stage(
     g_fast = False
     if hgatp and pages is not None and emit is None and not io.gwalk.capacity:
         glevels, _, gpsize, gbits = G_MODES[io.gxl][hgatp >> _G_MODE_SHIFT]
-        if gctl & 2:
-            gbits = 34  # §DC.tc.SXL: 34-bit GPAs
+        gbits = 34 if gctl & 2 else gbits  # §DC.tc.SXL: 34-bit GPAs
         groot = hgatp & _PPN_ROOT
         gs = 9 * glevels
         gleaf_mask = io.g_leaf[0][1]
