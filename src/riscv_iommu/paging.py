@@ -418,7 +418,7 @@ def _g_read(
     off = (gpa >> s) & 0xFF8
     while True:
         try:
-            pte = u64(pages[ppn], off)[0]
+            (pte,) = u64(pages[ppn], off)
         except KeyError:  # a page the port does not hold
             return -1
         if pte & _RX:  # PTW step 4: a leaf
@@ -545,7 +545,7 @@ def second_stage(
                     table = _NO_PAGES  # beyond PAS: through the port (an access fault)
                 while True:
                     try:
-                        pte = u64(table[ppn], off)[0]
+                        (pte,) = u64(table[ppn], off)
                     except KeyError:
                         pte = _read_pte(io, ppn, off, big, access, for_pdt, True, s)
                     if emit is not None:
@@ -679,13 +679,15 @@ def first_stage(
     levels, _, psize, va_bits = geom
     # PTW step 1: the IOVA must be canonical (Sv39/48/57) or fit 32 bits (Sv32, DC.tc.SXL=1)
     top = iova >> (va_bits - 1)
-    if psize == 4:
-        if iova >> 32:
-            rule = "IOVA bits 63:32 are not zero for Sv32 (DC.tc.SXL=1)"
+    if top:
+        if psize == 4:
+            if iova >> 32:
+                rule = "IOVA bits 63:32 are not zero for Sv32 (DC.tc.SXL=1)"
+                raise page_fault(access, ("PTW", "1", "IOVA", rule))
+        elif top != (1 << (65 - va_bits)) - 1:
+            name = _S_NAME[va_bits]
+            rule = f"IOVA bits 63:{va_bits - 1} are not all equal: not canonical for {name}"
             raise page_fault(access, ("PTW", "1", "IOVA", rule))
-    elif top and top != (1 << (65 - va_bits)) - 1:
-        rule = f"IOVA bits 63:{va_bits - 1} are not all equal: not canonical for {_S_NAME[va_bits]}"
-        raise page_fault(access, ("PTW", "1", "IOVA", rule))
     emit = io.emit
     # the leaf that passes PTW steps 3, 5 and 7 as it is (see _LEAF_WANT, leaf_tests)
     want, mask = io.s_leaf[priv][sum_][access]
@@ -714,14 +716,13 @@ def first_stage(
                 # a pointer's PPN is an SPA (a table beyond PAS is read through the port)
                 # or, in a two-stage translation, a GPA (translated below)
                 ptr_bad = io.pte_nl_bad if hgatp else io.pte_ptr_bad
-                plimit = io.pa_pages
                 u64 = _U64[big]
                 # PTW step 2: a = iosatp.PPN x PAGESIZE, i = LEVELS - 1; vpn[i] from the
                 # IOVA (canonical: its bits beyond the VA width do not reach the mask)
                 s = 9 * levels
                 ppn = fsc & _PPN_ROOT
                 off = (iova >> s) & 0xFF8
-                if ppn >= plimit and not hgatp:
+                if ppn >= io.pa_pages and not hgatp:
                     table = _NO_PAGES  # beyond PAS: through the port (an access fault)
                 while True:
                     if hgatp:  # the PTE address is a GPA: an implicit read through the G-stage
@@ -733,10 +734,10 @@ def first_stage(
                             spa = implicit_read(io, pte_gpa, hgatp, access, gctl, "")
                         ppn = spa >> 12
                         off = spa & 0xFFF
-                        if ppn >= plimit:
+                        if ppn >= io.pa_pages:
                             table = _NO_PAGES  # beyond PAS: through the port (an access fault)
                     try:
-                        pte = u64(table[ppn], off)[0]
+                        (pte,) = u64(table[ppn], off)
                     except KeyError:
                         pte = _read_pte(io, ppn, off, big, access, "", False, s)
                     if emit is not None:
