@@ -564,8 +564,14 @@ def second_stage(
                     s -= 9  # PTW step 2 of the next level
                     ppn = (pte >> _PPN_SHIFT) & _PPN64
                     off = (gpa >> s) & 0xFF8
-                size = 1 << (s + 3)
                 fast = pte & mask == want  # PTW steps 3, 5 and 7 pass: see _LEAF_WANT
+                if fast and s == 9:  # the common case: a 4 KiB page (PTW step 6 passes)
+                    if emit is not None:
+                        what = f"the G-stage leaf grants the access ({walk})"
+                        emit(Check("PTW-G", "5", what, True))
+                    # PTW step 8: the SPA from the leaf PPN and the page offset
+                    return ((pte << 2) & _PPN_AT12) | (gpa & 0xFFF), pte, 4096
+                size = 1 << (s + 3)
                 if not fast:
                     # PTW step 3 for a leaf: invalid, W without R, or reserved bits
                     if not pte & _V or pte & io.pte_rsv or (pte & _RW) == _W:
@@ -756,8 +762,13 @@ def first_stage(
                     s -= 9  # PTW step 2 of the next level
                     ppn = (pte >> _PPN_SHIFT) & _PPN64
                     off = (iova >> s) & 0xFF8
-                size = 1 << (s + 3)
                 fast = pte & mask == want  # PTW steps 3, 5 and 7 pass: see _LEAF_WANT
+                if fast and s == 9:  # the common case: a 4 KiB page (PTW step 6 passes)
+                    if emit is not None:
+                        emit(Check("PTW", "5", "the leaf grants the access", True))
+                    # PTW step 8: the GPA from the leaf PPN and the page offset
+                    return ((pte << 2) & _PPN_AT12) | (iova & 0xFFF), pte, 4096
+                size = 1 << (s + 3)
                 if not fast:
                     # PTW step 3 for a leaf: invalid, W without R, or reserved bits
                     if not pte & _V or pte & io.pte_rsv or (pte & _RW) == _W:
