@@ -137,7 +137,8 @@ def leaf_tests(rsv: int) -> Tuple[LeafTests, Tuple[LeafTest, ...]]:
 #: dict; None for any other port, and not used while the port has injected faults):
 #: the bytes ``Iommu.rd`` would return, without a call per PTE.  A page the port
 #: does not hold and an address beyond capabilities.PAS go through ``Iommu.rd``;
-#: the walks of every other port (and of the 4-byte modes) are :func:`_walk`.
+#: the walks of every other port, of the 4-byte modes and every walk while an
+#: observer is attached (each read an event) are :func:`_walk`.
 _U64: Final = (struct.Struct("<Q").unpack_from, struct.Struct(">Q").unpack_from)
 #: no pages: an in-place walk reads through the port from there on (beyond PAS)
 _NO_PAGES: Final[Dict[int, bytearray]] = {}
@@ -524,7 +525,8 @@ def second_stage(
     # the kind of access: an implicit access reads, or writes A/D (PTW steps 5 and 7)
     kind = (_WRITE if implicit_write else 0) if implicit else access
     want, mask = io.g_leaf[kind]
-    pages = io.pages if not io.port_faults else None  # see _U64
+    # (an observed walk goes through Iommu.rd: the same process, every read an event)
+    pages = io.pages if not io.port_faults and emit is None else None  # see _U64
     retries = 0
     pte: int
     while True:  # PTW step 7 may restart the walk
@@ -548,9 +550,6 @@ def second_stage(
                         (pte,) = u64(table[ppn], off)
                     except KeyError:
                         pte = _read_pte(io, ppn, off, big, access, for_pdt, True, s)
-                    if emit is not None:
-                        a = (ppn << 12) | off
-                        emit_read(io, emit, "G_PTE", a, 8, big, pte, "PTW-G", "2", s // 9 - 1, walk)
                     if pte & _RX:
                         break  # PTW step 4: a leaf
                     if pte & ptr_bad != _V:
@@ -566,9 +565,6 @@ def second_stage(
                     off = (gpa >> s) & 0xFF8
                 fast = pte & mask == want  # PTW steps 3, 5 and 7 pass: see _LEAF_WANT
                 if fast and s == 9:  # the common case: a 4 KiB page (PTW step 6 passes)
-                    if emit is not None:
-                        what = f"the G-stage leaf grants the access ({walk})"
-                        emit(Check("PTW-G", "5", what, True))
                     # PTW step 8: the SPA from the leaf PPN and the page offset
                     return ((pte << 2) & _PPN_AT12) | (gpa & 0xFFF), pte, 4096
                 size = 1 << (s + 3)
@@ -697,11 +693,12 @@ def first_stage(
     emit = io.emit
     # the leaf that passes PTW steps 3, 5 and 7 as it is (see _LEAF_WANT, leaf_tests)
     want, mask = io.s_leaf[priv][sum_][access]
-    pages = io.pages if not io.port_faults else None  # see _U64
+    # (an observed walk goes through Iommu.rd: the same process, every read an event)
+    pages = io.pages if not io.port_faults and emit is None else None  # see _U64
     # the G-stage walks of the PTE addresses (implicit reads): the setup of _g_read
-    # once, used while there is no G-stage walk cache and no observer
+    # once, used while there is no G-stage walk cache
     g_fast = False
-    if hgatp and pages is not None and emit is None and not io.gwalk.capacity:
+    if hgatp and pages is not None and not io.gwalk.capacity:
         glevels, _, gpsize, gbits = G_MODES[io.gxl][hgatp >> _G_MODE_SHIFT]
         gbits = 34 if gctl & 2 else gbits  # §DC.tc.SXL: 34-bit GPAs
         groot = hgatp & _PPN_ROOT
@@ -746,9 +743,6 @@ def first_stage(
                         (pte,) = u64(table[ppn], off)
                     except KeyError:
                         pte = _read_pte(io, ppn, off, big, access, "", False, s)
-                    if emit is not None:
-                        pte_addr = (ppn << 12) | off
-                        emit_read(io, emit, "S_PTE", pte_addr, 8, big, pte, "PTW", "2", s // 9 - 1)
                     if pte & _RX:
                         break  # PTW step 4: a leaf
                     if pte & ptr_bad != _V:
@@ -764,8 +758,6 @@ def first_stage(
                     off = (iova >> s) & 0xFF8
                 fast = pte & mask == want  # PTW steps 3, 5 and 7 pass: see _LEAF_WANT
                 if fast and s == 9:  # the common case: a 4 KiB page (PTW step 6 passes)
-                    if emit is not None:
-                        emit(Check("PTW", "5", "the leaf grants the access", True))
                     # PTW step 8: the GPA from the leaf PPN and the page offset
                     return ((pte << 2) & _PPN_AT12) | (iova & 0xFFF), pte, 4096
                 size = 1 << (s + 3)
