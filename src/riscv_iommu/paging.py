@@ -519,9 +519,6 @@ def second_stage(
         raise guest_page_fault(access, gpa, implicit, implicit_write, ("PTW-G", "1", "GPA", rule))
     big = io.be
     emit = io.emit
-    walk = ""
-    if emit is not None:  # what this G-stage walk translates (event stream)
-        walk = for_pdt or ("S_PTE_AD" if implicit_write else "S_PTE" if implicit else "final")
     # the kind of access: an implicit access reads, or writes A/D (PTW steps 5 and 7)
     kind = (_WRITE if implicit_write else 0) if implicit else access
     want, mask = io.g_leaf[kind]
@@ -579,8 +576,12 @@ def second_stage(
                 if s != 9 and (pte >> _PPN_SHIFT) & ((1 << (s - 9)) - 1):
                     raise _misaligned(s // 9 - 1, s - 9)  # PTW step 6: misaligned superpage
             else:
+                # what this G-stage walk translates (the event stream: an observed walk is
+                # always this one)
+                walk = "S_PTE_AD" if implicit_write else "S_PTE" if implicit else "final"
+                walk = for_pdt or walk
                 pte, size, pte_addr, _ = _walk(
-                    io, gpa, hgatp & _PPN_ROOT, geom, big, 0, access, gctl, for_pdt, walk or "final"
+                    io, gpa, hgatp & _PPN_ROOT, geom, big, 0, access, gctl, for_pdt, walk
                 )
                 ppn = pte_addr >> 12
                 off = pte_addr & 0xFFF
