@@ -132,6 +132,7 @@ def leaf_tests(rsv: int) -> Tuple[LeafTests, Tuple[LeafTest, ...]]:
     g_leaf = tuple((_G_WANT[k], _G_MASK[k] | rsv) for k in range(3))
     return s_leaf, g_leaf
 
+
 #: 8-byte PTE readers by byte order (index: big-endian).  The walks of the 8-byte
 #: modes read the PTEs of a SparseMemory port in place (``Iommu.pages``: its page
 #: dict; None for any other port, and not used while the port has injected faults):
