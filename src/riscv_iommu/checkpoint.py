@@ -58,7 +58,7 @@ NOT_STATE = frozenset(
         "s_modes", "_g_modes", "pte_rsv", "pte_nl_rsv", "pte32_nl_rsv", "pc_fmt",
         "max_pid_width", "lru", "_regs", "qos_port", "device_id_width", "qosid",
         "fault_page_crossing", "gscid_width", "pscid_width", "rcid_width", "mcid_width",
-        "gxl_writable",
+        "gxl_writable", "pte_nl_bad", "pte_ptr_bad", "pa_pages", "s_leaf", "g_leaf",
         "dc_tc_fast", "dc_ta_fast", "dc_hg_fast", "dc_pdtp_ok", "dc_iosatp_ok", "pc_ta_fast",
         "pc_fsc_ok",
         # caches and statistics (and direct references into them)
