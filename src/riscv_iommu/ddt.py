@@ -194,23 +194,22 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
     else:  # base: 7 / 9 / 8
         d = (device_id & 0x7F, (device_id >> 7) & 0x1FF, device_id >> 16)
     # DDT entries and the DC are read in place from a SparseMemory port (see
-    # paging._U64); any other port, a page it does not hold, an address beyond
-    # capabilities.PAS or injected port faults go through io.rd / io.rd_words
+    # paging._U64; aligned: within a page); any other port, a page it does not
+    # hold, an address beyond capabilities.PAS or injected port faults go
+    # through io.rd / io.rd_words
     pages = io.pages
     if pages is None or io.port_faults:
         pages = _NO_PAGES
     limit = io.pa_limit
-    limit8 = limit - 8
     u64 = _U64[big]
     # step 1: a = ddtp.PPN x 2^12, i = LEVELS - 1
     a = io.ddtp_ppn << 12
     i = io.ddtp_mode - 2  # 1LVL=2 -> 0, 2LVL=3 -> 1, 3LVL=4 -> 2
     while i:  # step 2: if i == 0 go to step 8
-        addr = a + d[i] * 8  # step 3: ddte at a + DDI[i] x 8 (within a page)
-        page = pages.get(addr >> 12)
-        if page is not None and addr <= limit8:
-            ddte: int = u64(page, addr & 0xFFF)[0]
-        else:
+        addr = a + d[i] * 8  # step 3: ddte at a + DDI[i] x 8
+        try:
+            (ddte,) = u64((pages if addr < limit else _NO_PAGES)[addr >> 12], addr & 0xFFF)
+        except KeyError:  # not read in place
             try:  # steps 3 and 4: access fault, poisoned data
                 ddte = io.rd(addr, 8, big)
             except MemoryAccessError as err:
@@ -234,10 +233,11 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
     size = io.dc_size
     base = a + d[0] * size
     n = size >> 3
-    page = pages.get(base >> 12)
-    if page is not None and base <= limit - size:
-        words: Tuple[int, ...] = (_DC32 if n == 4 else _DC64)[big](page, base & 0xFFF)
-    else:
+    words: Tuple[int, ...]
+    try:
+        page = (pages if base < limit else _NO_PAGES)[base >> 12]
+        words = (_DC32 if n == 4 else _DC64)[big](page, base & 0xFFF)
+    except KeyError:  # not read in place
         try:  # step 8: access fault, poisoned data
             words = io.rd_words(base, n, big)
         except MemoryAccessError as err:

@@ -137,13 +137,13 @@ def locate_pc(
         pc_size = fmt.size
         iohgatp = 0  # [GIPC] decision #6: pdtp.PPN and pdte.PPN are SPAs
     # PDT entries and the PC are read in place from a SparseMemory port (see
-    # paging._U64); any other port, a page it does not hold, an address beyond
-    # capabilities.PAS or injected port faults go through io.rd / io.rd_words
+    # paging._U64; aligned: within a page); any other port, a page it does not
+    # hold, an address beyond capabilities.PAS or injected port faults go
+    # through io.rd / io.rd_words
     pages = io.pages
     if pages is None or io.port_faults:
         pages = _NO_PAGES
     limit = io.pa_limit
-    limit8 = limit - 8
     u64 = _U64[big]
     gpa = iohgatp >> _MODE_SHIFT != 0  # DC.iohgatp.mode != Bare: PDT addresses are GPAs
     # step 1
@@ -155,10 +155,9 @@ def locate_pc(
         a += p[i] * 8  # step 2: a + PDI[i] x 8
         if gpa:  # step 3
             a = implicit_read(io, a, iohgatp, access, gctl, "PDTE")
-        page = pages.get(a >> 12)
-        if page is not None and a <= limit8:  # step 5 (within a page: 8-aligned)
-            pdte: int = u64(page, a & 0xFFF)[0]
-        else:
+        try:  # step 5
+            (pdte,) = u64((pages if a < limit else _NO_PAGES)[a >> 12], a & 0xFFF)
+        except KeyError:  # not read in place
             try:  # steps 5 and 6
                 pdte = io.rd(a, 8, big)
             except MemoryAccessError as err:
@@ -184,10 +183,9 @@ def locate_pc(
     # step 4: i == 0, go to step 10
     if fmt is None:
         # step 10: the 16-byte PC (aligned: within a page)
-        page = pages.get(a >> 12)
-        if page is not None and a <= limit - _PC_SIZE:
-            ta, fsc = _PC16[big](page, a & 0xFFF)
-        else:
+        try:
+            ta, fsc = _PC16[big]((pages if a < limit else _NO_PAGES)[a >> 12], a & 0xFFF)
+        except KeyError:  # not read in place
             try:
                 ta, fsc = io.rd_words(a, 2, big)
             except MemoryAccessError as err:
