@@ -133,6 +133,7 @@ _X: Final = F.PTE.X.mask
 _U: Final = F.PTE.U.mask
 _A: Final = F.PTE.A.mask
 _D: Final = F.PTE.D.mask
+_AD: Final = _A | _D
 _G: Final = F.PTE.G.mask
 _PBMT_LSB: Final = F.PTE.PBMT.lsb
 _PBMT_MAX: Final = F.PTE.PBMT.max
@@ -191,20 +192,20 @@ class Cache:
 
         A cache of capacity 0 is not looked up: None, and nothing is counted.
         """
-        if not self.capacity:
-            return None
-        value = self.entries.get(key)
-        if value is None:
+        entries = self.entries
+        value = entries.get(key)  # (capacity 0: always empty)
+        if value is not None:
+            self.stats.hits += 1
+            if self.lru:
+                entries.move_to_end(key)
+            if self.emit is not None:
+                self.emit(CacheEvent(self.name, "hit", _tag(key)))
+            return value
+        if self.capacity:
             self.stats.misses += 1
             if self.emit is not None:
                 self.emit(CacheEvent(self.name, "miss", _tag(key)))
-            return None
-        self.stats.hits += 1
-        if self.lru:
-            self.entries.move_to_end(key)
-        if self.emit is not None:
-            self.emit(CacheEvent(self.name, "hit", _tag(key)))
-        return value
+        return None
 
     def touch(self, key: Hashable) -> None:
         """LRU: mark ``key`` as just used (no statistics)."""
@@ -214,32 +215,38 @@ class Cache:
     # -- fills and evictions ----------------------------------------------
     def put(self, key: Hashable, value: Any) -> None:
         """Fill ``key``; at capacity the oldest (FIFO) or least recently used entry goes."""
-        if not self.capacity:
+        capacity = self.capacity
+        if not capacity:
             return
         entries = self.entries
+        groups = self.groups
+        emit = self.emit
         if key in entries:
-            self._remove(key)
-        elif len(entries) >= self.capacity:
-            self._evict()
+            del entries[key]  # a refill: the new value, made the most recent (same group)
+        elif len(entries) >= capacity:
+            # evict the oldest (FIFO) or least recently used: O(1) in an OrderedDict
+            old = entries.popitem(last=False)[0]
+            if groups is not None:
+                vkeys = groups[old[0]]
+                vkeys.discard(old)
+                if not vkeys:
+                    del groups[old[0]]
+            self.stats.evictions += 1
+            if emit is not None:
+                emit(CacheEvent(self.name, "evict", _tag(old)))
         entries[key] = value
-        if self.groups is not None:
-            keys = self.groups.get(key[0])  # type: ignore[index]
+        if groups is not None:
+            keys = groups.get(key[0])  # type: ignore[index]
             if keys is None:
-                self.groups[key[0]] = {key}  # type: ignore[index]
+                groups[key[0]] = {key}  # type: ignore[index]
             else:
                 keys.add(key)
         self.stats.fills += 1
-        if self.front:
-            self.front.clear()
-        if self.emit is not None:
-            self.emit(CacheEvent(self.name, "fill", _tag(key)))
-
-    def _evict(self) -> None:
-        key = next(iter(self.entries))  # the oldest: O(1) in an OrderedDict
-        self._remove(key)
-        self.stats.evictions += 1
-        if self.emit is not None:
-            self.emit(CacheEvent(self.name, "evict", _tag(key)))
+        front = self.front
+        if front:
+            front.clear()
+        if emit is not None:
+            emit(CacheEvent(self.name, "fill", _tag(key)))
 
     def _remove(self, key: Any) -> None:
         """Take ``key`` out of the entries and the indexes."""
@@ -354,12 +361,17 @@ class Iotlb(Cache):
     """The IOTLB: translations with O(1) lookup, fill and eviction, and tag-indexed
     invalidation.
 
-    Indexes (each kept exact by :meth:`insert` and :meth:`_remove`):
+    Indexes (each kept exact by :meth:`insert`, :meth:`fill` and :meth:`_remove`,
+    except ``shifts``):
 
     * ``by_tag``: (GSCID slot, PSCID slot) -> keys; ``by_g``: GSCID slot -> PSCID
       slots (invalidations by tag);
-    * ``shifts``: entry page-size shift -> number of entries (lookups probe the
-      shifts in use);
+    * ``shifts``: the entry page-size shifts filled since the IOTLB was last
+      empty (lookups probe them, smallest first: a superset of the shifts in
+      use, bounded by the leaf sizes of the paging modes, which costs a fill
+      and an eviction no count to keep); ``globals``: whether a global
+      (``GLOBAL``) entry was filled since then (lookups probe the ``GLOBAL``
+      slot only then);
     * ``by_s1``: (GSCID, PSCID, first-stage leaf shift, leaf page) -> keys, for
       the entries holding a piece of a larger first-stage leaf (an entry whose
       first-stage leaf is its own page is found by its key);
@@ -367,7 +379,16 @@ class Iotlb(Cache):
       entry with a G-stage (``IOTINVAL.GVMA`` with an address).
     """
 
-    __slots__ = ("by_tag", "by_g", "shifts", "_shift_list", "by_s1", "by_gpa", "last_hit")
+    __slots__ = (
+        "by_tag",
+        "by_g",
+        "shifts",
+        "_shift_list",
+        "globals",
+        "by_s1",
+        "by_gpa",
+        "last_hit",
+    )
 
     def __init__(
         self, capacity: int, lru: bool = True, front: Optional[Dict[Any, Any]] = None
@@ -375,8 +396,9 @@ class Iotlb(Cache):
         super().__init__("IOTLB", capacity, lru, front=front)
         self.by_tag: Dict[Tuple[int, int], Set[Key]] = {}
         self.by_g: Dict[int, Set[int]] = {}
-        self.shifts: Dict[int, int] = {}
-        self._shift_list: List[int] = []
+        self.shifts: Set[int] = set()
+        self._shift_list: Tuple[int, ...] = ()
+        self.globals = False
         self.by_s1: _Index = {}
         self.by_gpa: _Index = {}
         #: key of the last usable hit (the shortcut rests on it)
@@ -395,11 +417,12 @@ class Iotlb(Cache):
     def lookup(self, gscid: int, pscid: int, va: int) -> Optional[Tuple[Key, Entry]]:
         """The key and entry translating ``va`` for the tag, or None (no statistics)."""
         entries = self.entries
+        glob = self.globals and pscid >= 0
         for shift in self._shift_list:
             vpn = va >> shift
             key = (gscid, pscid, shift, vpn)
             e = entries.get(key)
-            if e is None and pscid >= 0:
+            if e is None and glob:
                 key = (gscid, GLOBAL, shift, vpn)
                 e = entries.get(key)
             if e is not None:
@@ -416,18 +439,51 @@ class Iotlb(Cache):
         the cached PTEs); anything else walks, which updates A/D or reports
         the fault from the tables in memory, and counts as a miss.
         """
-        found = self.lookup(gscid, pscid, iova) if self._shift_list else None
-        if found is not None:
-            key, e = found
-            result = _usable(e, iova, access, priv, sum_)
-            if result is not None:
-                self.stats.hits += 1
-                self.last_hit = key
-                if self.lru:
-                    self.entries.move_to_end(key)
-                if self.emit is not None:
-                    self.emit(CacheEvent("IOTLB", "hit", key))
-                return result
+        entries = self.entries
+        glob = self.globals and pscid >= 0
+        # the lookup (inline: one probe per page size in use, smallest first)
+        for shift in self._shift_list:
+            key = (gscid, pscid, shift, iova >> shift)
+            e = entries.get(key)
+            if e is None:
+                if not glob:
+                    continue
+                key = (gscid, GLOBAL, shift, iova >> shift)
+                e = entries.get(key)
+                if e is None:
+                    continue
+            # PTW steps 5 and 7 on the cached leaves (the first entry found decides)
+            spa_base, size, s1, gp, _, _, _, _ = e
+            need = _PERM[access]
+            ad = _AD if access == _ACCESS_WRITE else _A
+            perms = _RWX
+            g = False
+            pbmt = 0
+            if s1 >= 0:
+                if s1 & _U:
+                    if priv and (not sum_ or access == 2):  # 2: Access.EXECUTE
+                        break
+                elif not priv:
+                    break
+                if not s1 & need or s1 & ad != ad:
+                    break
+                perms = s1 & _RWX
+                g = bool(s1 & _G)
+                pbmt = (s1 >> _PBMT_LSB) & _PBMT_MAX
+            if gp >= 0:
+                ad |= _U | need
+                if gp & ad != ad:
+                    break
+                perms &= gp
+                if not pbmt:
+                    pbmt = (gp >> _PBMT_LSB) & _PBMT_MAX
+            self.stats.hits += 1
+            self.last_hit = key
+            if self.lru:
+                entries.move_to_end(key)
+            if self.emit is not None:
+                self.emit(CacheEvent("IOTLB", "hit", key))
+            return spa_base | (iova & (size - 1)), perms, g, pbmt, size, None
         self.stats.misses += 1
         if self.emit is not None:
             self.emit(CacheEvent("IOTLB", "miss", (gscid, pscid, 12, iova >> 12)))
@@ -449,81 +505,109 @@ class Iotlb(Cache):
     ) -> Optional[Key]:
         """Cache a translation just walked: ``size`` is the smaller stage's page,
         ``s1``/``gp`` the leaf PTEs (-1 for a Bare stage), ``s1size``/``gsize``
-        their own page sizes (the entry's size for a Bare stage)."""
-        if not self.capacity:
+        their own page sizes (the entry's size for a Bare stage).  Sizes are
+        powers of two (``x & -size`` is the base of the page holding x)."""
+        capacity = self.capacity
+        if not capacity:
             return None
-        return self.insert(
-            gscid,
-            GLOBAL if g else pscid,
-            iova,
-            (
-                spa & ~(size - 1),
-                size,
-                s1,
-                gp,
-                gpa & ~(gsize - 1),
-                gsize,
-                iova & ~(s1size - 1),
-                s1size,
-            ),
-        )
-
-    def insert(self, gscid: int, pscid: int, va: int, entry: Entry) -> Optional[Key]:
-        """Cache ``entry`` (its size is entry[1]) for ``va`` under the tag; returns its key."""
-        if not self.capacity:
-            return None
-        shift = entry[1].bit_length() - 1
-        key = (gscid, pscid, shift, va >> shift)
+        if g:
+            pscid = GLOBAL
+            self.globals = True
+        shift = size.bit_length() - 1
+        key = (gscid, pscid, shift, iova >> shift)
+        entry = (spa & -size, size, s1, gp, gpa & -gsize, gsize, iova & -s1size, s1size)
         entries = self.entries
-        if key in entries:
-            self._remove(key)
-        elif len(entries) >= self.capacity:
-            self._evict()
-        entries[key] = entry
-        # the indexes (inline: a fill is on every walk's path)
+        by_tag = self.by_tag
         tag = (gscid, pscid)
-        keys = self.by_tag.get(tag)
-        if keys is None:
-            self.by_tag[tag] = {key}
-            slots = self.by_g.get(gscid)
-            if slots is None:
-                self.by_g[gscid] = {pscid}
+        keys: Optional[Set[Key]] = None  # the tag's keys, once key is in them
+        old = entries.setdefault(key, entry)
+        if old is not entry:
+            # a refill of a present key: the new entry, made the most recent
+            self._unindex(key, old)
+            entries[key] = entry
+            entries.move_to_end(key)
+        elif len(entries) > capacity:
+            # evict the oldest (FIFO) or least recently used entry (O(1) in an
+            # OrderedDict) and drop it from the indexes (_unindex, inline)
+            vkey, ve = entries.popitem(last=False)
+            vg, vp, _, _ = vkey
+            if vg == gscid and vp == pscid:  # the same tag: its key set stays
+                keys = by_tag[tag]
+                keys.discard(vkey)
+                keys.add(key)
             else:
-                slots.add(pscid)
-        else:
-            keys.add(key)
-        shifts = self.shifts
-        n = shifts.get(shift)
-        if n is None:
-            shifts[shift] = 1
-            self._shift_list = sorted(shifts)
-        else:
-            shifts[shift] = n + 1
-        ssh = entry[7].bit_length() - 1
-        if ssh != shift:  # a piece of a larger first-stage leaf
-            ikey = (gscid, pscid, ssh, entry[6] >> ssh)
+                vtag = (vg, vp)
+                vkeys = by_tag[vtag]
+                vkeys.discard(vkey)
+                if not vkeys:
+                    del by_tag[vtag]
+                    vslots = self.by_g[vg]
+                    vslots.discard(vp)
+                    if not vslots:
+                        del self.by_g[vg]
+            if ve[7] != ve[1]:  # a piece of a larger first-stage leaf
+                ssh = ve[7].bit_length() - 1
+                ikey = (vg, vp, ssh, ve[6] >> ssh)
+                vkeys = self.by_s1[ikey]
+                vkeys.discard(vkey)
+                if not vkeys:
+                    del self.by_s1[ikey]
+            if vg != HOST:
+                gsh = ve[5].bit_length() - 1
+                ikey = (vg, 0, gsh, ve[4] >> gsh)
+                vkeys = self.by_gpa[ikey]
+                vkeys.discard(vkey)
+                if not vkeys:
+                    del self.by_gpa[ikey]
+            self.stats.evictions += 1
+            if self.emit is not None:
+                self.emit(CacheEvent("IOTLB", "evict", vkey))
+        # the indexes (inline: a fill is on every walk's path)
+        if keys is None:
+            keys = by_tag.get(tag)
+            if keys is None:
+                by_tag[tag] = {key}
+                slots = self.by_g.get(gscid)
+                if slots is None:
+                    self.by_g[gscid] = {pscid}
+                else:
+                    slots.add(pscid)
+            else:
+                keys.add(key)
+        if shift not in self.shifts:
+            self.shifts.add(shift)
+            self._shift_list = tuple(sorted(self.shifts))
+        if s1size != size:  # a piece of a larger first-stage leaf
+            ssh = s1size.bit_length() - 1
+            ikey = (gscid, pscid, ssh, iova >> ssh)
             keys = self.by_s1.get(ikey)
             if keys is None:
                 self.by_s1[ikey] = {key}
             else:
                 keys.add(key)
         if gscid != HOST:
-            gsh = entry[5].bit_length() - 1
-            ikey = (gscid, 0, gsh, entry[4] >> gsh)
+            gsh = gsize.bit_length() - 1
+            ikey = (gscid, 0, gsh, gpa >> gsh)
             keys = self.by_gpa.get(ikey)
             if keys is None:
                 self.by_gpa[ikey] = {key}
             else:
                 keys.add(key)
         self.stats.fills += 1
-        if self.front:
-            self.front.clear()
+        front = self.front
+        if front:
+            front.clear()
         if self.emit is not None:
             self.emit(CacheEvent("IOTLB", "fill", key))
         return key
 
-    def _remove(self, key: Any) -> None:
-        e = self.entries.pop(key)
+    def insert(self, gscid: int, pscid: int, va: int, entry: Entry) -> Optional[Key]:
+        """Cache ``entry`` (its size is entry[1]) for ``va`` under the tag; returns its key."""
+        spa, size, s1, gp, gpa, gsize, _, s1size = entry
+        return self.fill(gscid, pscid, pscid == GLOBAL, va, spa, size, s1, s1size, gp, gpa, gsize)
+
+    def _unindex(self, key: Key, e: Entry) -> None:
+        """Take ``key`` (its entry ``e``) out of the indexes."""
         gscid, pscid, shift, _ = key
         tag = (gscid, pscid)
         keys = self.by_tag[tag]
@@ -534,15 +618,8 @@ class Iotlb(Cache):
             slots.discard(pscid)
             if not slots:
                 del self.by_g[gscid]
-        shifts = self.shifts
-        n = shifts[shift] - 1
-        if n:
-            shifts[shift] = n
-        else:
-            del shifts[shift]
-            self._shift_list = sorted(shifts)
-        ssh = e[7].bit_length() - 1
-        if ssh != shift:
+        if e[7] != e[1]:  # a piece of a larger first-stage leaf
+            ssh = e[7].bit_length() - 1
             ikey = (gscid, pscid, ssh, e[6] >> ssh)
             keys = self.by_s1[ikey]
             keys.discard(key)
@@ -555,15 +632,24 @@ class Iotlb(Cache):
             keys.discard(key)
             if not keys:
                 del self.by_gpa[ikey]
+
+    def _remove(self, key: Any) -> None:
+        self._unindex(key, self.entries.pop(key))
         if self.front:
             self.front.clear()
+
+    def _invalidated(self, n: int, tag: Tuple[int, ...]) -> int:
+        if not self.entries:  # empty: no page size and no global entry in use any more
+            self.shifts.clear()
+            self._shift_list = ()
+            self.globals = False
+        return super()._invalidated(n, tag)
 
     def clear(self) -> int:
         """Drop everything; returns how many entries were removed."""
         n = len(self.entries)
-        for d in (self.entries, self.by_tag, self.by_g, self.shifts, self.by_s1, self.by_gpa):
+        for d in (self.entries, self.by_tag, self.by_g, self.by_s1, self.by_gpa):
             d.clear()
-        self._shift_list = []
         return self._invalidated(n, ())
 
     def _s1_covering(self, tags: List[Tuple[int, int]], lo: int, hi: int) -> Set[Key]:
@@ -644,13 +730,14 @@ class Iotlb(Cache):
         return self.invalidate_keys(victims, (gscid,) if gv else ())
 
     def state(self) -> Tuple[Any, ...]:
-        """A copy of the contents, indexes and statistics."""
+        """A copy of the contents, indexes and statistics (the page sizes in use:
+        those of the entries, so equal contents give equal states)."""
         return (
             dict(self.entries),
             self.stats.as_dict(),
             {k: set(v) for k, v in self.by_tag.items()},
             {k: set(v) for k, v in self.by_g.items()},
-            dict(self.shifts),
+            {k[2] for k in self.entries},
             {k: set(v) for k, v in self.by_s1.items()},
             {k: set(v) for k, v in self.by_gpa.items()},
             self.last_hit,
@@ -671,39 +758,11 @@ class Iotlb(Cache):
             index.update({k: set(v) for k, v in saved.items()})
         self.shifts.clear()
         self.shifts.update(shifts)
-        self._shift_list = sorted(self.shifts)
+        self._shift_list = tuple(sorted(self.shifts))
+        self.globals = any(k[1] == GLOBAL for k in entries)
         self.last_hit = last
         for k, v in stats.items():
             setattr(self.stats, k, v)
-
-
-def _usable(
-    e: Entry, iova: int, access: int, priv: bool, sum_: bool
-) -> Optional[Tuple[int, int, bool, int, int, None]]:
-    """PTW steps 5 and 7 on a cached entry: the result, or None to walk again."""
-    spa_base, size, s1, gp = e[0], e[1], e[2], e[3]
-    need = _PERM[access]
-    ad = _A | _D if access == _ACCESS_WRITE else _A
-    perms = _RWX
-    g = False
-    pbmt = 0
-    if s1 >= 0:
-        if s1 & _U:
-            if priv and (not sum_ or access == 2):  # 2: Access.EXECUTE
-                return None
-        elif not priv:
-            return None
-        if not s1 & need or s1 & ad != ad:
-            return None
-        perms = s1 & _RWX
-        g = bool(s1 & _G)
-        pbmt = (s1 >> _PBMT_LSB) & _PBMT_MAX
-    if gp >= 0:
-        if gp & (_U | need | ad) != _U | need | ad:
-            return None
-        perms &= gp
-        pbmt = pbmt or (gp >> _PBMT_LSB) & _PBMT_MAX
-    return spa_base | (iova & (size - 1)), perms, g, pbmt, size, None
 
 
 class Ioatc:
@@ -802,17 +861,28 @@ class Ioatc:
 # ----------------------------------------------------------------------------
 def cached_dc(io: "Iommu", device_id: int) -> DC:
     """The device context of ``device_id``: a DDT-cache hit, or §GET_DC and a fill."""
-    c = io.ioatc
-    dc: Optional[DC] = c.ddt.get(device_id)
-    if dc is None:
-        c.missed = True
-        hpm = io.hpm
-        if hpm.active:
-            hpm.count(HpmEvent.DDT_WALK, device_id, -1, -1, -1)
-        if io.qos_port:
-            io.mem.qos = io.iommu_qosid
-        dc = locate_dc(io, device_id)
-        c.ddt.put(device_id, dc)
+    ddt = io._ddt
+    entries = ddt.entries
+    dc: Optional[DC] = entries.get(device_id)
+    if dc is not None:  # a hit (Cache.get, inline: every request looks its DC up)
+        ddt.stats.hits += 1
+        if ddt.lru:
+            entries.move_to_end(device_id)
+        if ddt.emit is not None:
+            ddt.emit(CacheEvent("DDT", "hit", (device_id,)))
+        return dc
+    if ddt.capacity:
+        ddt.stats.misses += 1
+        if ddt.emit is not None:
+            ddt.emit(CacheEvent("DDT", "miss", (device_id,)))
+    io.ioatc.missed = True
+    hpm = io.hpm
+    if hpm.active:
+        hpm.count(HpmEvent.DDT_WALK, device_id, -1, -1, -1)
+    if io.qos_port:
+        io.mem.qos = io.iommu_qosid
+    dc = locate_dc(io, device_id)
+    ddt.put(device_id, dc)
     return dc
 
 
@@ -828,16 +898,26 @@ def cached_pc(io: "Iommu", device_id: int, process_id: int, dc: DC, access: int)
     statistics: it is not an invalidation) and the lookup misses, so the PC is
     located again under the new DC.
     """
-    c = io.ioatc
     key = (device_id, process_id)
-    c.pc_key = key
-    pdt = c.pdt
-    cached = pdt.entries.get(key)
-    if cached is not None and cached[1] is not dc and not _located_alike(io, cached[1], dc):
-        pdt._remove(key)
-    hit: Optional[Tuple[PC, DC]] = pdt.get(key)
-    if hit is not None:
-        return hit[0]
+    io.ioatc.pc_key = key
+    pdt = io._pdt
+    entries = pdt.entries
+    cached: Optional[Tuple[PC, DC]] = entries.get(key)
+    if cached is not None:
+        if cached[1] is dc or _located_alike(io, cached[1], dc):
+            # a hit (Cache.get, inline)
+            pdt.stats.hits += 1
+            if pdt.lru:
+                entries.move_to_end(key)
+            if pdt.emit is not None:
+                pdt.emit(CacheEvent("PDT", "hit", key))
+            return cached[0]
+        pdt._remove(key)  # located under other DC fields: dropped, then a miss
+    if pdt.capacity:
+        pdt.stats.misses += 1
+        if pdt.emit is not None:
+            pdt.emit(CacheEvent("PDT", "miss", key))
+    c = io.ioatc
     c.missed = True
     hpm = io.hpm
     if hpm.active:
