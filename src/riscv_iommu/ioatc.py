@@ -121,6 +121,7 @@ Front = Tuple[
     int, bool, bool, bool, bool, int, bool, int, int, int, Optional[Tuple[int, int]], Optional[Key]
 ]
 _Index = Dict[Tuple[int, int, int, int], Set[Key]]
+_GpaIndex = Dict[Tuple[int, int, int], Set[Key]]
 Emit = Optional[Callable[[Event], None]]
 
 _TC: Final = F.DC_TC
@@ -225,7 +226,7 @@ class Cache:
             del entries[key]  # a refill: the new value, made the most recent (same group)
         elif len(entries) >= capacity:
             # evict the oldest (FIFO) or least recently used: O(1) in an OrderedDict
-            old = entries.popitem(last=False)[0]
+            old = entries.popitem(False)[0]
             if groups is not None:
                 vkeys = groups[old[0]]
                 vkeys.discard(old)
@@ -375,7 +376,7 @@ class Iotlb(Cache):
     * ``by_s1``: (GSCID, PSCID, first-stage leaf shift, leaf page) -> keys, for
       the entries holding a piece of a larger first-stage leaf (an entry whose
       first-stage leaf is its own page is found by its key);
-    * ``by_gpa``: (GSCID, 0, G-stage leaf shift, leaf page) -> keys of every
+    * ``by_gpa``: (GSCID, G-stage leaf size, leaf GPA base) -> keys of every
       entry with a G-stage (``IOTINVAL.GVMA`` with an address).
     """
 
@@ -400,7 +401,7 @@ class Iotlb(Cache):
         self._shift_list: Tuple[int, ...] = ()
         self.globals = False
         self.by_s1: _Index = {}
-        self.by_gpa: _Index = {}
+        self.by_gpa: _GpaIndex = {}
         #: key of the last usable hit (the shortcut rests on it)
         self.last_hit: Optional[Key] = None
 
@@ -515,7 +516,8 @@ class Iotlb(Cache):
             self.globals = True
         shift = size.bit_length() - 1
         key = (gscid, pscid, shift, iova >> shift)
-        entry = (spa & -size, size, s1, gp, gpa & -gsize, gsize, iova & -s1size, s1size)
+        gbase = gpa & -gsize
+        entry = (spa & -size, size, s1, gp, gbase, gsize, iova & -s1size, s1size)
         entries = self.entries
         by_tag = self.by_tag
         tag = (gscid, pscid)
@@ -529,7 +531,7 @@ class Iotlb(Cache):
         elif len(entries) > capacity:
             # evict the oldest (FIFO) or least recently used entry (O(1) in an
             # OrderedDict) and drop it from the indexes (_unindex, inline)
-            vkey, ve = entries.popitem(last=False)
+            vkey, ve = entries.popitem(False)
             vg, vp, _, _ = vkey
             if vg == gscid and vp == pscid:  # the same tag: its key set stays
                 keys = by_tag[tag]
@@ -553,12 +555,11 @@ class Iotlb(Cache):
                 if not vkeys:
                     del self.by_s1[ikey]
             if vg != HOST:
-                gsh = ve[5].bit_length() - 1
-                ikey = (vg, 0, gsh, ve[4] >> gsh)
-                vkeys = self.by_gpa[ikey]
+                gkey = (vg, ve[5], ve[4])
+                vkeys = self.by_gpa[gkey]
                 vkeys.discard(vkey)
                 if not vkeys:
-                    del self.by_gpa[ikey]
+                    del self.by_gpa[gkey]
             self.stats.evictions += 1
             if self.emit is not None:
                 self.emit(CacheEvent("IOTLB", "evict", vkey))
@@ -586,11 +587,10 @@ class Iotlb(Cache):
             else:
                 keys.add(key)
         if gscid != HOST:
-            gsh = gsize.bit_length() - 1
-            ikey = (gscid, 0, gsh, gpa >> gsh)
-            keys = self.by_gpa.get(ikey)
+            gkey = (gscid, gsize, gbase)
+            keys = self.by_gpa.get(gkey)
             if keys is None:
-                self.by_gpa[ikey] = {key}
+                self.by_gpa[gkey] = {key}
             else:
                 keys.add(key)
         self.stats.fills += 1
@@ -626,12 +626,11 @@ class Iotlb(Cache):
             if not keys:
                 del self.by_s1[ikey]
         if gscid != HOST:
-            gsh = e[5].bit_length() - 1
-            ikey = (gscid, 0, gsh, e[4] >> gsh)
-            keys = self.by_gpa[ikey]
+            gkey = (gscid, e[5], e[4])
+            keys = self.by_gpa[gkey]
             keys.discard(key)
             if not keys:
-                del self.by_gpa[ikey]
+                del self.by_gpa[gkey]
 
     def _remove(self, key: Any) -> None:
         self._unindex(key, self.entries.pop(key))
@@ -693,7 +692,7 @@ class Iotlb(Cache):
         by_gpa = self.by_gpa
         for sh in _LEAF_SHIFTS:
             for page in range(lo >> sh, (hi >> sh) + 1):
-                found |= by_gpa.get((gscid, 0, sh, page), set())
+                found |= by_gpa.get((gscid, 1 << sh, page << sh), set())
         return found
 
     def inval_vma(
