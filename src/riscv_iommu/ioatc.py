@@ -39,11 +39,11 @@ of the G-stage leaf (in GPA space): ``IOTINVAL.VMA`` with an address drops the
 entries whose first-stage leaf covers it, ``IOTINVAL.GVMA`` with an address
 those whose G-stage leaf covers it -- also when a superpage of one stage was
 cached in smaller pieces because the other stage maps smaller pages.
-Lookups cost one dict probe per page size in use (two with global entries);
-fills and evictions are O(1) at any capacity; invalidations by tag cost the
-entries they remove; invalidations of an address range probe the range's
-pages at each leaf size, or visit the entries of the tag they name, whichever
-is fewer.
+Lookups cost one dict probe per page size filled since the IOTLB was last
+empty (two when global entries were); fills and evictions are O(1) at any
+capacity; invalidations by tag cost the entries they remove; invalidations
+of an address range probe the range's pages at each leaf size, or visit the
+entries of the tag they name, whichever is fewer.
 
 **The whole-response shortcut ("front").**  Implementation choice: a request
 whose previous identical occurrence (same device, process_id, privilege,
