@@ -97,6 +97,8 @@ __all__ = [
     "NONE",
     "GLOBAL",
     "Entry",
+    "GKey",
+    "Leaves",
     "Key",
     "Front",
     "FrontKey",
@@ -109,10 +111,16 @@ NONE: Final = -1
 #: PSCID slot of global first-stage mappings
 GLOBAL: Final = -2
 
-#: (spa base, size, s1 pte or -1, g pte or -1, G-leaf GPA base, G-leaf size,
-#:  first-stage leaf IOVA base, first-stage leaf size)
-Entry = Tuple[int, int, int, int, int, int, int, int]
 Key = Tuple[int, int, int, int]  # (gscid, pscid, shift, vpn)
+#: (GSCID, G-stage leaf size, G-stage leaf GPA base): an entry's key in ``Iotlb.by_gpa``
+GKey = Tuple[int, int, int]
+#: an IOTLB entry: (spa base, size, s1 pte or -1, g pte or -1, its G-stage leaf (GKey)
+#: or None without a G-stage, its first-stage leaf (GSCID, PSCID, leaf shift, leaf page:
+#: its key in ``Iotlb.by_s1``) when that leaf is larger than the entry, else None)
+Entry = Tuple[int, int, int, int, Optional[GKey], Optional[Key]]
+#: what :meth:`Iotlb.insert` caches: (spa base, size, s1 pte or -1, g pte or -1,
+#: G-leaf GPA base, G-leaf size, first-stage leaf IOVA base, first-stage leaf size)
+Leaves = Tuple[int, int, int, int, int, int, int, int]
 #: a shortcut's request: (device_id, process_id or -1, priv, access | kind << 2, page)
 FrontKey = Tuple[int, int, bool, int, int]
 #: a shortcut's response: (SPA page, r, w, x, g, pbmt, s, size, rcid, mcid, the
@@ -121,7 +129,7 @@ Front = Tuple[
     int, bool, bool, bool, bool, int, bool, int, int, int, Optional[Tuple[int, int]], Optional[Key]
 ]
 _Index = Dict[Tuple[int, int, int, int], Set[Key]]
-_GpaIndex = Dict[Tuple[int, int, int], Set[Key]]
+_GpaIndex = Dict[GKey, Set[Key]]
 Emit = Optional[Callable[[Event], None]]
 
 _TC: Final = F.DC_TC
@@ -454,7 +462,7 @@ class Iotlb(Cache):
                 if e is None:
                     continue
             # PTW steps 5 and 7 on the cached leaves (the first entry found decides)
-            spa_base, size, s1, gp, _, _, _, _ = e
+            spa_base, size, s1, gp, _, _ = e
             need = _PERM[access]
             ad = _AD if access == _ACCESS_WRITE else _A
             perms = _RWX
@@ -516,8 +524,13 @@ class Iotlb(Cache):
             self.globals = True
         shift = size.bit_length() - 1
         key = (gscid, pscid, shift, iova >> shift)
-        gbase = gpa & -gsize
-        entry = (spa & -size, size, s1, gp, gbase, gsize, iova & -s1size, s1size)
+        gkey = None if gscid == HOST else (gscid, gsize, gpa & -gsize)
+        if s1size == size:
+            skey = None
+        else:  # a piece of a larger first-stage leaf
+            ssh = s1size.bit_length() - 1
+            skey = (gscid, pscid, ssh, iova >> ssh)
+        entry = (spa & -size, size, s1, gp, gkey, skey)
         entries = self.entries
         by_tag = self.by_tag
         tag = (gscid, pscid)
@@ -547,19 +560,18 @@ class Iotlb(Cache):
                     vslots.discard(vp)
                     if not vslots:
                         del self.by_g[vg]
-            if ve[7] != ve[1]:  # a piece of a larger first-stage leaf
-                ssh = ve[7].bit_length() - 1
-                ikey = (vg, vp, ssh, ve[6] >> ssh)
-                vkeys = self.by_s1[ikey]
+            vgkey = ve[4]
+            if vgkey is not None:
+                vkeys = self.by_gpa[vgkey]
                 vkeys.discard(vkey)
                 if not vkeys:
-                    del self.by_s1[ikey]
-            if vg != HOST:
-                gkey = (vg, ve[5], ve[4])
-                vkeys = self.by_gpa[gkey]
+                    del self.by_gpa[vgkey]
+            vskey = ve[5]
+            if vskey is not None:
+                vkeys = self.by_s1[vskey]
                 vkeys.discard(vkey)
                 if not vkeys:
-                    del self.by_gpa[gkey]
+                    del self.by_s1[vskey]
             self.stats.evictions += 1
             if self.emit is not None:
                 self.emit(CacheEvent("IOTLB", "evict", vkey))
@@ -578,19 +590,16 @@ class Iotlb(Cache):
         if shift not in self.shifts:
             self.shifts.add(shift)
             self._shift_list = tuple(sorted(self.shifts))
-        if s1size != size:  # a piece of a larger first-stage leaf
-            ssh = s1size.bit_length() - 1
-            ikey = (gscid, pscid, ssh, iova >> ssh)
-            keys = self.by_s1.get(ikey)
-            if keys is None:
-                self.by_s1[ikey] = {key}
-            else:
-                keys.add(key)
-        if gscid != HOST:
-            gkey = (gscid, gsize, gbase)
+        if gkey is not None:
             keys = self.by_gpa.get(gkey)
             if keys is None:
                 self.by_gpa[gkey] = {key}
+            else:
+                keys.add(key)
+        if skey is not None:
+            keys = self.by_s1.get(skey)
+            if keys is None:
+                self.by_s1[skey] = {key}
             else:
                 keys.add(key)
         self.stats.fills += 1
@@ -601,9 +610,10 @@ class Iotlb(Cache):
             self.emit(CacheEvent("IOTLB", "fill", key))
         return key
 
-    def insert(self, gscid: int, pscid: int, va: int, entry: Entry) -> Optional[Key]:
-        """Cache ``entry`` (its size is entry[1]) for ``va`` under the tag; returns its key."""
-        spa, size, s1, gp, gpa, gsize, _, s1size = entry
+    def insert(self, gscid: int, pscid: int, va: int, leaves: Leaves) -> Optional[Key]:
+        """Cache a translation of ``va`` under the tag (:meth:`fill` with the bases and
+        sizes of ``leaves``; the entry's size is leaves[1]); returns its key."""
+        spa, size, s1, gp, gpa, gsize, _, s1size = leaves
         return self.fill(gscid, pscid, pscid == GLOBAL, va, spa, size, s1, s1size, gp, gpa, gsize)
 
     def _unindex(self, key: Key, e: Entry) -> None:
@@ -618,19 +628,18 @@ class Iotlb(Cache):
             slots.discard(pscid)
             if not slots:
                 del self.by_g[gscid]
-        if e[7] != e[1]:  # a piece of a larger first-stage leaf
-            ssh = e[7].bit_length() - 1
-            ikey = (gscid, pscid, ssh, e[6] >> ssh)
-            keys = self.by_s1[ikey]
-            keys.discard(key)
-            if not keys:
-                del self.by_s1[ikey]
-        if gscid != HOST:
-            gkey = (gscid, e[5], e[4])
+        gkey = e[4]
+        if gkey is not None:
             keys = self.by_gpa[gkey]
             keys.discard(key)
             if not keys:
                 del self.by_gpa[gkey]
+        skey = e[5]
+        if skey is not None:
+            keys = self.by_s1[skey]
+            keys.discard(key)
+            if not keys:
+                del self.by_s1[skey]
 
     def _remove(self, key: Any) -> None:
         self._unindex(key, self.entries.pop(key))
@@ -661,8 +670,8 @@ class Iotlb(Cache):
         if probes * len(tags) > sum(len(self.by_tag.get(t, ())) for t in tags):
             for t in tags:
                 for key in self.by_tag.get(t, ()):
-                    e = entries[key]
-                    if e[6] <= hi and e[6] + e[7] - 1 >= lo:
+                    leaf = entries[key][5] or key  # the entry's first-stage leaf
+                    if lo >> leaf[2] <= leaf[3] <= hi >> leaf[2]:
                         found.add(key)
             return found
         by_s1 = self.by_s1
@@ -685,8 +694,8 @@ class Iotlb(Cache):
             entries = self.entries
             for t in tags:
                 for key in self.by_tag[t]:
-                    e = entries[key]
-                    if e[4] <= hi and e[4] + e[5] - 1 >= lo:
+                    _, gsize, gbase = entries[key][4]  # the entry's G-stage leaf
+                    if gbase <= hi and gbase + gsize - 1 >= lo:
                         found.add(key)
             return found
         by_gpa = self.by_gpa
