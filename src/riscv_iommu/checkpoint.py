@@ -35,6 +35,7 @@ STATE = (
     "gxl",
     "g_modes",
     "ddtp_mode",
+    "did_bits",
     "ddtp_ppn",
     "iommu_qosid",
     "dtf",

@@ -24,7 +24,7 @@ from ._mypyc import mypyc_attr
 from .ats import InvalidationTracker, MessageCode, cxl_io, encode_range, page_request
 from .capabilities import IGS, Capabilities, IommuParams
 from .checkpoint import Overlay, Snapshot, restore_snapshot, take_snapshot
-from .ddt import DC, ddi
+from .ddt import DC
 from .debug import DebugInterface
 from .events import (
     AtsMessageEvent,
@@ -59,6 +59,7 @@ from .types import (
     Response,
     Status,
     Ttyp,
+    success_response,
 )
 
 __all__ = ["Iommu", "REG", "Snapshot"]
@@ -262,6 +263,8 @@ class Iommu:
         self._set_fctl(fctl, reset=True)
         self.ddtp_mode = int(params.reset_iommu_mode)
         self.ddtp_ppn = 0
+        #: the widest device_id ddtp.iommu_mode supports (§P2IOVA step 5)
+        self.did_bits = self._did_bits()
         #: (RCID, MCID) of the IOMMU's own requests (iommu_qosid)
         self.iommu_qosid = (0, 0)
         # per-request scratch state written by the translation process
@@ -398,6 +401,7 @@ class Iommu:
         # WARL: an unsupported mode leaves iommu_mode unchanged
         if mode <= self.params.max_iommu_mode:
             self.ddtp_mode = mode
+            self.did_bits = self._did_bits()
         self.ddtp_ppn = F.DDTP.PPN.get(value) & ((1 << (self.caps.pas - 12)) - 1)
 
     @property
@@ -618,13 +622,18 @@ class Iommu:
             return "timeout"
         return "ready"
 
+    def _did_bits(self) -> int:
+        """§P2IOVA step 5 as a width: the bits of the DDI fields ddtp.iommu_mode walks
+        (1LVL: DDI[0]; 2LVL: DDI[0] and DDI[1]; 3LVL, Off and Bare: all 24), at most
+        the implemented device_id width.  DDI[0] has 7 bits with base DCs and 6 with
+        extended ones; DDI[1] has 9 (steps 3 and 4, ``ddt.ddi``)."""
+        ddi0 = 6 if self.msi_flat else 7
+        width = {2: ddi0, 3: ddi0 + 9}.get(self.ddtp_mode, 24)
+        return min(width, self.params.device_id_width)
+
     def device_id_fits(self, device_id: int) -> bool:
         """Whether ``device_id`` is not wider than ddtp.iommu_mode and the implementation allow."""
-        if device_id >> self.params.device_id_width:
-            return False
-        _, d1, d2 = ddi(self, device_id)
-        mode = self.ddtp_mode
-        return not ((mode == 3 and d2) or (mode == 2 and (d1 or d2)))
+        return not device_id >> self.did_bits
 
     def send_ats_message(self, msg: Any) -> None:
         """Deliver an outbound ATS message through ``on_ats_message``."""
@@ -901,22 +910,25 @@ class Iommu:
         if not isinstance(req, Request):
             raise TypeError("translate() takes a Request")
         # API edge: the fields as given (Any: in the compiled build too, the checks
-        # below name the argument); the common case costs four type tests
+        # below name the argument); the common case costs one expression
         fields: Any = req
         f_did = fields.device_id
         f_addr = fields.addr
         f_pid = fields.process_id
         f_length = fields.length
         f_data = fields.data
+        f_access = fields.access
+        f_kind = fields.kind
         if not (
             type(f_did) is int
             and type(f_addr) is int
             and type(f_length) is int
-            and 0 <= f_did < 1 << 24
-            and 0 <= f_addr < 1 << 64
-            and 0 <= f_length < 1 << 64
-            and (f_pid is None or (type(f_pid) is int and 0 <= f_pid < 1 << 20))
-            and (f_data is None or (type(f_data) is int and 0 <= f_data < 1 << 32))
+            # in range: a negative value shifts to -1, a too wide one to non-zero
+            and not (f_did >> 24 | f_addr >> 64 | f_length >> 64)
+            and (f_pid is None or (type(f_pid) is int and not f_pid >> 20))
+            and (f_data is None or (type(f_data) is int and not f_data >> 32))
+            and type(f_access) is Access
+            and type(f_kind) is RequestKind
         ):
             f_did = _check_int("device_id", f_did, 24)
             f_addr = _check_int("addr", f_addr, 64)
@@ -925,12 +937,10 @@ class Iommu:
                 f_pid = _check_int("process_id", f_pid, 20)
             if f_data is not None:
                 f_data = _check_int("data", f_data, 32)
-        f_access = fields.access
-        if type(f_access) is not Access:
-            f_access = _check_enum("access", f_access, Access)
-        f_kind = fields.kind
-        if type(f_kind) is not RequestKind:
-            f_kind = _check_enum("kind", f_kind, RequestKind)
+            if type(f_access) is not Access:
+                f_access = _check_enum("access", f_access, Access)
+            if type(f_kind) is not RequestKind:
+                f_kind = _check_enum("kind", f_kind, RequestKind)
         did: int = f_did
         addr: int = f_addr
         pid: Optional[int] = f_pid
@@ -938,7 +948,7 @@ class Iommu:
         data: Optional[int] = f_data
         access: int = f_access
         kind: int = f_kind
-        priv = bool(fields.priv) and pid is not None
+        priv = pid is not None and not not fields.priv
         self._nreq[_DEBUG if debug else kind] += 1
         if self.hpm.active:
             self.count_event(_REQUEST_EVENT[kind], did, pid, -1, -1)
@@ -953,34 +963,20 @@ class Iommu:
                 base, r, w, x, g, pbmt, s, size, rcid, mcid, pc_key, tlb_key = hit
                 ddt = self._ddt
                 ddt.stats.hits += 1
-                if pc_key is not None:
-                    self._pdt.stats.hits += 1
-                if tlb_key is not None:
-                    self.iotlb.stats.hits += 1
                 if self.lru:
                     ddt.entries.move_to_end(did)
-                    if pc_key is not None:
-                        self._pdt.entries.move_to_end(pc_key)
-                    if tlb_key is not None:
-                        self.iotlb.entries.move_to_end(tlb_key)
-                return Response(
-                    _SUCCESS,
-                    base | (addr & 0xFFF),
-                    None,
-                    False,
-                    r,
-                    w,
-                    x,
-                    False,
-                    g,
-                    priv,
-                    False,
-                    pbmt,
-                    s,
-                    0,
-                    size,
-                    rcid=rcid,
-                    mcid=mcid,
+                if pc_key is not None:
+                    pdt = self._pdt
+                    pdt.stats.hits += 1
+                    if self.lru:
+                        pdt.entries.move_to_end(pc_key)
+                if tlb_key is not None:
+                    tlb = self.iotlb
+                    tlb.stats.hits += 1
+                    if self.lru:
+                        tlb.entries.move_to_end(tlb_key)
+                return success_response(
+                    base | (addr & 0xFFF), r, w, x, g, priv, pbmt, s, size, rcid, mcid
                 )
         elif emit is not None:
             emit(RequestEvent(req, debug))
@@ -1035,7 +1031,7 @@ class Iommu:
             )
         elif msi is None:
             g = g and pid is not None
-            r, w, x = bool(perms & PERM_R), bool(perms & PERM_W), bool(perms & PERM_X)
+            r, w, x = perms & PERM_R != 0, perms & PERM_W != 0, perms & PERM_X != 0
             if not c.missed and c.front_size and self.ddtp_mode > 1:
                 # served by cache hits alone: the next identical request may take the shortcut
                 c.remember(
@@ -1055,20 +1051,7 @@ class Iommu:
                         self.iotlb.last_hit,
                     ),
                 )
-            rsp = Response(
-                _SUCCESS,
-                spa,
-                r=r,
-                w=w,
-                x=x,
-                g=g,
-                priv=priv,
-                pbmt=pbmt,
-                size=size,
-                s=size > 4096,
-                rcid=rcid,
-                mcid=mcid,
-            )
+            rsp = success_response(spa, r, w, x, g, priv, pbmt, size > 4096, size, rcid, mcid)
         else:
             rsp = Response(
                 Status.SUCCESS,

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Final, Optional, Tuple
 from . import formats as F
 from ._fault import Fault
 from .ats import ats_translate, reported_cause
-from .ddt import ddi
 from .events import Check, Step
 from .hpm import Event
 from .ioatc import HOST, NONE, cached_dc, cached_pc
@@ -48,7 +47,8 @@ _MODE_SHIFT: Final = F.IOHGATP.MODE.lsb  # MODE of iohgatp / iosatp / pdtp / msi
 _ENS: Final = F.PC_TA.ENS.mask
 _SUM: Final = F.PC_TA.SUM.mask
 _G: Final = F.PTE.G.mask
-_RCID: Final = F.DC_TA.RCID
+_RCID_LSB: Final = F.DC_TA.RCID.lsb
+_RCID_MAX: Final = F.DC_TA.RCID.max
 _DC_PSCID: Final = F.DC_TA.PSCID
 _DC_PSCID_LSB: Final = _DC_PSCID.lsb
 _DC_PSCID_MAX: Final = _DC_PSCID.max
@@ -64,12 +64,11 @@ _U: Final = F.PTE.U.mask
 _A: Final = F.PTE.A.mask
 _D: Final = F.PTE.D.mask
 _PERM: Final = (PERM_R, PERM_W, PERM_X)
-_MCID: Final = F.DC_TA.MCID
+_MCID_LSB: Final = F.DC_TA.MCID.lsb
+_MCID_MAX: Final = F.DC_TA.MCID.max
 
 _OFF: Final = 0
 _BARE: Final = 1
-_LVL1: Final = 2
-_LVL2: Final = 3
 # enum members as plain ints: an Enum attribute lookup costs more than the test
 _UNTRANSLATED: Final = int(RequestKind.UNTRANSLATED)
 _TRANSLATED: Final = int(RequestKind.TRANSLATED)
@@ -126,23 +125,21 @@ def translate_iova(
         if crossing:
             raise _misaligned(access)
         return iova, PERM_ALL, False, 0, io.params.bare_range_size, None  # step 20
-    # steps 3 and 4: DDI split for the base or extended DC format
-    _, d1, d2 = ddi(io, device_id)
-    # step 5: device_id wider than the IOMMU mode (or the implemented width)
-    if (
-        device_id >> io.device_id_width
-        or (mode == _LVL2 and d2)
-        or (mode == _LVL1 and (d2 or d1))
-    ):
+    # steps 3 and 4 split device_id into DDI[0..2] (ddt.ddi: 7/9/8 bits for base DCs,
+    # 6/9/9 for extended ones); step 5: a device_id wider than the mode supports
+    # (2LVL with DDI[2] != 0, 1LVL with DDI[2] or DDI[1] != 0) or than the implemented
+    # width.  io.did_bits is that width: the bits DDI[0] (1LVL), DDI[0..1] (2LVL) or
+    # all three (3LVL) hold, at most IommuParams.device_id_width
+    if device_id >> io.did_bits:
         raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, _wide_device_id(io, device_id, mode))
     # step 6
     dc = cached_dc(io, device_id)
     tc, iohgatp, ta, fsc, msiptp, msi_mask, msi_pattern, _ = dc
-    io.dtf = bool(tc & _DTF)
+    io.dtf = tc & _DTF != 0
     if io.qosid:
         # DC.ta.RCID/MCID: the QoS IDs of the IOMMU's accesses for this device
         # (PDT, page tables, MSI page table, MRIF) and of the translated request
-        io.qos = (_RCID.get(ta), _MCID.get(ta))
+        io.qos = ((ta >> _RCID_LSB) & _RCID_MAX, (ta >> _MCID_LSB) & _MCID_MAX)
         if io.qos_port:
             io.mem.qos = io.qos
     # A request whose bytes cross a 4 KiB page is malformed (docs/translation.md);
@@ -177,9 +174,6 @@ def translate_iova(
             raise Fault(Cause.TRANSACTION_TYPE_DISALLOWED, 0, why)
     if emit is not None:
         emit(Check("P2IOVA", "7", "the transaction type is allowed for this device context", True))
-    sxl = 1 if tc & _SXL else 0
-    gctl = (1 if tc & _GADE else 0) | (2 if sxl else 0)
-    big_s = bool(tc & _SBE)
     s1_at_spa = False  # [GIPC] 2024: first-stage tables at SPAs
     hg_from = "DC"
     iosatp = 0  # Bare unless a step below selects a first-stage table
@@ -220,7 +214,7 @@ def translate_iova(
             # step 16
             iosatp = pc_fsc
             pscid_ = (pc_ta >> _PC_PSCID_LSB) & _PC_PSCID_MAX
-            sum_ = bool(pc_ta & _SUM)
+            sum_ = pc_ta & _SUM != 0
             if gipc:
                 # [GIPC] decision #5: a request that selected a PC uses PC.iohgatp
                 iohgatp = pc_iohgatp
@@ -230,6 +224,7 @@ def translate_iova(
                     msiptp, msi_mask, msi_pattern = pc_msiptp, pc_mask, pc_pattern
     gmode = iohgatp >> _MODE_SHIFT
     smode = iosatp >> _MODE_SHIFT
+    sxl = 1 if tc & _SXL else 0
     if emit is not None:
         emit(
             Step(
@@ -245,6 +240,7 @@ def translate_iova(
     hpm = io.hpm.active
     gscid = (iohgatp >> _GSCID_LSB) & _GSCID_MAX if gmode else HOST
     pscid = pscid_ if smode else NONE
+    gctl = (1 if tc & _GADE else 0) | (2 if sxl else 0)
     if ats:  # §ATS_FAULTS: a PCIe ATS Translation Request computes permissions
         try:
             return ats_translate(
@@ -279,12 +275,6 @@ def translate_iova(
         if hpm:
             io.count_event(Event.TLB_MISS, device_id, process_id, gscid, pscid)
     # step 17: first stage
-    perms = PERM_ALL
-    g = False
-    pbmt = 0
-    size = io.bare_s[sxl]  # a Bare first stage
-    s1pte = -1
-    s1size = 0
     if smode:
         if hpm:
             io.count_event(Event.S_STAGE_WALK, device_id, process_id, gscid, pscid)
@@ -294,20 +284,26 @@ def translate_iova(
             iova,
             iosatp,
             geom,
-            big_s,
+            tc & _SBE != 0,
             0 if s1_at_spa else hg,
             access,
             priv,
             sum_,
             gctl,
-            bool(tc & _SADE),
+            tc & _SADE != 0,
         )
         perms = s1pte & PERM_ALL
-        g = bool(s1pte & _G)
+        g = s1pte & _G != 0
         pbmt = (s1pte >> _PBMT_LSB) & _PBMT_MAX if geom[2] == 8 else 0
         s1size = size
     else:
         gpa = iova
+        perms = PERM_ALL
+        g = False
+        pbmt = 0
+        size = io.bare_s[sxl]  # a Bare first stage
+        s1pte = -1
+        s1size = 0
     # step 18: MSI address translation
     if msiptp >> _MODE_SHIFT:
         msi = msi_translate(io, msiptp, msi_mask, msi_pattern, gpa, access, gscid)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Final, Literal, Optional
 
 from . import formats as F
 from ._mypyc import mypyc_attr
@@ -378,6 +378,74 @@ class Response:
                 f"nid={self.nid:#x}"
             )
         return "Response(" + ", ".join(parts) + ")"
+
+
+def _bare_allocation(cls: type) -> bool:
+    """Whether ``object.__new__`` allocates a ``cls`` without ``__init__`` (a Response
+    interpreted: yes; the compiled build's native class refuses it)."""
+    try:
+        object.__new__(cls)
+    except TypeError:
+        return False
+    return True
+
+
+_BARE_RESPONSES: Final = _bare_allocation(Response)
+_new: Final = object.__new__
+_SUCCESS: Final = Status.SUCCESS  # a module constant: an Enum attribute lookup costs more
+
+
+def success_response(
+    addr: int,
+    r: bool,
+    w: bool,
+    x: bool,
+    g: bool,
+    priv: bool,
+    pbmt: int,
+    s: bool,
+    size: int,
+    rcid: int,
+    mcid: int,
+) -> Response:
+    """The Success response of a translated Untranslated or Translated request:
+    ``Response(Status.SUCCESS, addr, r=r, w=w, x=x, g=g, priv=priv, pbmt=pbmt, s=s,
+    size=size, rcid=rcid, mcid=mcid)``, built for the hot path.
+
+    Interpreted, the keyword binding and default filling of ``__init__`` cost
+    more than the 23 stores (0.7 us against 0.25 us), so the fields are stored
+    into a bare instance; the compiled build calls its native ``__init__``.
+    """
+    if not _BARE_RESPONSES:
+        return Response(
+            _SUCCESS, addr, None, False, r, w, x, False, g, priv, False, pbmt, s, 0, size,
+            False, False, 0, 0, 0, rcid, mcid, False,
+        )  # fmt: skip
+    rsp: Response = _new(Response)
+    rsp.status = _SUCCESS
+    rsp.addr = addr
+    rsp.fault = None
+    rsp.reported = False
+    rsp.r = r
+    rsp.w = w
+    rsp.x = x
+    rsp.u = False
+    rsp.g = g
+    rsp.priv = priv
+    rsp.n = False
+    rsp.pbmt = pbmt
+    rsp.s = s
+    rsp.ama = 0
+    rsp.size = size
+    rsp.is_msi = False
+    rsp.is_mrif = False
+    rsp.mrif_addr = 0
+    rsp.notice_addr = 0
+    rsp.nid = 0
+    rsp.rcid = rcid
+    rsp.mcid = mcid
+    rsp.cxl_io = False
+    return rsp
 
 
 @dataclass(slots=True)
