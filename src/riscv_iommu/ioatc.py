@@ -376,11 +376,11 @@ class Iotlb(Cache):
     * ``by_tag``: (GSCID slot, PSCID slot) -> keys; ``by_g``: GSCID slot -> PSCID
       slots (invalidations by tag);
     * ``shifts``: the entry page-size shifts filled since the IOTLB was last
-      empty (lookups probe them, smallest first: a superset of the shifts in
-      use, bounded by the leaf sizes of the paging modes, which costs a fill
-      and an eviction no count to keep); ``globals``: whether a global
-      (``GLOBAL``) entry was filled since then (lookups probe the ``GLOBAL``
-      slot only then);
+      empty (lookups probe them, smallest first): a superset of the shifts in
+      use, bounded by the leaf sizes of the paging modes, so that fills and
+      evictions keep no count; ``globals``: whether a global (``GLOBAL``)
+      entry was filled since then (lookups probe the ``GLOBAL`` slot only
+      then);
     * ``by_s1``: (GSCID, PSCID, first-stage leaf shift, leaf page) -> keys, for
       the entries holding a piece of a larger first-stage leaf (an entry whose
       first-stage leaf is its own page is found by its key);
@@ -450,7 +450,7 @@ class Iotlb(Cache):
         """
         entries = self.entries
         glob = self.globals and pscid >= 0
-        # the lookup (inline: one probe per page size in use, smallest first)
+        # the lookup (inline: one probe per page size in ``shifts``, smallest first)
         for shift in self._shift_list:
             key = (gscid, pscid, shift, iova >> shift)
             e = entries.get(key)
@@ -535,13 +535,11 @@ class Iotlb(Cache):
         by_tag = self.by_tag
         tag = (gscid, pscid)
         keys: Optional[Set[Key]] = None  # the tag's keys, once key is in them
-        old = entries.setdefault(key, entry)
-        if old is not entry:
-            # a refill of a present key: the new entry, made the most recent
-            self._unindex(key, old)
-            entries[key] = entry
-            entries.move_to_end(key)
-        elif len(entries) > capacity:
+        if key in entries:
+            # a refill of a present key: the new entry, made the most recent (no
+            # identity test of the entries: the compiled build boxes tuples anew)
+            self._unindex(key, entries.pop(key))
+        elif len(entries) >= capacity:
             # evict the oldest (FIFO) or least recently used entry (O(1) in an
             # OrderedDict) and drop it from the indexes (_unindex, inline)
             vkey, ve = entries.popitem(False)
@@ -575,6 +573,7 @@ class Iotlb(Cache):
             self.stats.evictions += 1
             if self.emit is not None:
                 self.emit(CacheEvent("IOTLB", "evict", vkey))
+        entries[key] = entry
         # the indexes (inline: a fill is on every walk's path)
         if keys is None:
             keys = by_tag.get(tag)
