@@ -151,3 +151,28 @@ def test_cache_put_evicts_the_oldest_of_its_group_index() -> None:
     none = Cache("DDT", 0)
     none.put(1, "x")
     assert none.get(1) is None and not none.entries and none.stats.lookups == 0
+
+
+def test_iotlb_range_invalidations_by_probes_find_pieces_of_superpages() -> None:
+    """With more entries in the tag than pages to probe, IOTINVAL.VMA and IOTINVAL.GVMA of
+    one address probe the indexes: they drop exactly the 4 KiB pieces of the 2 MiB
+    first-stage (or G-stage) leaf covering it."""
+    t = Iotlb(64)
+    for k in range(12):  # 4 KiB leaves in both stages, elsewhere
+        va = 0x100_0000 + (k << 12)
+        t.fill(5, 7, False, va, 0x8000_0000 + va, 4096, 0xCF, 4096, 0xDF, va, 4096)
+    s1_pieces = [
+        t.fill(5, 7, False, va, 0x9000_0000 + va, 4096, 0xCF, _MB2, 0xDF, 0x300_0000 + va, 4096)
+        for va in (0x20_0000, 0x20_5000)
+    ]
+    g_pieces = [
+        t.fill(5, 7, False, va, 0xA000_0000 + va, 4096, 0xCF, 4096, 0xDF, 0x60_0000 + va, _MB2)
+        for va in (0x400_0000, 0x400_3000)
+    ]
+    assert len(t) == 16 and set(t.by_s1) == {(5, 7, 21, 1)}
+    assert t.by_gpa[(5, _MB2, 0x460_0000)] == set(g_pieces)
+    assert t.inval_vma(True, 5, True, 7, 0x3F_F000, 0x3F_F000) == 2
+    assert not t.by_s1 and not set(s1_pieces) & set(t.entries)
+    assert t.inval_gvma(True, 5, 0x461_0000, 0x461_0000) == 2
+    assert len(t) == 12 and not set(g_pieces) & set(t.entries)
+    assert t.inval_gvma(True, 5, 0x100_0000, 0x100_0000) == 1 and len(t) == 11

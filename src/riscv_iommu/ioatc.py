@@ -680,7 +680,9 @@ class Iotlb(Cache):
                     probe = (g, p, sh, page)
                     if probe in entries:  # an entry that is its own first-stage leaf
                         found.add(probe)
-                    found |= by_s1.get(probe, set())  # pieces of a larger leaf
+                    pieces = by_s1.get(probe)  # pieces of a larger leaf
+                    if pieces:
+                        found |= pieces
         return found
 
     def _g_covering(self, gscid: int, lo: int, hi: int) -> Set[Key]:
@@ -700,7 +702,9 @@ class Iotlb(Cache):
         by_gpa = self.by_gpa
         for sh in _LEAF_SHIFTS:
             for page in range(lo >> sh, (hi >> sh) + 1):
-                found |= by_gpa.get((gscid, 1 << sh, page << sh), set())
+                keys = by_gpa.get((gscid, 1 << sh, page << sh))
+                if keys:
+                    found |= keys
         return found
 
     def inval_vma(
