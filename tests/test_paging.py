@@ -1144,6 +1144,23 @@ def test_ptw2_pte_beyond_pas_is_access_fault(stage: str, access: Access) -> None
     assert w.t(VA, access) == failed(AF[access], VA, access)
 
 
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("access", ACCESSES)
+def test_ptw2_root_beyond_pas_is_access_fault(stage: str, access: Access) -> None:
+    """PTW step 2 at the root: an iosatp.PPN / iohgatp.PPN at 2^40 with PAS=40 puts the
+    first PTE read beyond PAS -> access fault for the original access type."""
+    w, pt = single(stage, pas=40)
+    pt.map(VA, PA)
+    beyond = 1 << 28  # the page number of 2^40
+    if stage == "s":
+        satp = (w.st.satp() & ~F.IOSATP.PPN.mask) | beyond
+        w.s.ddt.set_dc(DID, tc=w.tc, iohgatp=0, ta=ta(PSCID), fsc=satp)
+    else:
+        hgatp = (w.g.satp(GSCID) & ~F.IOHGATP.PPN.mask) | beyond
+        w.s.ddt.set_dc(DID, tc=w.tc, iohgatp=hgatp, ta=ta(PSCID), fsc=0)
+    assert w.t(VA, access) == failed(AF[access], VA, access)
+
+
 # ---------------------------------------------------------------------------
 # Byte order
 # ---------------------------------------------------------------------------

@@ -56,7 +56,7 @@ NOT_STATE = frozenset(
         "s_modes", "_g_modes", "pte_rsv", "pte_nl_rsv", "pte32_nl_rsv", "pc_fmt",
         "max_pid_width", "lru", "_regs", "qos_port", "device_id_width", "qosid",
         "fault_page_crossing", "gscid_width", "pscid_width", "rcid_width", "mcid_width",
-        "gxl_writable",
+        "gxl_writable", "pte_nl_bad", "pte_ptr_bad", "pa_pages", "s_leaf", "g_leaf",
         # caches and statistics (and direct references into them)
         "ioatc", "stats", "iotlb", "gwalk", "_front", "_ddt", "_pdt", "_nreq",
         # the port, outbound ports, observers
