@@ -142,13 +142,13 @@ _X: Final = F.PTE.X.mask
 _U: Final = F.PTE.U.mask
 _A: Final = F.PTE.A.mask
 _D: Final = F.PTE.D.mask
-_AD: Final = _A | _D
 _G: Final = F.PTE.G.mask
 _PBMT_LSB: Final = F.PTE.PBMT.lsb
 _PBMT_MAX: Final = F.PTE.PBMT.max
-_PERM: Final = (_R, _W, _X)  # permission bit needed by each Access (READ=0, WRITE=1, EXECUTE=2)
+#: the PTE bits a cached leaf needs for each Access (READ=0, WRITE=1, EXECUTE=2): its
+#: permission bit, A, and D for a write
+_NEED: Final = (_R | _A, _W | _A | _D, _X | _A)
 _RWX: Final = _R | _W | _X
-_ACCESS_WRITE: Final = 1
 
 
 def _tag(key: Any) -> Tuple[int, ...]:
@@ -463,8 +463,8 @@ class Iotlb(Cache):
                     continue
             # PTW steps 5 and 7 on the cached leaves (the first entry found decides)
             spa_base, size, s1, gp, _, _ = e
-            need = _PERM[access]
-            ad = _AD if access == _ACCESS_WRITE else _A
+            # the permission bit the access needs, with A (and D for a write)
+            need = _NEED[access]
             perms = _RWX
             g = False
             pbmt = 0
@@ -474,14 +474,14 @@ class Iotlb(Cache):
                         break
                 elif not priv:
                     break
-                if not s1 & need or s1 & ad != ad:
+                if s1 & need != need:
                     break
                 perms = s1 & _RWX
                 g = bool(s1 & _G)
                 pbmt = (s1 >> _PBMT_LSB) & _PBMT_MAX
             if gp >= 0:
-                ad |= _U | need
-                if gp & ad != ad:
+                need |= _U
+                if gp & need != need:
                     break
                 perms &= gp
                 if not pbmt:
