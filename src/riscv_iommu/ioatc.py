@@ -39,11 +39,11 @@ of the G-stage leaf (in GPA space): ``IOTINVAL.VMA`` with an address drops the
 entries whose first-stage leaf covers it, ``IOTINVAL.GVMA`` with an address
 those whose G-stage leaf covers it -- also when a superpage of one stage was
 cached in smaller pieces because the other stage maps smaller pages.
-Lookups cost one dict probe per page size in use (two with global entries);
-fills and evictions are O(1) at any capacity; invalidations by tag cost the
-entries they remove; invalidations of an address range probe the range's
-pages at each leaf size, or visit the entries of the tag they name, whichever
-is fewer.
+Lookups cost one dict probe per page size filled since the IOTLB was last
+empty (two when global entries were); fills and evictions are O(1) at any
+capacity; invalidations by tag cost the entries they remove; invalidations
+of an address range probe the range's pages at each leaf size, or visit the
+entries of the tag they name, whichever is fewer.
 
 **The whole-response shortcut ("front").**  Implementation choice: a request
 whose previous identical occurrence (same device, process_id, privilege,
@@ -97,6 +97,8 @@ __all__ = [
     "NONE",
     "GLOBAL",
     "Entry",
+    "GKey",
+    "Leaves",
     "Key",
     "Front",
     "FrontKey",
@@ -109,10 +111,16 @@ NONE: Final = -1
 #: PSCID slot of global first-stage mappings
 GLOBAL: Final = -2
 
-#: (spa base, size, s1 pte or -1, g pte or -1, G-leaf GPA base, G-leaf size,
-#:  first-stage leaf IOVA base, first-stage leaf size)
-Entry = Tuple[int, int, int, int, int, int, int, int]
 Key = Tuple[int, int, int, int]  # (gscid, pscid, shift, vpn)
+#: (GSCID, G-stage leaf size, G-stage leaf GPA base): an entry's key in ``Iotlb.by_gpa``
+GKey = Tuple[int, int, int]
+#: an IOTLB entry: (spa base, size, s1 pte or -1, g pte or -1, its G-stage leaf (GKey)
+#: or None without a G-stage, its first-stage leaf (GSCID, PSCID, leaf shift, leaf page:
+#: its key in ``Iotlb.by_s1``) when that leaf is larger than the entry, else None)
+Entry = Tuple[int, int, int, int, Optional[GKey], Optional[Key]]
+#: what :meth:`Iotlb.insert` caches: (spa base, size, s1 pte or -1, g pte or -1,
+#: G-leaf GPA base, G-leaf size, first-stage leaf IOVA base, first-stage leaf size)
+Leaves = Tuple[int, int, int, int, int, int, int, int]
 #: a shortcut's request: (device_id, process_id or -1, priv, access | kind << 2, page)
 FrontKey = Tuple[int, int, bool, int, int]
 #: a shortcut's response: (SPA page, r, w, x, g, pbmt, s, size, rcid, mcid, the
@@ -121,6 +129,7 @@ Front = Tuple[
     int, bool, bool, bool, bool, int, bool, int, int, int, Optional[Tuple[int, int]], Optional[Key]
 ]
 _Index = Dict[Tuple[int, int, int, int], Set[Key]]
+_GpaIndex = Dict[GKey, Set[Key]]
 Emit = Optional[Callable[[Event], None]]
 
 _TC: Final = F.DC_TC
@@ -136,9 +145,10 @@ _D: Final = F.PTE.D.mask
 _G: Final = F.PTE.G.mask
 _PBMT_LSB: Final = F.PTE.PBMT.lsb
 _PBMT_MAX: Final = F.PTE.PBMT.max
-_PERM: Final = (_R, _W, _X)  # permission bit needed by each Access (READ=0, WRITE=1, EXECUTE=2)
+#: the PTE bits a cached leaf needs for each Access (READ=0, WRITE=1, EXECUTE=2): its
+#: permission bit, A, and D for a write
+_NEED: Final = (_R | _A, _W | _A | _D, _X | _A)
 _RWX: Final = _R | _W | _X
-_ACCESS_WRITE: Final = 1
 
 
 def _tag(key: Any) -> Tuple[int, ...]:
@@ -191,20 +201,20 @@ class Cache:
 
         A cache of capacity 0 is not looked up: None, and nothing is counted.
         """
-        if not self.capacity:
-            return None
-        value = self.entries.get(key)
-        if value is None:
+        entries = self.entries
+        value = entries.get(key)  # (capacity 0: always empty)
+        if value is not None:
+            self.stats.hits += 1
+            if self.lru:
+                entries.move_to_end(key)
+            if self.emit is not None:
+                self.emit(CacheEvent(self.name, "hit", _tag(key)))
+            return value
+        if self.capacity:
             self.stats.misses += 1
             if self.emit is not None:
                 self.emit(CacheEvent(self.name, "miss", _tag(key)))
-            return None
-        self.stats.hits += 1
-        if self.lru:
-            self.entries.move_to_end(key)
-        if self.emit is not None:
-            self.emit(CacheEvent(self.name, "hit", _tag(key)))
-        return value
+        return None
 
     def touch(self, key: Hashable) -> None:
         """LRU: mark ``key`` as just used (no statistics)."""
@@ -214,32 +224,38 @@ class Cache:
     # -- fills and evictions ----------------------------------------------
     def put(self, key: Hashable, value: Any) -> None:
         """Fill ``key``; at capacity the oldest (FIFO) or least recently used entry goes."""
-        if not self.capacity:
+        capacity = self.capacity
+        if not capacity:
             return
         entries = self.entries
+        groups = self.groups
+        emit = self.emit
         if key in entries:
-            self._remove(key)
-        elif len(entries) >= self.capacity:
-            self._evict()
+            del entries[key]  # a refill: the new value, made the most recent (same group)
+        elif len(entries) >= capacity:
+            # evict the oldest (FIFO) or least recently used: O(1) in an OrderedDict
+            old = entries.popitem(False)[0]
+            if groups is not None:
+                vkeys = groups[old[0]]
+                vkeys.discard(old)
+                if not vkeys:
+                    del groups[old[0]]
+            self.stats.evictions += 1
+            if emit is not None:
+                emit(CacheEvent(self.name, "evict", _tag(old)))
         entries[key] = value
-        if self.groups is not None:
-            keys = self.groups.get(key[0])  # type: ignore[index]
+        if groups is not None:
+            keys = groups.get(key[0])  # type: ignore[index]
             if keys is None:
-                self.groups[key[0]] = {key}  # type: ignore[index]
+                groups[key[0]] = {key}  # type: ignore[index]
             else:
                 keys.add(key)
         self.stats.fills += 1
-        if self.front:
-            self.front.clear()
-        if self.emit is not None:
-            self.emit(CacheEvent(self.name, "fill", _tag(key)))
-
-    def _evict(self) -> None:
-        key = next(iter(self.entries))  # the oldest: O(1) in an OrderedDict
-        self._remove(key)
-        self.stats.evictions += 1
-        if self.emit is not None:
-            self.emit(CacheEvent(self.name, "evict", _tag(key)))
+        front = self.front
+        if front:
+            front.clear()
+        if emit is not None:
+            emit(CacheEvent(self.name, "fill", _tag(key)))
 
     def _remove(self, key: Any) -> None:
         """Take ``key`` out of the entries and the indexes."""
@@ -354,20 +370,34 @@ class Iotlb(Cache):
     """The IOTLB: translations with O(1) lookup, fill and eviction, and tag-indexed
     invalidation.
 
-    Indexes (each kept exact by :meth:`insert` and :meth:`_remove`):
+    Indexes (each kept exact by :meth:`insert`, :meth:`fill` and :meth:`_remove`,
+    except ``shifts``):
 
     * ``by_tag``: (GSCID slot, PSCID slot) -> keys; ``by_g``: GSCID slot -> PSCID
       slots (invalidations by tag);
-    * ``shifts``: entry page-size shift -> number of entries (lookups probe the
-      shifts in use);
+    * ``shifts``: the entry page-size shifts filled since the IOTLB was last
+      empty (lookups probe them, smallest first): a superset of the shifts in
+      use, bounded by the leaf sizes of the paging modes, so that fills and
+      evictions keep no count; ``globals``: whether a global (``GLOBAL``)
+      entry was filled since then (lookups probe the ``GLOBAL`` slot only
+      then);
     * ``by_s1``: (GSCID, PSCID, first-stage leaf shift, leaf page) -> keys, for
       the entries holding a piece of a larger first-stage leaf (an entry whose
       first-stage leaf is its own page is found by its key);
-    * ``by_gpa``: (GSCID, 0, G-stage leaf shift, leaf page) -> keys of every
+    * ``by_gpa``: (GSCID, G-stage leaf size, leaf GPA base) -> keys of every
       entry with a G-stage (``IOTINVAL.GVMA`` with an address).
     """
 
-    __slots__ = ("by_tag", "by_g", "shifts", "_shift_list", "by_s1", "by_gpa", "last_hit")
+    __slots__ = (
+        "by_tag",
+        "by_g",
+        "shifts",
+        "_shift_list",
+        "globals",
+        "by_s1",
+        "by_gpa",
+        "last_hit",
+    )
 
     def __init__(
         self, capacity: int, lru: bool = True, front: Optional[Dict[Any, Any]] = None
@@ -375,10 +405,11 @@ class Iotlb(Cache):
         super().__init__("IOTLB", capacity, lru, front=front)
         self.by_tag: Dict[Tuple[int, int], Set[Key]] = {}
         self.by_g: Dict[int, Set[int]] = {}
-        self.shifts: Dict[int, int] = {}
-        self._shift_list: List[int] = []
+        self.shifts: Set[int] = set()
+        self._shift_list: Tuple[int, ...] = ()
+        self.globals = False
         self.by_s1: _Index = {}
-        self.by_gpa: _Index = {}
+        self.by_gpa: _GpaIndex = {}
         #: key of the last usable hit (the shortcut rests on it)
         self.last_hit: Optional[Key] = None
 
@@ -395,11 +426,12 @@ class Iotlb(Cache):
     def lookup(self, gscid: int, pscid: int, va: int) -> Optional[Tuple[Key, Entry]]:
         """The key and entry translating ``va`` for the tag, or None (no statistics)."""
         entries = self.entries
+        glob = self.globals and pscid >= 0
         for shift in self._shift_list:
             vpn = va >> shift
             key = (gscid, pscid, shift, vpn)
             e = entries.get(key)
-            if e is None and pscid >= 0:
+            if e is None and glob:
                 key = (gscid, GLOBAL, shift, vpn)
                 e = entries.get(key)
             if e is not None:
@@ -416,18 +448,51 @@ class Iotlb(Cache):
         the cached PTEs); anything else walks, which updates A/D or reports
         the fault from the tables in memory, and counts as a miss.
         """
-        found = self.lookup(gscid, pscid, iova) if self._shift_list else None
-        if found is not None:
-            key, e = found
-            result = _usable(e, iova, access, priv, sum_)
-            if result is not None:
-                self.stats.hits += 1
-                self.last_hit = key
-                if self.lru:
-                    self.entries.move_to_end(key)
-                if self.emit is not None:
-                    self.emit(CacheEvent("IOTLB", "hit", key))
-                return result
+        entries = self.entries
+        glob = self.globals and pscid >= 0
+        # the lookup (inline: one probe per page size in ``shifts``, smallest first)
+        for shift in self._shift_list:
+            key = (gscid, pscid, shift, iova >> shift)
+            e = entries.get(key)
+            if e is None:
+                if not glob:
+                    continue
+                key = (gscid, GLOBAL, shift, iova >> shift)
+                e = entries.get(key)
+                if e is None:
+                    continue
+            # PTW steps 5 and 7 on the cached leaves (the first entry found decides)
+            spa_base, size, s1, gp, _, _ = e
+            # the permission bit the access needs, with A (and D for a write)
+            need = _NEED[access]
+            perms = _RWX
+            g = False
+            pbmt = 0
+            if s1 >= 0:
+                if s1 & _U:
+                    if priv and (not sum_ or access == 2):  # 2: Access.EXECUTE
+                        break
+                elif not priv:
+                    break
+                if s1 & need != need:
+                    break
+                perms = s1 & _RWX
+                g = bool(s1 & _G)
+                pbmt = (s1 >> _PBMT_LSB) & _PBMT_MAX
+            if gp >= 0:
+                need |= _U
+                if gp & need != need:
+                    break
+                perms &= gp
+                if not pbmt:
+                    pbmt = (gp >> _PBMT_LSB) & _PBMT_MAX
+            self.stats.hits += 1
+            self.last_hit = key
+            if self.lru:
+                entries.move_to_end(key)
+            if self.emit is not None:
+                self.emit(CacheEvent("IOTLB", "hit", key))
+            return spa_base | (iova & (size - 1)), perms, g, pbmt, size, None
         self.stats.misses += 1
         if self.emit is not None:
             self.emit(CacheEvent("IOTLB", "miss", (gscid, pscid, 12, iova >> 12)))
@@ -449,81 +514,109 @@ class Iotlb(Cache):
     ) -> Optional[Key]:
         """Cache a translation just walked: ``size`` is the smaller stage's page,
         ``s1``/``gp`` the leaf PTEs (-1 for a Bare stage), ``s1size``/``gsize``
-        their own page sizes (the entry's size for a Bare stage)."""
-        if not self.capacity:
+        their own page sizes (the entry's size for a Bare stage).  Sizes are
+        powers of two (``x & -size`` is the base of the page holding x)."""
+        capacity = self.capacity
+        if not capacity:
             return None
-        return self.insert(
-            gscid,
-            GLOBAL if g else pscid,
-            iova,
-            (
-                spa & ~(size - 1),
-                size,
-                s1,
-                gp,
-                gpa & ~(gsize - 1),
-                gsize,
-                iova & ~(s1size - 1),
-                s1size,
-            ),
-        )
-
-    def insert(self, gscid: int, pscid: int, va: int, entry: Entry) -> Optional[Key]:
-        """Cache ``entry`` (its size is entry[1]) for ``va`` under the tag; returns its key."""
-        if not self.capacity:
-            return None
-        shift = entry[1].bit_length() - 1
-        key = (gscid, pscid, shift, va >> shift)
+        if g:
+            pscid = GLOBAL
+            self.globals = True
+        shift = size.bit_length() - 1
+        key = (gscid, pscid, shift, iova >> shift)
+        gkey = None if gscid == HOST else (gscid, gsize, gpa & -gsize)
+        if s1size == size:
+            skey = None
+        else:  # a piece of a larger first-stage leaf
+            ssh = s1size.bit_length() - 1
+            skey = (gscid, pscid, ssh, iova >> ssh)
+        entry = (spa & -size, size, s1, gp, gkey, skey)
         entries = self.entries
+        by_tag = self.by_tag
+        tag = (gscid, pscid)
+        keys: Optional[Set[Key]] = None  # the tag's keys, once key is in them
         if key in entries:
-            self._remove(key)
-        elif len(entries) >= self.capacity:
-            self._evict()
+            # a refill of a present key: the new entry, made the most recent (no
+            # identity test of the entries: the compiled build boxes tuples anew)
+            self._unindex(key, entries.pop(key))
+        elif len(entries) >= capacity:
+            # evict the oldest (FIFO) or least recently used entry (O(1) in an
+            # OrderedDict) and drop it from the indexes (_unindex, inline)
+            vkey, ve = entries.popitem(False)
+            vg, vp, _, _ = vkey
+            if vg == gscid and vp == pscid:  # the same tag: its key set stays
+                keys = by_tag[tag]
+                keys.discard(vkey)
+                keys.add(key)
+            else:
+                vtag = (vg, vp)
+                vkeys = by_tag[vtag]
+                vkeys.discard(vkey)
+                if not vkeys:
+                    del by_tag[vtag]
+                    vslots = self.by_g[vg]
+                    vslots.discard(vp)
+                    if not vslots:
+                        del self.by_g[vg]
+            vgkey = ve[4]
+            if vgkey is not None:
+                vkeys = self.by_gpa[vgkey]
+                vkeys.discard(vkey)
+                if not vkeys:
+                    del self.by_gpa[vgkey]
+            vskey = ve[5]
+            if vskey is not None:
+                vkeys = self.by_s1[vskey]
+                vkeys.discard(vkey)
+                if not vkeys:
+                    del self.by_s1[vskey]
+            self.stats.evictions += 1
+            if self.emit is not None:
+                self.emit(CacheEvent("IOTLB", "evict", vkey))
         entries[key] = entry
         # the indexes (inline: a fill is on every walk's path)
-        tag = (gscid, pscid)
-        keys = self.by_tag.get(tag)
         if keys is None:
-            self.by_tag[tag] = {key}
-            slots = self.by_g.get(gscid)
-            if slots is None:
-                self.by_g[gscid] = {pscid}
-            else:
-                slots.add(pscid)
-        else:
-            keys.add(key)
-        shifts = self.shifts
-        n = shifts.get(shift)
-        if n is None:
-            shifts[shift] = 1
-            self._shift_list = sorted(shifts)
-        else:
-            shifts[shift] = n + 1
-        ssh = entry[7].bit_length() - 1
-        if ssh != shift:  # a piece of a larger first-stage leaf
-            ikey = (gscid, pscid, ssh, entry[6] >> ssh)
-            keys = self.by_s1.get(ikey)
+            keys = by_tag.get(tag)
             if keys is None:
-                self.by_s1[ikey] = {key}
+                by_tag[tag] = {key}
+                slots = self.by_g.get(gscid)
+                if slots is None:
+                    self.by_g[gscid] = {pscid}
+                else:
+                    slots.add(pscid)
             else:
                 keys.add(key)
-        if gscid != HOST:
-            gsh = entry[5].bit_length() - 1
-            ikey = (gscid, 0, gsh, entry[4] >> gsh)
-            keys = self.by_gpa.get(ikey)
+        if shift not in self.shifts:
+            self.shifts.add(shift)
+            self._shift_list = tuple(sorted(self.shifts))
+        if gkey is not None:
+            keys = self.by_gpa.get(gkey)
             if keys is None:
-                self.by_gpa[ikey] = {key}
+                self.by_gpa[gkey] = {key}
+            else:
+                keys.add(key)
+        if skey is not None:
+            keys = self.by_s1.get(skey)
+            if keys is None:
+                self.by_s1[skey] = {key}
             else:
                 keys.add(key)
         self.stats.fills += 1
-        if self.front:
-            self.front.clear()
+        front = self.front
+        if front:
+            front.clear()
         if self.emit is not None:
             self.emit(CacheEvent("IOTLB", "fill", key))
         return key
 
-    def _remove(self, key: Any) -> None:
-        e = self.entries.pop(key)
+    def insert(self, gscid: int, pscid: int, va: int, leaves: Leaves) -> Optional[Key]:
+        """Cache a translation of ``va`` under the tag (:meth:`fill` with the bases and
+        sizes of ``leaves``; the entry's size is leaves[1]); returns its key."""
+        spa, size, s1, gp, gpa, gsize, _, s1size = leaves
+        return self.fill(gscid, pscid, pscid == GLOBAL, va, spa, size, s1, s1size, gp, gpa, gsize)
+
+    def _unindex(self, key: Key, e: Entry) -> None:
+        """Take ``key`` (its entry ``e``) out of the indexes."""
         gscid, pscid, shift, _ = key
         tag = (gscid, pscid)
         keys = self.by_tag[tag]
@@ -534,36 +627,36 @@ class Iotlb(Cache):
             slots.discard(pscid)
             if not slots:
                 del self.by_g[gscid]
-        shifts = self.shifts
-        n = shifts[shift] - 1
-        if n:
-            shifts[shift] = n
-        else:
-            del shifts[shift]
-            self._shift_list = sorted(shifts)
-        ssh = e[7].bit_length() - 1
-        if ssh != shift:
-            ikey = (gscid, pscid, ssh, e[6] >> ssh)
-            keys = self.by_s1[ikey]
+        gkey = e[4]
+        if gkey is not None:
+            keys = self.by_gpa[gkey]
             keys.discard(key)
             if not keys:
-                del self.by_s1[ikey]
-        if gscid != HOST:
-            gsh = e[5].bit_length() - 1
-            ikey = (gscid, 0, gsh, e[4] >> gsh)
-            keys = self.by_gpa[ikey]
+                del self.by_gpa[gkey]
+        skey = e[5]
+        if skey is not None:
+            keys = self.by_s1[skey]
             keys.discard(key)
             if not keys:
-                del self.by_gpa[ikey]
+                del self.by_s1[skey]
+
+    def _remove(self, key: Any) -> None:
+        self._unindex(key, self.entries.pop(key))
         if self.front:
             self.front.clear()
+
+    def _invalidated(self, n: int, tag: Tuple[int, ...]) -> int:
+        if not self.entries:  # empty: no page size and no global entry in use any more
+            self.shifts.clear()
+            self._shift_list = ()
+            self.globals = False
+        return super()._invalidated(n, tag)
 
     def clear(self) -> int:
         """Drop everything; returns how many entries were removed."""
         n = len(self.entries)
-        for d in (self.entries, self.by_tag, self.by_g, self.shifts, self.by_s1, self.by_gpa):
+        for d in (self.entries, self.by_tag, self.by_g, self.by_s1, self.by_gpa):
             d.clear()
-        self._shift_list = []
         return self._invalidated(n, ())
 
     def _s1_covering(self, tags: List[Tuple[int, int]], lo: int, hi: int) -> Set[Key]:
@@ -576,8 +669,8 @@ class Iotlb(Cache):
         if probes * len(tags) > sum(len(self.by_tag.get(t, ())) for t in tags):
             for t in tags:
                 for key in self.by_tag.get(t, ()):
-                    e = entries[key]
-                    if e[6] <= hi and e[6] + e[7] - 1 >= lo:
+                    leaf = entries[key][5] or key  # the entry's first-stage leaf
+                    if lo >> leaf[2] <= leaf[3] <= hi >> leaf[2]:
                         found.add(key)
             return found
         by_s1 = self.by_s1
@@ -587,7 +680,9 @@ class Iotlb(Cache):
                     probe = (g, p, sh, page)
                     if probe in entries:  # an entry that is its own first-stage leaf
                         found.add(probe)
-                    found |= by_s1.get(probe, set())  # pieces of a larger leaf
+                    pieces = by_s1.get(probe)  # pieces of a larger leaf
+                    if pieces:
+                        found |= pieces
         return found
 
     def _g_covering(self, gscid: int, lo: int, hi: int) -> Set[Key]:
@@ -600,14 +695,16 @@ class Iotlb(Cache):
             entries = self.entries
             for t in tags:
                 for key in self.by_tag[t]:
-                    e = entries[key]
-                    if e[4] <= hi and e[4] + e[5] - 1 >= lo:
+                    _, gsize, gbase = entries[key][4]  # the entry's G-stage leaf
+                    if gbase <= hi and gbase + gsize - 1 >= lo:
                         found.add(key)
             return found
         by_gpa = self.by_gpa
         for sh in _LEAF_SHIFTS:
             for page in range(lo >> sh, (hi >> sh) + 1):
-                found |= by_gpa.get((gscid, 0, sh, page), set())
+                keys = by_gpa.get((gscid, 1 << sh, page << sh))
+                if keys:
+                    found |= keys
         return found
 
     def inval_vma(
@@ -644,13 +741,14 @@ class Iotlb(Cache):
         return self.invalidate_keys(victims, (gscid,) if gv else ())
 
     def state(self) -> Tuple[Any, ...]:
-        """A copy of the contents, indexes and statistics."""
+        """A copy of the contents, indexes and statistics (the page sizes in use:
+        those of the entries, so equal contents give equal states)."""
         return (
             dict(self.entries),
             self.stats.as_dict(),
             {k: set(v) for k, v in self.by_tag.items()},
             {k: set(v) for k, v in self.by_g.items()},
-            dict(self.shifts),
+            {k[2] for k in self.entries},
             {k: set(v) for k, v in self.by_s1.items()},
             {k: set(v) for k, v in self.by_gpa.items()},
             self.last_hit,
@@ -671,39 +769,11 @@ class Iotlb(Cache):
             index.update({k: set(v) for k, v in saved.items()})
         self.shifts.clear()
         self.shifts.update(shifts)
-        self._shift_list = sorted(self.shifts)
+        self._shift_list = tuple(sorted(self.shifts))
+        self.globals = any(k[1] == GLOBAL for k in entries)
         self.last_hit = last
         for k, v in stats.items():
             setattr(self.stats, k, v)
-
-
-def _usable(
-    e: Entry, iova: int, access: int, priv: bool, sum_: bool
-) -> Optional[Tuple[int, int, bool, int, int, None]]:
-    """PTW steps 5 and 7 on a cached entry: the result, or None to walk again."""
-    spa_base, size, s1, gp = e[0], e[1], e[2], e[3]
-    need = _PERM[access]
-    ad = _A | _D if access == _ACCESS_WRITE else _A
-    perms = _RWX
-    g = False
-    pbmt = 0
-    if s1 >= 0:
-        if s1 & _U:
-            if priv and (not sum_ or access == 2):  # 2: Access.EXECUTE
-                return None
-        elif not priv:
-            return None
-        if not s1 & need or s1 & ad != ad:
-            return None
-        perms = s1 & _RWX
-        g = bool(s1 & _G)
-        pbmt = (s1 >> _PBMT_LSB) & _PBMT_MAX
-    if gp >= 0:
-        if gp & (_U | need | ad) != _U | need | ad:
-            return None
-        perms &= gp
-        pbmt = pbmt or (gp >> _PBMT_LSB) & _PBMT_MAX
-    return spa_base | (iova & (size - 1)), perms, g, pbmt, size, None
 
 
 class Ioatc:
@@ -802,17 +872,28 @@ class Ioatc:
 # ----------------------------------------------------------------------------
 def cached_dc(io: "Iommu", device_id: int) -> DC:
     """The device context of ``device_id``: a DDT-cache hit, or §GET_DC and a fill."""
-    c = io.ioatc
-    dc: Optional[DC] = c.ddt.get(device_id)
-    if dc is None:
-        c.missed = True
-        hpm = io.hpm
-        if hpm.active:
-            hpm.count(HpmEvent.DDT_WALK, device_id, -1, -1, -1)
-        if io.qos_port:
-            io.mem.qos = io.iommu_qosid
-        dc = locate_dc(io, device_id)
-        c.ddt.put(device_id, dc)
+    ddt = io._ddt
+    entries = ddt.entries
+    dc: Optional[DC] = entries.get(device_id)
+    if dc is not None:  # a hit (Cache.get, inline: every request looks its DC up)
+        ddt.stats.hits += 1
+        if ddt.lru:
+            entries.move_to_end(device_id)
+        if ddt.emit is not None:
+            ddt.emit(CacheEvent("DDT", "hit", (device_id,)))
+        return dc
+    if ddt.capacity:
+        ddt.stats.misses += 1
+        if ddt.emit is not None:
+            ddt.emit(CacheEvent("DDT", "miss", (device_id,)))
+    io.ioatc.missed = True
+    hpm = io.hpm
+    if hpm.active:
+        hpm.count(HpmEvent.DDT_WALK, device_id, -1, -1, -1)
+    if io.qos_port:
+        io.mem.qos = io.iommu_qosid
+    dc = locate_dc(io, device_id)
+    ddt.put(device_id, dc)
     return dc
 
 
@@ -828,16 +909,26 @@ def cached_pc(io: "Iommu", device_id: int, process_id: int, dc: DC, access: int)
     statistics: it is not an invalidation) and the lookup misses, so the PC is
     located again under the new DC.
     """
-    c = io.ioatc
     key = (device_id, process_id)
-    c.pc_key = key
-    pdt = c.pdt
-    cached = pdt.entries.get(key)
-    if cached is not None and cached[1] is not dc and not _located_alike(io, cached[1], dc):
-        pdt._remove(key)
-    hit: Optional[Tuple[PC, DC]] = pdt.get(key)
-    if hit is not None:
-        return hit[0]
+    io.ioatc.pc_key = key
+    pdt = io._pdt
+    entries = pdt.entries
+    cached: Optional[Tuple[PC, DC]] = entries.get(key)
+    if cached is not None:
+        if cached[1] is dc or _located_alike(io, cached[1], dc):
+            # a hit (Cache.get, inline)
+            pdt.stats.hits += 1
+            if pdt.lru:
+                entries.move_to_end(key)
+            if pdt.emit is not None:
+                pdt.emit(CacheEvent("PDT", "hit", key))
+            return cached[0]
+        pdt._remove(key)  # located under other DC fields: dropped, then a miss
+    if pdt.capacity:
+        pdt.stats.misses += 1
+        if pdt.emit is not None:
+            pdt.emit(CacheEvent("PDT", "miss", key))
+    c = io.ioatc
     c.missed = True
     hpm = io.hpm
     if hpm.active:
