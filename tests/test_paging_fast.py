@@ -137,3 +137,36 @@ def test_every_tested_pte_bit_flipped_walks_alike() -> None:
             mutation = ("bitflip", [bit])
             base = _run("in-place", False, target, mutation, reqs)
             assert _run("port", False, target, mutation, reqs) == base, (target, bit)
+
+
+def test_implicit_read_through_a_g_stage_superpage() -> None:
+    """The in-place G-stage walk of an implicit read (paging._g_read) with a 2 MiB leaf:
+    aligned, the SPA of the page offset (as second_stage gives it); misaligned (PTW
+    step 6), the whole process decides: the guest-page fault of an implicit read."""
+    from riscv_iommu import paging
+    from riscv_iommu._fault import Fault
+    from riscv_iommu.host.tables import URWX, A, D, HostSpace, PageAllocator, PageTable
+    from riscv_iommu.types import Cause
+
+    mem = rv.SparseMemory()
+    params = rv.IommuParams(gwalk_cache_size=0)
+    io = rv.Iommu(mem, capabilities=rv.Capabilities.full(), params=params)
+    g = PageTable(HostSpace(mem, PageAllocator(mem)), 8, stage="g")  # Sv39x4
+    hgatp = g.satp(5)
+    gpa = 0x4020_1238  # in the 2 MiB page at 0x4020_0000
+    spa_base = 0x80_0000_0000  # 2 MiB aligned
+    g.map(gpa & ~0x1F_FFFF, spa_base, 1 << 21, flags=URWX | A | D)
+    assert io.gwalk.capacity == 0  # no walk cache: _g_read walks
+    spa = paging.implicit_read(io, gpa, hgatp, 0, 0, "")
+    assert spa == spa_base | (gpa & 0x1F_FFFF)
+    assert paging.second_stage(io, gpa, hgatp, 0, True, False, 0)[0] == spa
+    # the same leaf (V=1) with PPN[0] != 0: misaligned
+    g.map(gpa & ~0x1F_FFFF, 0, 1 << 21, raw=(((spa_base >> 12) | 1) << 10) | URWX | A | D | 1)  # V
+    try:
+        paging.implicit_read(io, gpa, hgatp, 0, 0, "")
+    except Fault as f:
+        assert f.cause == Cause.READ_GUEST_PAGE_FAULT
+        assert f.why[1:3] == ("6", "PPN")  # PTW step 6
+        assert f.iotval2 == (gpa & ~3) | 1  # an implicit access for a first-stage read
+    else:
+        raise AssertionError("a misaligned G-stage superpage must fault")
