@@ -11,7 +11,6 @@ without caches and with an observer attached.
 
 from __future__ import annotations
 
-import random
 from typing import Any, Dict, List, Tuple
 
 from hypothesis import given, settings
@@ -25,9 +24,9 @@ from test_properties import (
     TARGETS,
     Scenario,
     check_response,
+    corrupt,
     mutations,
     scenario_requests,
-    shaped,
 )
 
 #: No cache at all: every translation walks (the G-stage walk cache too)
@@ -47,26 +46,6 @@ class Port:
         self.mem.write(addr, data)
 
 
-def _corrupt(sc: Scenario, target: str, mutation: Tuple[str, Any]) -> None:
-    addr, size = sc.targets()[target]
-    mem = sc.s.mem
-    kind, arg = mutation
-    if kind == "bitflip":
-        data = bytearray(mem.read(addr, size))
-        for b in arg:
-            b %= size * 8
-            data[b // 8] ^= 1 << (b % 8)
-        mem.write(addr, bytes(data))
-    elif kind == "random":
-        mem.write(addr, random.Random(arg).randbytes(size))
-    elif kind == "zero":
-        mem.write(addr, bytes(size))
-    elif kind == "shaped":
-        mem.write(addr, b"".join(w.to_bytes(8, "little") for w in shaped(target, arg))[:size])
-    else:
-        mem.inject(addr, size, arg)
-
-
 def _run(variant: str, cached: bool, target: str, mutation: Any, reqs: List[rv.Request]) -> Any:
     params = rv.IommuParams() if cached else rv.IommuParams(**NO_WALK_CACHES)
     sc = Scenario(params)
@@ -77,7 +56,7 @@ def _run(variant: str, cached: bool, target: str, mutation: Any, reqs: List[rv.R
         io.mmio_write(rv.REG.DDTP, sc.s.ddt.ddtp)
     elif variant == "observed":
         io.attach(events.append)
-    _corrupt(sc, target, mutation)
+    corrupt(sc, target, mutation)
     out = []
     for r in reqs + PROBES:
         rsp = io.translate(r)

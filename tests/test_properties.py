@@ -653,6 +653,27 @@ def shaped(target: str, seed: int) -> Tuple[int, ...]:
     return (g.pte(),)
 
 
+def corrupt(sc: Scenario, target: str, mutation: Tuple[str, Any]) -> None:
+    """Apply one of ``mutations`` to the structure ``target`` of ``sc`` in memory."""
+    addr, size = sc.targets()[target]
+    mem = sc.s.mem
+    kind, arg = mutation
+    if kind == "bitflip":
+        data = bytearray(mem.read(addr, size))
+        for b in arg:
+            b %= size * 8
+            data[b // 8] ^= 1 << (b % 8)
+        mem.write(addr, bytes(data))
+    elif kind == "random":
+        mem.write(addr, random.Random(arg).randbytes(size))
+    elif kind == "zero":
+        mem.write(addr, bytes(size))
+    elif kind == "shaped":  # random, but shaped like the structure it replaces
+        mem.write(addr, b"".join(w.to_bytes(8, "little") for w in shaped(target, arg))[:size])
+    else:
+        mem.inject(addr, size, arg)
+
+
 @settings(HYP, max_examples=600)
 @given(
     target=st.sampled_from(TARGETS + ["msipte"] * 3),
@@ -676,23 +697,7 @@ def test_one_corrupted_structure_never_crashes(
     io = sc.s.iommu
     for r in before:  # may fill caches with the uncorrupted structures
         check_response(r, io.translate(r))
-    addr, size = sc.targets()[target]
-    mem = sc.s.mem
-    kind, arg = mutation
-    if kind == "bitflip":
-        data = bytearray(mem.read(addr, size))
-        for b in arg:
-            b %= size * 8
-            data[b // 8] ^= 1 << (b % 8)
-        mem.write(addr, bytes(data))
-    elif kind == "random":
-        mem.write(addr, random.Random(arg).randbytes(size))
-    elif kind == "zero":
-        mem.write(addr, bytes(size))
-    elif kind == "shaped":  # random, but shaped like the structure it replaces
-        mem.write(addr, b"".join(w.to_bytes(8, "little") for w in shaped(target, arg))[:size])
-    else:
-        mem.inject(addr, size, arg)
+    corrupt(sc, target, mutation)
     for r in reqs + PROBES:
         check_response(r, io.translate(r))
 

@@ -372,6 +372,25 @@ def _leaf_checks(pte: int, ppn: int, level: int) -> None:
             )
 
 
+def _leaf_size(io: "Iommu", pte: int, s: int, fast: bool) -> int:
+    """The page size of an 8-byte leaf found with s = 9 x (level + 1) that is not a
+    4 KiB leaf passing the leaf test (the in-place walks of first_stage and
+    second_stage): PTW step 3 for a leaf the test refused (invalid, W without R,
+    reserved bits, Svnapot / Svpbmt) and step 6 (a misaligned superpage)."""
+    size = 1 << (s + 3)
+    if not fast:
+        # PTW step 3 for a leaf: invalid, W without R, or reserved bits
+        if not pte & _V or pte & io.pte_rsv or (pte & _RW) == _W:
+            raise _invalid_leaf(io, pte, s // 9 - 1)
+        if pte & _N or pte & _PBMT == _PBMT:
+            _leaf_checks(pte, (pte >> _PPN_SHIFT) & _PPN64, s // 9 - 1)
+            if pte & _N:  # Svnapot / Svpbmt
+                size = 1 << 16
+    if s != 9 and (pte >> _PPN_SHIFT) & ((1 << (s - 9)) - 1):
+        raise _misaligned(s // 9 - 1, s - 9)  # PTW step 6: misaligned superpage
+    return size
+
+
 def _misaligned(level: int, bits: int) -> _Invalid:
     return _Invalid(
         "6", "PPN", f"superpage leaf at level {level} with PPN[{bits - 1}:0] not zero: misaligned"
@@ -565,17 +584,7 @@ def second_stage(
                 if fast and s == 9:  # the common case: a 4 KiB page (PTW step 6 passes)
                     # PTW step 8: the SPA from the leaf PPN and the page offset
                     return ((pte << 2) & _PPN_AT12) | (gpa & 0xFFF), pte, 4096
-                size = 1 << (s + 3)
-                if not fast:
-                    # PTW step 3 for a leaf: invalid, W without R, or reserved bits
-                    if not pte & _V or pte & io.pte_rsv or (pte & _RW) == _W:
-                        raise _invalid_leaf(io, pte, s // 9 - 1)
-                    if pte & _N or pte & _PBMT == _PBMT:
-                        _leaf_checks(pte, (pte >> _PPN_SHIFT) & _PPN64, s // 9 - 1)
-                        if pte & _N:  # Svnapot / Svpbmt
-                            size = 1 << 16
-                if s != 9 and (pte >> _PPN_SHIFT) & ((1 << (s - 9)) - 1):
-                    raise _misaligned(s // 9 - 1, s - 9)  # PTW step 6: misaligned superpage
+                size = _leaf_size(io, pte, s, fast)  # PTW steps 3 and 6
             else:
                 # what this G-stage walk translates (the event stream: an observed walk is
                 # always this one)
@@ -762,17 +771,7 @@ def first_stage(
                 if fast and s == 9:  # the common case: a 4 KiB page (PTW step 6 passes)
                     # PTW step 8: the GPA from the leaf PPN and the page offset
                     return ((pte << 2) & _PPN_AT12) | (iova & 0xFFF), pte, 4096
-                size = 1 << (s + 3)
-                if not fast:
-                    # PTW step 3 for a leaf: invalid, W without R, or reserved bits
-                    if not pte & _V or pte & io.pte_rsv or (pte & _RW) == _W:
-                        raise _invalid_leaf(io, pte, s // 9 - 1)
-                    if pte & _N or pte & _PBMT == _PBMT:
-                        _leaf_checks(pte, (pte >> _PPN_SHIFT) & _PPN64, s // 9 - 1)
-                        if pte & _N:  # Svnapot / Svpbmt
-                            size = 1 << 16
-                if s != 9 and (pte >> _PPN_SHIFT) & ((1 << (s - 9)) - 1):
-                    raise _misaligned(s // 9 - 1, s - 9)  # PTW step 6: misaligned superpage
+                size = _leaf_size(io, pte, s, fast)  # PTW steps 3 and 6
             else:
                 va = iova & ((1 << va_bits) - 1)
                 pte, size, pte_addr, pte_gpa = _walk(
