@@ -63,9 +63,7 @@ _RCID_MAX: Final = _RCID.max
 _MCID_LSB: Final = _MCID.lsb
 _MCID_MAX: Final = _MCID.max
 _DC_BASE_SIZE: Final = F.DC_BASE_SIZE
-#: ddte.PPN x 2^12 is (ddte << _DDTE_TO_ADDR) & _DDTE_ADDR
-_DDTE_TO_ADDR: Final = 12 - _DDTE_PPN.lsb
-_DDTE_ADDR: Final = _DDTE_PPN.mask << _DDTE_TO_ADDR
+_DDTE_PPN_LSB: Final = _DDTE_PPN.lsb
 _V_RSV: Final = _V | _DDTE_RSV  # a usable non-leaf DDT entry has only V of these
 _SBE_SXL: Final = _SBE | _SXL
 #: DC.fsc above PPN: the reserved bits and MODE (the same bits in iosatp and pdtp)
@@ -196,26 +194,26 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
     # DDT entries and the DC are read in place from a SparseMemory port (see
     # paging._U64; aligned: within a page); any other port, a page it does not
     # hold, an address beyond capabilities.PAS or injected port faults go
-    # through io.rd / io.rd_words
+    # through io.rd / io.rd_words.  The walk keeps the page number (ppn) of a.
     pages = io.pages
     if pages is None or io.port_faults:
         pages = _NO_PAGES
-    limit = io.pa_limit
+    pa_pages = io.pa_pages
     u64 = _U64[big]
     # step 1: a = ddtp.PPN x 2^12, i = LEVELS - 1
-    a = io.ddtp_ppn << 12
+    ppn = io.ddtp_ppn
     i = io.ddtp_mode - 2  # 1LVL=2 -> 0, 2LVL=3 -> 1, 3LVL=4 -> 2
     while i:  # step 2: if i == 0 go to step 8
-        addr = a + d[i] * 8  # step 3: ddte at a + DDI[i] x 8
+        off = d[i] * 8  # step 3: ddte at a + DDI[i] x 8
         try:
-            (ddte,) = u64((pages if addr < limit else _NO_PAGES)[addr >> 12], addr & 0xFFF)
+            (ddte,) = u64((pages if ppn < pa_pages else _NO_PAGES)[ppn], off)
         except KeyError:  # not read in place
             try:  # steps 3 and 4: access fault, poisoned data
-                ddte = io.rd(addr, 8, big)
+                ddte = io.rd((ppn << 12) | off, 8, big)
             except MemoryAccessError as err:
                 raise _ddt_fault(err, "4", "DDT entry") from None
         if emit is not None:
-            emit_read(io, emit, "DDTE", addr, 8, big, ddte, "GET_DC", "3", i)
+            emit_read(io, emit, "DDTE", (ppn << 12) | off, 8, big, ddte, "GET_DC", "3", i)
         if ddte & _V_RSV != _V:
             if not ddte & _V:  # step 5
                 why = ("GET_DC", "5", "DDTE.V", f"the non-leaf DDT entry (DDI[{i}]) has V=0")
@@ -228,24 +226,23 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
             )
             raise Fault(Cause.DDT_ENTRY_MISCONFIGURED, 0, why)
         i -= 1  # step 7
-        a = (ddte << _DDTE_TO_ADDR) & _DDTE_ADDR  # ddte.PPN x 2^12
+        ppn = ddte >> _DDTE_PPN_LSB  # a = ddte.PPN x 2^12 (the bits above PPN are reserved: 0)
     # step 8: DC at a + DDI[0] * DC_SIZE (aligned to its size: within a page)
     size = io.dc_size
-    base = a + d[0] * size
-    n = size >> 3
+    off = d[0] * size
     words: Tuple[int, ...]
     try:
-        page = (pages if base < limit else _NO_PAGES)[base >> 12]
-        words = (_DC32 if n == 4 else _DC64)[big](page, base & 0xFFF)
+        page = (pages if ppn < pa_pages else _NO_PAGES)[ppn]
+        words = (_DC64 if size == 64 else _DC32)[big](page, off)
     except KeyError:  # not read in place
         try:  # step 8: access fault, poisoned data
-            words = io.rd_words(base, n, big)
+            words = io.rd_words((ppn << 12) | off, size // 8, big)
         except MemoryAccessError as err:
             raise _ddt_fault(err, "8", "device context") from None
     if emit is not None:
         raw = sum(w << (64 * k) for k, w in enumerate(words))
         fmt = f"GIPC@{io.params.gipc_tc_bit}" if io.gipc_tc else ""
-        emit_read(io, emit, "DC", base, size, big, raw, "GET_DC", "8", 0, "", fmt)
+        emit_read(io, emit, "DC", (ppn << 12) | off, size, big, raw, "GET_DC", "8", 0, "", fmt)
     if size == _DC_BASE_SIZE:
         words += (0, 0, 0, 0)
     dc: DC = words  # type: ignore[assignment]
@@ -258,18 +255,24 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
     # SXL = fctl.GXL, supported modes; see dc_fast_masks and dc_fctl_masks).
     # Such a DC breaks no rule; any other goes through every rule, in order
     # (dc_misconfigured), and the first rule broken is reported.
-    gmode = iohgatp >> _MODE_SHIFT
     if (
         tc & io.dc_tc_fast != io.dc_tc_want
         or ta & io.dc_ta_fast
-        or iohgatp & io.dc_hg_fast
-        or gmode not in io.g_modes
+        # iohgatp (0: Bare, nothing to test): GSCID, PPN[1:0], a supported MODE
+        or (iohgatp and (iohgatp & io.dc_hg_fast or iohgatp >> _MODE_SHIFT not in io.g_modes))
         # iosatp / pdtp: MODE and the reserved bits (above PPN) in one test
         or fsc >> _FSC_TOP not in (io.dc_pdtp_ok if tc & _PDTV else io.dc_iosatp_gxl)
         or rsvd
-        or (mask | pattern) & io.msi_mask_reserved
+        # msi_addr_mask / msi_addr_pattern (0 without MSI): reserved bits
+        or ((mask or pattern) and (mask | pattern) & io.msi_mask_reserved)
         # msiptp: reserved bits, MODE Off or Flat (rule 16), Off when Bare (rule 23)
-        or (msiptp and (msiptp & _MSIPTP_RSV or msiptp >> _MODE_SHIFT > (1 if gmode else 0)))
+        or (
+            msiptp
+            and (
+                msiptp & _MSIPTP_RSV
+                or msiptp >> _MODE_SHIFT > (1 if iohgatp >> _MODE_SHIFT else 0)
+            )
+        )
     ):
         rule = dc_misconfigured(io, dc)
         if rule:

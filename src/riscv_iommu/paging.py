@@ -77,6 +77,9 @@ _G_MODE_SHIFT: Final = F.IOHGATP.MODE.lsb
 _GSCID_LSB: Final = F.IOHGATP.GSCID.lsb
 _GSCID_MAX: Final = F.IOHGATP.GSCID.max
 _RX: Final = _R | _X
+_PPN_FIELD: Final = F.PTE.PPN.mask
+#: a leaf (R or X), and the software bits 60:59 of Svrsw60t59b (above the PPN)
+_RX_RSW: Final = _RX | F.PTE.RSW60_59.mask
 _RW: Final = _R | _W
 _N_PBMT: Final = _N | _PBMT
 _NAPOT_64K: Final = 0b1000  # Svnapot: the only defined N encoding, ppn[3:0] = 1000 at level 0
@@ -728,8 +731,11 @@ def first_stage(
                 # it (off), s = 9 x (level + 1)
                 table = pages
                 # a pointer's PPN is an SPA (a table beyond PAS is read through the port)
-                # or, in a two-stage translation, a GPA (translated below)
-                ptr_bad = io.pte_nl_bad if hgatp else io.pte_ptr_bad
+                # or, in a two-stage translation, a GPA (translated below).  A PTE with
+                # pte & ptr_bad == V is a valid pointer (PTW steps 3 and 4) with nothing
+                # above its PPN, to a table the walk reads in place; any other (a leaf,
+                # an invalid PTE, a table beyond PAS, bits 60:59 set) takes the tests
+                ptr_bad = (io.pte_nl_bad if hgatp else io.pte_ptr_bad) | _RX_RSW
                 u64 = _U64[big]
                 # PTW step 2: a = iosatp.PPN x PAGESIZE, i = LEVELS - 1; vpn[i] from the
                 # IOVA (canonical: its bits beyond the VA width do not reach the mask)
@@ -754,18 +760,21 @@ def first_stage(
                         (pte,) = u64(table[ppn], off)
                     except KeyError:
                         pte = _read_pte(io, ppn, off, big, access, "", False, s)
-                    if pte & _RX:
-                        break  # PTW step 4: a leaf
                     if pte & ptr_bad != _V:
+                        if pte & _RX:
+                            break  # PTW step 4: a leaf
                         # PTW step 3 for a pointer: V must be 1, W 0, and nothing reserved
                         # (D, A, U, N and PBMT are reserved in non-leaf PTEs)
                         if pte & io.pte_nl_bad != _V:
                             raise _invalid_pointer(io, pte, s // 9 - 1)
-                        table = _NO_PAGES  # the next table is beyond PAS: through the port
+                        # a valid pointer to a table beyond PAS (through the port), or with
+                        # Svrsw60t59b's bits 60:59 set (software's: not part of the PPN)
+                        table = _NO_PAGES
+                        pte &= _PPN_FIELD
                     if s == 9:  # PTW step 4
                         raise _Invalid("4", "R", "a non-leaf PTE at level 0: no leaf found")
-                    s -= 9  # PTW step 2 of the next level
-                    ppn = (pte >> _PPN_SHIFT) & _PPN64
+                    s -= 9  # PTW step 2 of the next level: a = pte.PPN x PAGESIZE
+                    ppn = pte >> _PPN_SHIFT
                     off = (iova >> s) & 0xFF8
                 fast = pte & mask == want  # PTW steps 3, 5 and 7 pass: see _LEAF_WANT
                 if fast and s == 9:  # the common case: a 4 KiB page (PTW step 6 passes)
