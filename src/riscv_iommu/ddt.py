@@ -269,8 +269,7 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
         or (
             msiptp
             and (
-                msiptp & _MSIPTP_RSV
-                or msiptp >> _MODE_SHIFT > (1 if iohgatp >> _MODE_SHIFT else 0)
+                msiptp & _MSIPTP_RSV or msiptp >> _MODE_SHIFT > (1 if iohgatp >> _MODE_SHIFT else 0)
             )
         )
     ):
