@@ -701,6 +701,23 @@ def test_svrsw60t59b_bits_ignored_when_supported(stage: str, bits: int, leaf: bo
     assert w.t(VA) == ok(PA | 0x678)
 
 
+@pytest.mark.parametrize("gmode", [None, SV39], ids=["single-stage", "two-stage"])
+def test_svrsw60t59b_bits_in_every_pointer_then_an_ad_update(gmode: Optional[int]) -> None:
+    """Svrsw60t59b: bits 60:59 set in both non-leaf PTEs of the first stage (software's,
+    not part of the PPN: the walk read in place follows the PPN alone) above a leaf
+    without A: the walk translates, and PTW step 7 sets A in that leaf."""
+    w = Walk(SV39, gmode, tc=TC_SADE | TC_GADE, params=WIDE, svrsw60t59b=True)
+    target = PA if gmode is None else GPA
+    leaf = w.st.map(VA, target, flags=URWX)
+    if gmode is not None:
+        w.g.map(GPA, SPA)
+    for level, bits in ((2, 1), (1, 2)):
+        slot = w.st.pte_addr(VA, level)
+        write_raw(w.st, slot, read_raw(w.st, slot) | (bits << 59))
+    assert w.t(VA) == ok((PA if gmode is None else SPA) | 0x678)
+    assert w.pte_bytes(w.spa_of(leaf)) == le(pte(target >> 12, URWX | A))
+
+
 @pytest.mark.parametrize("stage", STAGES)
 @pytest.mark.parametrize("bits", [1, 2, 3])
 @pytest.mark.parametrize("leaf", [True, False], ids=["leaf", "non-leaf"])
