@@ -247,14 +247,13 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
         words += (0, 0, 0, 0)
     dc: DC = words  # type: ignore[assignment]
     tc, iohgatp, ta, fsc, msiptp, mask, pattern, rsvd = dc
-    if not tc & _V:  # step 9
-        raise Fault(Cause.DDT_ENTRY_NOT_VALID, 0, ("GET_DC", "9", "DC.tc.V", "DC.tc.V is 0"))
-    # step 10: the configuration checks.  The common case first: one test per
-    # field that the DC has nothing the rules look at (no reserved bit, no
-    # optional feature that needs another bit or a capability, SBE = fctl.BE,
-    # SXL = fctl.GXL, supported modes; see dc_fast_masks and dc_fctl_masks).
-    # Such a DC breaks no rule; any other goes through every rule, in order
-    # (dc_misconfigured), and the first rule broken is reported.
+    # steps 9 (DC.tc.V) and 10 (the configuration checks).  The common case first:
+    # one test per field that the DC is valid (V=1) and has nothing the rules look
+    # at (no reserved bit, no optional feature that needs another bit or a
+    # capability, SBE = fctl.BE, SXL = fctl.GXL, supported modes; see dc_fast_masks
+    # and dc_fctl_masks).  Such a DC breaks no rule; any other is tested for V
+    # (step 9), then goes through every rule, in order (dc_misconfigured), and the
+    # first rule broken is reported.
     if (
         tc & io.dc_tc_fast != io.dc_tc_want
         or ta & io.dc_ta_fast
@@ -273,7 +272,10 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
             )
         )
     ):
-        rule = dc_misconfigured(io, dc)
+        if not tc & _V:  # step 9
+            why = ("GET_DC", "9", "DC.tc.V", "DC.tc.V is 0")
+            raise Fault(Cause.DDT_ENTRY_NOT_VALID, 0, why)
+        rule = dc_misconfigured(io, dc)  # step 10
         if rule:
             raise Fault(Cause.DDT_ENTRY_MISCONFIGURED, 0, dc_rule_why(io, dc, rule))
     if emit is not None:
@@ -284,14 +286,15 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
 def dc_fast_masks(
     io: "Iommu",
 ) -> Tuple[int, int, int, FrozenSet[int], Tuple[FrozenSet[int], FrozenSet[int]]]:
-    """What the common-case test of locate_dc step 10 accepts under the configuration
+    """What the common-case test of locate_dc steps 9-10 accepts under the configuration
     of ``io`` (with dc_fctl_masks for what fctl decides).  A DC it accepts breaks no
     rule of §DC_MISCONFIG; any other goes through every rule.
 
     * DC.tc bits: reserved (rule 1), EN_PRI / PRPR / T2GPA / DPE / [GIPC] GIPC
       (rules 3-7, 12, 24, 25: each needs another bit or a mode), EN_ATS without
-      capabilities.ATS (2), SADE / GADE without AMO_HWAD (18), and SBE / SXL, which
-      must be as dc_fctl_masks says (rules 19-21; SXL also selects rules 10 / 11);
+      capabilities.ATS (2), SADE / GADE without AMO_HWAD (18), and V, SBE / SXL,
+      which must be as dc_fctl_masks says (V = 1: step 9; rules 19-21; SXL also
+      selects rules 10 / 11);
     * DC.ta bits: reserved, PSCID (whether or not DC.tc.PDTV) beyond the
       implemented width (1), RCID / MCID beyond theirs (22);
     * DC.iohgatp bits: GSCID beyond the implemented width (1), PPN[1:0] (17; also
@@ -300,7 +303,7 @@ def dc_fast_masks(
       supported pdtp.MODE, and a supported iosatp.MODE by DC.tc.SXL (rules 1, 8-11).
     """
     caps = io.caps
-    tc = io.tc_reserved | _EN_PRI | _PRPR | _T2GPA | _DPE | io.gipc_tc | _SBE_SXL
+    tc = _V | io.tc_reserved | _EN_PRI | _PRPR | _T2GPA | _DPE | io.gipc_tc | _SBE_SXL
     if not caps.ats:
         tc |= _EN_ATS
     if not caps.amo_hwad:
@@ -316,10 +319,11 @@ def dc_fast_masks(
 
 
 def dc_fctl_masks(io: "Iommu") -> Tuple[int, FrozenSet[int]]:
-    """What fctl decides in the common-case test of locate_dc step 10: DC.tc.SBE =
-    fctl.BE and DC.tc.SXL = fctl.GXL (a DC with other values goes through every rule:
-    rules 19-21), and the accepted bits of iosatp above PPN with that SXL."""
-    want = (_SBE if io.be else 0) | (_SXL if io.gxl else 0)
+    """What fctl decides in the common-case test of locate_dc steps 9-10: the DC.tc
+    bits it wants, V = 1 (step 9), DC.tc.SBE = fctl.BE and DC.tc.SXL = fctl.GXL (a DC
+    with other values goes through every rule: rules 19-21), and the accepted bits of
+    iosatp above PPN with that SXL."""
+    want = _V | (_SBE if io.be else 0) | (_SXL if io.gxl else 0)
     return want, io.dc_iosatp_ok[io.gxl]
 
 
