@@ -31,7 +31,10 @@ __all__ = [
     "DC_RULES",
 ]
 
-DC = Tuple[int, int, int, int, int, int, int, int]
+#: a device context as the caches keep it: (DC.tc, DC.iohgatp, DC.ta, DC.fsc,
+#: DC.msiptp, DC.msi_addr_mask, DC.msi_addr_pattern, the reserved doubleword); variable-length
+#: on purpose: the compiled build keeps it one boxed tuple (see ioatc.Key)
+DC = Tuple[int, ...]
 
 _TC: Final = F.DC_TC
 _V: Final = _TC.V.mask
@@ -248,7 +251,7 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
         emit_read(io, emit, "DC", base, size, big, raw, "GET_DC", "8", 0, "", fmt)
     if size == _DC_BASE_SIZE:
         words += (0, 0, 0, 0)
-    dc: DC = words  # type: ignore[assignment]
+    dc: DC = words
     tc, iohgatp, ta, fsc, msiptp, mask, pattern, rsvd = dc
     if not tc & _V:  # step 9
         raise Fault(Cause.DDT_ENTRY_NOT_VALID, 0, ("GET_DC", "9", "DC.tc.V", "DC.tc.V is 0"))

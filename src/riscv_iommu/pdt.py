@@ -33,7 +33,9 @@ __all__ = [
     "PC_RULES",
 ]
 
-PC = Tuple[int, int, int, int, int, int]
+#: a process context as the PDT cache keeps it (see locate_pc); variable-length on
+#: purpose: the compiled build keeps it one boxed tuple (see ioatc.Key)
+PC = Tuple[int, ...]
 
 #: pdtp.MODE -> number of PDT levels (PD8, PD17, PD20)
 PDT_LEVELS: Final = {1: 1, 2: 2, 3: 3}
