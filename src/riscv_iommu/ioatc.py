@@ -460,6 +460,7 @@ class Iotlb(Cache):
         entries = self.entries
         glob = self.globals and pscid >= 0
         key: Key
+        e: Optional[Entry]  # typed: the compiled build then unpacks it natively
         # the lookup (inline: one probe per page size in ``shifts``, smallest first)
         for shift in self._shift_list:
             key = (gscid, pscid, shift, iova >> shift)
@@ -553,6 +554,8 @@ class Iotlb(Cache):
         elif len(entries) >= capacity:
             # evict the oldest (FIFO) or least recently used entry (O(1) in an
             # OrderedDict) and drop it from the indexes (_unindex, inline)
+            vkey: Key
+            ve: Entry
             vkey, ve = entries.popitem(False)
             vg, vp, _, _ = vkey
             if vg == gscid and vp == pscid:  # the same tag: its key set stays
