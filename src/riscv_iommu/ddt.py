@@ -31,7 +31,10 @@ __all__ = [
     "DC_RULES",
 ]
 
-DC = Tuple[int, int, int, int, int, int, int, int]
+#: a device context as the caches keep it: (DC.tc, DC.iohgatp, DC.ta, DC.fsc,
+#: DC.msiptp, DC.msi_addr_mask, DC.msi_addr_pattern, the reserved doubleword); variable-length
+#: on purpose: the compiled build keeps it one boxed tuple (see ioatc.Key)
+DC = Tuple[int, ...]
 
 _TC: Final = F.DC_TC
 _V: Final = _TC.V.mask
@@ -245,7 +248,7 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
         emit_read(io, emit, "DC", (ppn << 12) | off, size, big, raw, "GET_DC", "8", 0, "", fmt)
     if size == _DC_BASE_SIZE:
         words += (0, 0, 0, 0)
-    dc: DC = words  # type: ignore[assignment]
+    dc: DC = words
     tc, iohgatp, ta, fsc, msiptp, mask, pattern, rsvd = dc
     # steps 9 (DC.tc.V) and 10 (the configuration checks).  The common case first:
     # one test per field that the DC is valid (V=1) and has nothing the rules look

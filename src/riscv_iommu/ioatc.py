@@ -111,9 +111,17 @@ NONE: Final = -1
 #: PSCID slot of global first-stage mappings
 GLOBAL: Final = -2
 
-Key = Tuple[int, int, int, int]  # (gscid, pscid, shift, vpn)
+# The keys are typed as variable-length tuples on purpose: the compiled build
+# (mypyc) keeps a fixed-length tuple type as an unboxed C struct and boxes it
+# anew, ints and all, at every dict or set operation; a ``Tuple[int, ...]`` is
+# one tuple object, built once and shared by the cache and its indexes.
+#: an IOTLB key: (gscid, pscid, shift, vpn)
+Key = Tuple[int, ...]
 #: (GSCID, G-stage leaf size, G-stage leaf GPA base): an entry's key in ``Iotlb.by_gpa``
-GKey = Tuple[int, int, int]
+GKey = Tuple[int, ...]
+#: a tag of the IOTLB's ``by_tag`` index, (GSCID slot, PSCID slot), or a PDT-cache key,
+#: (device_id, process_id)
+Pair = Tuple[int, ...]
 #: an IOTLB entry: (spa base, size, s1 pte or -1, g pte or -1, its G-stage leaf (GKey)
 #: or None without a G-stage, its first-stage leaf (GSCID, PSCID, leaf shift, leaf page:
 #: its key in ``Iotlb.by_s1``) when that leaf is larger than the entry, else None)
@@ -126,9 +134,9 @@ FrontKey = Tuple[int, int, bool, int, int]
 #: a shortcut's response: (SPA page, r, w, x, g, pbmt, s, size, rcid, mcid, the
 #: PDT-cache key of its PC or None, the IOTLB key of its entry or None)
 Front = Tuple[
-    int, bool, bool, bool, bool, int, bool, int, int, int, Optional[Tuple[int, int]], Optional[Key]
+    int, bool, bool, bool, bool, int, bool, int, int, int, Optional[Pair], Optional[Key]
 ]
-_Index = Dict[Tuple[int, int, int, int], Set[Key]]
+_Index = Dict[Key, Set[Key]]
 _GpaIndex = Dict[GKey, Set[Key]]
 Emit = Optional[Callable[[Event], None]]
 
@@ -403,7 +411,7 @@ class Iotlb(Cache):
         self, capacity: int, lru: bool = True, front: Optional[Dict[Any, Any]] = None
     ) -> None:
         super().__init__("IOTLB", capacity, lru, front=front)
-        self.by_tag: Dict[Tuple[int, int], Set[Key]] = {}
+        self.by_tag: Dict[Pair, Set[Key]] = {}
         self.by_g: Dict[int, Set[int]] = {}
         self.shifts: Set[int] = set()
         self._shift_list: Tuple[int, ...] = ()
@@ -427,6 +435,7 @@ class Iotlb(Cache):
         """The key and entry translating ``va`` for the tag, or None (no statistics)."""
         entries = self.entries
         glob = self.globals and pscid >= 0
+        key: Key
         for shift in self._shift_list:
             vpn = va >> shift
             key = (gscid, pscid, shift, vpn)
@@ -450,6 +459,8 @@ class Iotlb(Cache):
         """
         entries = self.entries
         glob = self.globals and pscid >= 0
+        key: Key
+        e: Optional[Entry]  # typed: the compiled build then unpacks it natively
         # the lookup (inline: one probe per page size in ``shifts``, smallest first)
         for shift in self._shift_list:
             key = (gscid, pscid, shift, iova >> shift)
@@ -523,8 +534,9 @@ class Iotlb(Cache):
             pscid = GLOBAL
             self.globals = True
         shift = size.bit_length() - 1
-        key = (gscid, pscid, shift, iova >> shift)
-        gkey = None if gscid == HOST else (gscid, gsize, gpa & -gsize)
+        key: Key = (gscid, pscid, shift, iova >> shift)
+        gkey: Optional[GKey] = None if gscid == HOST else (gscid, gsize, gpa & -gsize)
+        skey: Optional[Key]
         if s1size == size:
             skey = None
         else:  # a piece of a larger first-stage leaf
@@ -533,7 +545,7 @@ class Iotlb(Cache):
         entry = (spa & -size, size, s1, gp, gkey, skey)
         entries = self.entries
         by_tag = self.by_tag
-        tag = (gscid, pscid)
+        tag: Pair = (gscid, pscid)
         keys: Optional[Set[Key]] = None  # the tag's keys, once key is in them
         if key in entries:
             # a refill of a present key: the new entry, made the most recent (no
@@ -542,6 +554,8 @@ class Iotlb(Cache):
         elif len(entries) >= capacity:
             # evict the oldest (FIFO) or least recently used entry (O(1) in an
             # OrderedDict) and drop it from the indexes (_unindex, inline)
+            vkey: Key
+            ve: Entry
             vkey, ve = entries.popitem(False)
             vg, vp, _, _ = vkey
             if vg == gscid and vp == pscid:  # the same tag: its key set stays
@@ -549,7 +563,7 @@ class Iotlb(Cache):
                 keys.discard(vkey)
                 keys.add(key)
             else:
-                vtag = (vg, vp)
+                vtag: Pair = (vg, vp)
                 vkeys = by_tag[vtag]
                 vkeys.discard(vkey)
                 if not vkeys:
@@ -618,7 +632,7 @@ class Iotlb(Cache):
     def _unindex(self, key: Key, e: Entry) -> None:
         """Take ``key`` (its entry ``e``) out of the indexes."""
         gscid, pscid, shift, _ = key
-        tag = (gscid, pscid)
+        tag: Pair = (gscid, pscid)
         keys = self.by_tag[tag]
         keys.discard(key)
         if not keys:
@@ -659,7 +673,7 @@ class Iotlb(Cache):
             d.clear()
         return self._invalidated(n, ())
 
-    def _s1_covering(self, tags: List[Tuple[int, int]], lo: int, hi: int) -> Set[Key]:
+    def _s1_covering(self, tags: List[Pair], lo: int, hi: int) -> Set[Key]:
         """Keys of the tags' entries whose first-stage leaf overlaps [lo, hi]: the
         range's pages probed at every leaf size, or the tags' entries visited,
         whichever is fewer."""
@@ -718,7 +732,7 @@ class Iotlb(Cache):
         """
         g = gscid if gv else HOST
         slots = [pscid] if pscv else [p for p in self.by_g.get(g, ()) if p != NONE]
-        tags = [(g, p) for p in slots]
+        tags: List[Pair] = [(g, p) for p in slots]
         if hi < 0:
             victims: Set[Key] = set()
             for t in tags:
@@ -795,7 +809,7 @@ class Ioatc:
         #: per request: whether a DDT, PDT or IOTLB lookup missed (no shortcut then)
         self.missed = False
         #: per request: the PDT-cache key of the PC it used, or None
-        self.pc_key: Optional[Tuple[int, int]] = None
+        self.pc_key: Optional[Pair] = None
 
     @property
     def caches(self) -> Tuple[Cache, ...]:
@@ -909,7 +923,7 @@ def cached_pc(io: "Iommu", device_id: int, process_id: int, dc: DC, access: int)
     statistics: it is not an invalidation) and the lookup misses, so the PC is
     located again under the new DC.
     """
-    key = (device_id, process_id)
+    key: Pair = (device_id, process_id)
     io.ioatc.pc_key = key
     pdt = io._pdt
     entries = pdt.entries

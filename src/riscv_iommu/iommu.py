@@ -43,7 +43,7 @@ from .hpm import Event, Hpm
 from .interrupts import Interrupts
 from .ioatc import Cache, Ioatc, Iotlb, cached_dc
 from .memory import MemoryAccessError, MemoryFault, SparseMemory
-from .paging import leaf_tests
+from .paging import leaf_tests, signed64
 from .pdt import PC, PID_WIDTH, pc_fast_masks
 from .queues import CommandQueue, FaultQueue, PageRequestQueue
 from .registers import REG, build_register_map, emit_reg_writes
@@ -253,9 +253,11 @@ class Iommu:
         # bits that point at or beyond 2**PAS (pte & pte_ptr_bad == V: a valid pointer
         # to a table the walk may read in place); the page number of pa_limit; the
         # leaf tests of PTW steps 3, 5 and 7 (paging.leaf_tests)
-        self.pte_nl_bad = _PTE.V.mask | _PTE.W.mask | rsv | self.pte_nl_rsv
+        # (both signed: paging.signed64)
+        nl_bad = _PTE.V.mask | _PTE.W.mask | rsv | self.pte_nl_rsv
         pas_bad = _PTE.PPN.mask & ~(((1 << max(caps.pas - 12, 0)) - 1) << _PTE.PPN.lsb)
-        self.pte_ptr_bad = self.pte_nl_bad | pas_bad
+        self.pte_nl_bad = signed64(nl_bad)
+        self.pte_ptr_bad = signed64(nl_bad | pas_bad)
         self.pa_pages = self.pa_limit >> 12
         self.s_leaf, self.g_leaf = leaf_tests(rsv)
         #: rd(addr, size, big) -> int: one implicit read through the memory port;

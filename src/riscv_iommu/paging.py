@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .iommu import Iommu
 
 __all__ = [
+    "signed64",
     "S_MODES",
     "G_MODES",
     "S_VALID",
@@ -123,17 +124,29 @@ def leaf_tests(rsv: int) -> Tuple[LeafTests, Tuple[LeafTest, ...]]:
     [priv][PC.ta.SUM][access], with the U rule of PTW step 5 (U=1 for a user-mode
     access; U=0 for a supervisor-mode one without SUM or for an execute), and
     G-stage by the kind of access (see _G_WANT)."""
-    user = tuple((_LEAF_WANT[a] | _U, _LEAF_MASK[a] | _U | rsv) for a in range(3))
+    user = tuple((_LEAF_WANT[a] | _U, signed64(_LEAF_MASK[a] | _U | rsv)) for a in range(3))
     supervisor = tuple(
         tuple(
-            (_LEAF_WANT[a], _LEAF_MASK[a] | rsv | (_U if not sum_ or a == _EXECUTE else 0))
+            (
+                _LEAF_WANT[a],
+                signed64(_LEAF_MASK[a] | rsv | (_U if not sum_ or a == _EXECUTE else 0)),
+            )
             for a in range(3)
         )
         for sum_ in (False, True)
     )
     s_leaf = ((user, user), supervisor)
-    g_leaf = tuple((_G_WANT[k], _G_MASK[k] | rsv) for k in range(3))
+    g_leaf = tuple((_G_WANT[k], signed64(_G_MASK[k] | rsv)) for k in range(3))
     return s_leaf, g_leaf
+
+
+def signed64(mask: int) -> int:
+    """``mask`` (64 bits) as the signed 64-bit value of the same bits: ``pte & signed64(m)``
+    is ``pte & m`` for every 0 <= pte < 2**64.  The PTE masks of the walks hold the top
+    bits (N, PBMT, reserved); signed, they stay small ints in the compiled build, which
+    keeps an int in [-2**62, 2**62) unboxed and takes a slow path for a bit operation
+    on a larger one.  (Interpreted, the signed mask costs a little less, too.)"""
+    return mask - (1 << 64) if mask >> 63 else mask
 
 
 #: 8-byte PTE readers by byte order (index: big-endian).  The walks of the 8-byte

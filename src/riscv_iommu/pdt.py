@@ -16,7 +16,7 @@ from ._fault import Fault, Why
 from .events import Check
 from .gipc import GIPC_PC_RULES, PcFormat, gipc_pc_misconfigured
 from .memory import MemoryAccessError, MemoryFault
-from .paging import S_VALID, emit_read, implicit_read
+from .paging import S_VALID, emit_read, implicit_read, signed64
 from .types import Cause
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,7 +33,9 @@ __all__ = [
     "PC_RULES",
 ]
 
-PC = Tuple[int, int, int, int, int, int]
+#: a process context as the PDT cache keeps it (see locate_pc); variable-length on
+#: purpose: the compiled build keeps it one boxed tuple (see ioatc.Key)
+PC = Tuple[int, ...]
 
 #: pdtp.MODE -> number of PDT levels (PD8, PD17, PD20)
 PDT_LEVELS: Final = {1: 1, 2: 2, 3: 3}
@@ -56,7 +58,8 @@ _PSCID_MAX: Final = _PSCID.max
 #: pdte.PPN x 2^12 is (pdte << _PDTE_TO_ADDR) & _PDTE_ADDR
 _PDTE_TO_ADDR: Final = 12 - _PDTE_PPN.lsb
 _PDTE_ADDR: Final = _PDTE_PPN.mask << _PDTE_TO_ADDR
-_V_RSV: Final = _V | _PDTE_RSV  # a usable non-leaf PDT entry has only V of these
+# a usable non-leaf PDT entry has only V of these (signed: paging.signed64)
+_V_RSV: Final = signed64(_V | _PDTE_RSV)
 #: in-place readers (see locate_pc) by byte order: a PDT entry, a 16-byte PC
 _U64: Final = (struct.Struct("<Q").unpack_from, struct.Struct(">Q").unpack_from)
 #: the pages of a port that is not read in place (every read through io.rd / io.rd_words)
@@ -151,6 +154,7 @@ def locate_pc(
     i = PDT_LEVELS[mode] - 1
     # steps 2-9 for the non-leaf levels i = LEVELS - 1 .. 1; for i == 0 steps 2
     # and 3 follow the loop and step 4 goes to step 10
+    pdte: int  # typed: the compiled build then works on it natively
     while i:
         a += p[i] * 8  # step 2: a + PDI[i] x 8
         if gpa:  # step 3
@@ -181,6 +185,8 @@ def locate_pc(
     if gpa:  # step 3
         a = implicit_read(io, a, iohgatp, access, gctl, "PC")
     # step 4: i == 0, go to step 10
+    ta: int
+    fsc: int
     if fmt is None:
         # step 10: the 16-byte PC (aligned: within a page)
         try:
