@@ -14,7 +14,7 @@ from . import formats as F
 from ._fault import Fault, Why
 from .events import Check
 from .memory import MemoryAccessError, MemoryFault
-from .paging import G_VALID, S_VALID, emit_read
+from .paging import G_VALID, S_VALID, emit_read, signed64
 from .types import Cause
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,7 +67,8 @@ _MCID_LSB: Final = _MCID.lsb
 _MCID_MAX: Final = _MCID.max
 _DC_BASE_SIZE: Final = F.DC_BASE_SIZE
 _DDTE_PPN_LSB: Final = _DDTE_PPN.lsb
-_V_RSV: Final = _V | _DDTE_RSV  # a usable non-leaf DDT entry has only V of these
+# a usable non-leaf DDT entry has only V of these (paging.signed64)
+_V_RSV: Final = signed64(_V | _DDTE_RSV)
 _SBE_SXL: Final = _SBE | _SXL
 #: DC.fsc above PPN: the reserved bits and MODE (the same bits in iosatp and pdtp)
 _FSC_TOP: Final = F.IOSATP.PPN.lsb + F.IOSATP.PPN.width
@@ -206,6 +207,7 @@ def locate_dc(io: "Iommu", device_id: int) -> DC:
     # step 1: a = ddtp.PPN x 2^12, i = LEVELS - 1
     ppn = io.ddtp_ppn
     i = io.ddtp_mode - 2  # 1LVL=2 -> 0, 2LVL=3 -> 1, 3LVL=4 -> 2
+    ddte: int  # typed: the compiled build then works on it natively
     while i:  # step 2: if i == 0 go to step 8
         off = d[i] * 8  # step 3: ddte at a + DDI[i] x 8
         try:
@@ -318,7 +320,7 @@ def dc_fast_masks(
     hg = _beyond(_GSCID_LSB, _GSCID_MAX, io.gscid_width) | 3
     pdtp = frozenset(m << _PDTP_MODE_SHIFT for m in io.pd_modes)
     s0, s1 = ((frozenset(m << _IOSATP_MODE_SHIFT for m in ms)) for ms in io.s_modes)
-    return tc, ta, hg, pdtp, (s0, s1)
+    return signed64(tc), signed64(ta), hg, pdtp, (s0, s1)  # (paging.signed64)
 
 
 def dc_fctl_masks(io: "Iommu") -> Tuple[int, FrozenSet[int]]:
