@@ -1414,8 +1414,8 @@ def test_signed64_is_signed_in_the_compiled_build_only() -> None:
     assert want == (-0x3F_FFFF_FFFF_FF01 if compiled() else 0xFFC0_0000_0000_00FF)
     assert paging.signed64(0x7FFF_FFFF_FFFF_FFFF) == 0x7FFF_FFFF_FFFF_FFFF  # bit 63 clear
     assert paging.signed64(0) == 0
-    for pte in (0, 1, 0xCF, 1 << 63, (1 << 64) - 1, 0x8000_0000_2000_04CF):
-        assert pte & paging.signed64(top) == pte & top
+    for value in (0, 1, 0xCF, 1 << 63, (1 << 64) - 1, 0x8000_0000_2000_04CF):
+        assert value & paging.signed64(top) == value & top
 
 
 @given(st.integers(0, (1 << 64) - 1), st.integers(0, (1 << 64) - 1))
