@@ -153,9 +153,7 @@ def signed64(mask: int) -> int:
     Interpreted, it stays as it is: CPython complements a negative multi-digit operand
     before every bit operation (a signed mask costs ~850 more CPU instructions per Sv39
     walk read in place, ~2400 per two-stage Sv39x4 one)."""
-    if _COMPILED and mask >> 63:
-        return mask - (1 << 64)
-    return mask
+    return mask - (1 << 64) if _COMPILED and mask >> 63 else mask
 
 
 #: 8-byte PTE readers by byte order (index: big-endian).  The walks of the 8-byte
