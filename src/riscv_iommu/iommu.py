@@ -253,7 +253,7 @@ class Iommu:
         # bits that point at or beyond 2**PAS (pte & pte_ptr_bad == V: a valid pointer
         # to a table the walk may read in place); the page number of pa_limit; the
         # leaf tests of PTW steps 3, 5 and 7 (paging.leaf_tests)
-        # (both signed: paging.signed64)
+        # (both through paging.signed64: signed in the compiled build)
         nl_bad = _PTE.V.mask | _PTE.W.mask | rsv | self.pte_nl_rsv
         pas_bad = _PTE.PPN.mask & ~(((1 << max(caps.pas - 12, 0)) - 1) << _PTE.PPN.lsb)
         self.pte_nl_bad = signed64(nl_bad)

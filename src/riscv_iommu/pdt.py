@@ -58,7 +58,7 @@ _PSCID_MAX: Final = _PSCID.max
 #: pdte.PPN x 2^12 is (pdte << _PDTE_TO_ADDR) & _PDTE_ADDR
 _PDTE_TO_ADDR: Final = 12 - _PDTE_PPN.lsb
 _PDTE_ADDR: Final = _PDTE_PPN.mask << _PDTE_TO_ADDR
-# a usable non-leaf PDT entry has only V of these (signed: paging.signed64)
+# a usable non-leaf PDT entry has only V of these (paging.signed64)
 _V_RSV: Final = signed64(_V | _PDTE_RSV)
 #: in-place readers (see locate_pc) by byte order: a PDT entry, a 16-byte PC
 _U64: Final = (struct.Struct("<Q").unpack_from, struct.Struct(">Q").unpack_from)
