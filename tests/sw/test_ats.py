@@ -1054,6 +1054,8 @@ def _setup_failure(p: Pri, name: str) -> None:
         s.mem.inject(s.ddt.dc_addr(DID), 8, rv.MemoryFault.ACCESS_FAULT)
     elif name == "258-dc-not-valid":
         s.ddt.set_dc(DID, tc=0)
+    elif name == "268-ddt-data-corruption":
+        s.mem.inject(s.ddt.dc_addr(DID), 8, rv.MemoryFault.DATA_CORRUPTION)
     elif name == "259-dc-misconfigured":
         s.ddt.set_dc(DID, tc=TC_V | TC_EN_PRI)  # EN_PRI=1 with EN_ATS=0
     elif name == "259-prpr-without-en-pri":
@@ -1066,6 +1068,7 @@ DDT_FAILURES = [
     "258-dc-not-valid",
     "259-dc-misconfigured",
     "259-prpr-without-en-pri",
+    "268-ddt-data-corruption",
 ]
 
 
@@ -1073,7 +1076,10 @@ DDT_FAILURES = [
 @pytest.mark.parametrize("name", DDT_FAILURES)
 def test_pri_dc_not_located_response_failure_and_fault(name: str, pid: Optional[int]) -> None:
     """§ATS_PRI: ddtp Off (256) and DDT faults (257/258/259) -> Response Failure, with a PASID
-    when the request had one; the fault is recorded (TTYP 9, iotval = 0x04)."""
+    when the request had one; the fault is recorded (TTYP 9, iotval = 0x04).  DDT data
+    corruption (268, GET_DC steps 4 and 8) is a fault that prevents locating the DC too; the
+    spec's lists do not name it, and an IO bridge that cannot signal poisoned data reports
+    it as the access fault 257 (RAS guidelines): it gets 257's Response Failure."""
     p = Pri()
     _setup_failure(p, name)
     rsp = p.request(process_id=pid, priv=True)
@@ -1470,6 +1476,25 @@ def test_completion_from_device_without_en_ats_is_recorded() -> None:
     assert c.io.invalidation_completion(plain, 1 << c.msgs[0].itag) == 0
     assert fq_records(c.s) == [
         rv.FaultRecord(cause=260, ttyp=rv.Ttyp.PCIE_MESSAGE, iotval=0x02, device_id=plain)
+    ]
+    assert c.cqh() == 1
+
+
+@pytest.mark.parametrize(
+    ("mf", "cause"),
+    [(rv.MemoryFault.ACCESS_FAULT, 257), (rv.MemoryFault.DATA_CORRUPTION, 268)],
+)
+def test_completion_whose_dc_cannot_be_read_is_recorded(mf: rv.MemoryFault, cause: int) -> None:
+    """GET_DC step 8: a DC read that violates a PMA/PMP check (257) or returns poisoned data
+    (268) while an Invalidation Completion locates its DC: the fault is recorded with TTYP 9
+    and iotval = message code 0x02; nothing completes."""
+    c = Cq()
+    submit(c.s, ats_inval(DID), c.fence())
+    c.s.mem.inject(c.s.ddt.dc_addr(DID), 8, mf)
+    c.io.invalidate_ddt()
+    assert c.io.invalidation_completion(DID, 1 << c.msgs[0].itag) == 0
+    assert fq_records(c.s) == [
+        rv.FaultRecord(cause=cause, ttyp=rv.Ttyp.PCIE_MESSAGE, iotval=0x02, device_id=DID)
     ]
     assert c.cqh() == 1
 
