@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Tuple
+from typing import Optional, Tuple
 
 import pytest
 
@@ -32,6 +32,9 @@ from swhelpers import (  # noqa: E402
 )
 
 Rev = Tuple[str, bool]
+#: IOBR_FAULT_RESP lets the IO bridge answer UR or CA; the model answers the causes
+#: ATS_FAULTS gives UR (256-260) with UR for every request type
+UR = rv.Status.UNSUPPORTED_REQUEST
 
 
 # ---------------------------------------------------------------------------
@@ -49,34 +52,57 @@ def test_d01_capability_bit_is_44_by_default_and_a_parameter() -> None:
     assert not rv.Capabilities.from_raw(caps.raw).gipc
 
 
-def test_d02_tc_gipc_bit_12_reserved_without_capability() -> None:
+def _misconfigured(did: int, pid: Optional[int] = None) -> rv.FaultRecord:
+    """GET_DC step 10: "DDT entry misconfigured" (259) of an Untranslated read of IOVA."""
+    return rv.FaultRecord(
+        cause=rv.Cause.DDT_ENTRY_MISCONFIGURED,
+        ttyp=rv.Ttyp.UNTRANSLATED_READ,
+        iotval=IOVA,
+        device_id=did,
+        process_id=pid or 0,
+        pv=pid is not None,
+    )
+
+
+@pytest.mark.parametrize("rev", REVISIONS, ids=ids)
+def test_d02_tc_gipc_bit_12_reserved_without_capability(rev: Rev) -> None:
     """Decision #2: DC.tc.GIPC is bit 12 (a parameter); reserved (259) without the capability."""
-    s = System()  # no capabilities.GIPC
+    s = System(params=rv.IommuParams(gipc_revision=rev[0]), msi_flat=rev[1])  # no GIPC
     s.ddt.set_dc(1, tc=TC_V | GIPC_TC)
-    assert fault(s.t(1, 0)).cause == rv.Cause.DDT_ENTRY_MISCONFIGURED
-    g = GipcSystem(params={"gipc_tc_bit": 20})
+    rsp = s.t(1, IOVA)
+    assert (rsp.status, rsp.fault, rsp.reported) == (UR, _misconfigured(1), True)
+    g = GipcSystem(*rev, params={"gipc_tc_bit": 20})
     g.bind(1, gscid=7)
     g.ddt.set_dc(3, tc=TC_V | TC_PDTV | (1 << 20), fsc=g.pdtree.pdtp())
     assert g.t(3, IOVA, process_id=1).status == rv.Status.SUCCESS
     g.ddt.set_dc(4, tc=TC_V | TC_PDTV | GIPC_TC, fsc=g.pdtree.pdtp())  # bit 12 now reserved
-    assert fault(g.t(4, IOVA, process_id=1)).cause == rv.Cause.DDT_ENTRY_MISCONFIGURED
+    assert g.t(4, IOVA, process_id=1).fault == _misconfigured(4, 1)
 
 
-def test_d03_gipc_without_pdtv_is_misconfigured() -> None:
+@pytest.mark.parametrize("rev", REVISIONS, ids=ids)
+def test_d03_gipc_without_pdtv_is_misconfigured(rev: Rev) -> None:
     """Decision #3: DC.tc.GIPC=1 with DC.tc.PDTV=0 is "DDT entry misconfigured" (259)."""
-    s = GipcSystem()
+    s = GipcSystem(*rev)
     s.ddt.set_dc(3, tc=TC_V | GIPC_TC)
-    assert fault(s.t(3, IOVA)).cause == rv.Cause.DDT_ENTRY_MISCONFIGURED
+    rsp = s.t(3, IOVA)
+    assert (rsp.status, rsp.fault, rsp.reported) == (UR, _misconfigured(3), True)
     assert dc_misconfigured(s.iommu, (TC_V | GIPC_TC, 0, 0, 0, 0, 0, 0, 0)) == 24
 
 
-def test_d04_gipc_with_t2gpa_is_misconfigured() -> None:
+@pytest.mark.parametrize("rev", REVISIONS, ids=ids)
+def test_d04_gipc_with_t2gpa_is_misconfigured(rev: Rev) -> None:
     """Decision #4: DC.tc.GIPC=1 with DC.tc.T2GPA=1 is misconfigured (259)."""
-    s = GipcSystem()
+    s = GipcSystem(*rev)
     vm = s.vm(1)
     s.device(tc=TC_EN_ATS | TC_T2GPA, iohgatp=vm.g.satp(1))
     rsp = s.t(3, IOVA, process_id=1)
-    assert fault(rsp).cause == rv.Cause.DDT_ENTRY_MISCONFIGURED
+    assert (rsp.status, rsp.fault, rsp.reported) == (UR, _misconfigured(3, 1), True)
+    # DC rule 25 (docs/gipc.md): the rule number the check reports
+    log = rv.EventLog(kinds="check", where=lambda e: not getattr(e, "passed", True))
+    s.iommu.attach(log)
+    s.iommu.invalidate_ddt()
+    s.t(3, IOVA, process_id=1)
+    assert [str(e.step) for e in log] == ["25"]
 
 
 @pytest.mark.parametrize("rev", REVISIONS, ids=ids)
