@@ -494,6 +494,29 @@ def test_msi_masked_pending_then_delivered():
     assert len(s.writes_to(a)) == 1  # no message was pending any more
 
 
+@pytest.mark.parametrize("name,bit", SOURCES)
+def test_msi_masked_each_source_pending_then_delivered(name: str, bit: int):
+    """msi_vec_ctl.M for every cause (cip, fip, pmip, pip): the vector icvec maps the cause
+    to is masked, so the 0 -> 1 transition of the pending bit sends no message; the event
+    stream says the message was held back (interrupt, masked=True); clearing M sends it."""
+    from riscv_iommu.events import InterruptEvent
+
+    s = Sys()
+    vec = {"cip": 5, "fip": 9, "pmip": 2, "pip": 14}[name]
+    icvec(s, civ=5, fiv=9, pmiv=2, piv=14)
+    a = msi_vector(s, vec, 0x600 + vec, masked=True)
+    enable_source(s, bit)
+    log = rv.EventLog(kinds="interrupt")
+    s.iommu.attach(log)
+    trigger(s, bit)
+    assert s.ipsr() & bit
+    assert s.writes_to(a) == []
+    source = {"cip": "CQ", "fip": "FQ", "pmip": "HPM", "pip": "PQ"}[name]
+    assert list(log) == [InterruptEvent(source, vec, False, True, a, 0x600 + vec)]
+    s.iommu.mmio_write(REG.msi_vec_ctl(vec), 0, 4)
+    assert s.writes_to(a) == [(0x600 + vec).to_bytes(4, "little")]
+
+
 def test_msi_masked_other_vector_unaffected():
     """msi_vec_ctl.M masks only its own vector."""
     s = Sys()
