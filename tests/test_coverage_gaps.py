@@ -339,16 +339,3 @@ def test_fq_overflow_event_and_bin() -> None:
     assert "queue.fq.overflow" in col.hits
     assert "cause.258.ttyp.2" in col.hits
 
-
-def test_overflow_without_observer_builds_no_event() -> None:
-    """With nothing attached the model emits nothing (io.emit is None) and a discarded
-    record is still counted by the queue's state alone (pqof)."""
-    s = System()
-    s.ddt.set_dc(PR_DID, tc=TC_V | TC_EN_ATS | TC_EN_PRI)
-    setup_pq(s, log2sz=1, ie=False)
-    assert s.iommu.emit is None
-    assert _page_request(s, 0) is None
-    assert _page_request(s, 1) == rv.PageRequestGroupResponse(
-        device_id=PR_DID, prg_index=1, response_code=0
-    )
-    assert s.iommu.mmio_read(REG.PQCSR, 4) & F.PQCSR.pqof.mask
