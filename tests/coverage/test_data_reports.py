@@ -186,6 +186,13 @@ def _write(tmp_path: Path, name: str, cov: Coverage) -> str:
     return str(p)
 
 
+def test_markdown_report_with_every_bin_hit() -> None:
+    """A run that hits every bin: 100% and the list of bins never hit says "None"."""
+    md = coverage.markdown_report(Coverage.of_run("all", dict.fromkeys(BINS, 1)))
+    assert f"**{len(BINS)} of {len(BINS)} bins covered (100.0%)**" in md
+    assert md.split("## Bins never hit")[1].strip() == "None: every bin of the model is hit."
+
+
 def test_cli_merge_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a = _write(tmp_path, "a.json", Coverage.of_run(0, {"dc.rule.1": 1}))
     b = _write(tmp_path, "b.json", Coverage.of_run(1, {"dc.rule.2": 1}))

@@ -107,6 +107,8 @@ def markdown_report(
             f"{_md(g.spec)} | {_md(g.decided_by)} |"
         )
     out += ["", f"{h}# Bins never hit", ""]
+    if not any(cov.missing(g.name) for g in MODEL):
+        out += ["None: every bin of the model is hit.", ""]
     for g in MODEL:
         miss = cov.missing(g.name)
         if not miss:
