@@ -218,7 +218,7 @@ def test_msi_pte_load_faults_every_request_type(
     assert cause_bins(col) == [f"cause.{int(cause)}.ttyp.{int(ttyp)}"]
 
 
-@pytest.mark.parametrize("access", TRANSLATED)
+@pytest.mark.parametrize("req", REQUESTS[:6], ids=_rid)
 @pytest.mark.parametrize(
     ("pte0", "cause"),
     [
@@ -228,15 +228,18 @@ def test_msi_pte_load_faults_every_request_type(
     ],
     ids=["262-not-valid", "263-M2", "263-custom"],
 )
-def test_translated_msi_pte_faults(access: rv.Access, pte0: int, cause: int) -> None:
-    """MSI_TRANS steps 9-12 under a Translated request (T2GPA): "MSI PTE not valid" (262) and
-    "MSI PTE misconfigured" (263) with the Translated TTYP; checked before step 15 refuses
-    an execute (cause 1)."""
-    m = _msi(Kind.TRANSLATED)
+def test_msi_pte_not_valid_or_misconfigured(
+    req: Tuple[rv.RequestKind, rv.Access], pte0: int, cause: int
+) -> None:
+    """MSI_TRANS steps 9-12 under every Untranslated and Translated (T2GPA) request type:
+    "MSI PTE not valid" (262) and "MSI PTE misconfigured" (263), checked before step 15
+    refuses an execute (cause 1). (ATS: test_msi.py, 262 is a Success with R = W = 0.)"""
+    kind, access = req
+    m = _msi(kind)
     m.pt.set_raw(3, pte0)
     col = collector(m.s.iommu)
-    rsp = m.t(MSI_GPA | 0x3000, access, kind=Kind.TRANSLATED)
-    ttyp = TTYP[(Kind.TRANSLATED, access)]
+    rsp = m.t(MSI_GPA | 0x3000, access, kind=kind)
+    ttyp = TTYP[req]
     aborted(rsp, cause, ttyp, MSI_GPA | 0x3000, MSI_DID)
     assert cause_bins(col) == [f"cause.{int(cause)}.ttyp.{int(ttyp)}"]
 
@@ -338,4 +341,3 @@ def test_fq_overflow_event_and_bin() -> None:
     ]
     assert "queue.fq.overflow" in col.hits
     assert "cause.258.ttyp.2" in col.hits
-
