@@ -164,7 +164,7 @@ CASES: List[Tuple[str, str, str]] = [
     (
         "host_unknown",
         "[host]\nendian = 1\n",
-        "2: host.endian: unknown key; did you mean 'big_endian'? (expected one of: big_endian, ddt_levels, g_mode, interrupts, s1_mode)",
+        "2: host.endian: unknown key; did you mean 'big_endian'? (expected one of: big_endian, ddt_levels, g_mode, interrupts, ram, s1_mode)",
     ),
     (
         "vm_dup",
@@ -205,7 +205,7 @@ CASES: List[Tuple[str, str, str]] = [
     (
         "device_no_vm",
         "[[device]]\nid = 1\n",
-        "1: device[0].vm: missing; expected the VM of the device, or gipc = true",
+        "1: device[0].vm: missing; expected the VM of the device, gipc = true or host = true",
     ),
     (
         "gipc_with_vm",
