@@ -831,7 +831,7 @@ def _device_rule(v: Dict[str, Any]) -> None:
             ("t2gpa", "DC.tc.T2GPA with DC.iohgatp Bare is a misconfigured DC"),
         ):
             if k in v:
-                raise _Bad(f"not for a host-owned device ({why}); got host = true", (k,))
+                raise _Bad(f"not for a host-owned device ({why})", (k,))
     if v.get("gipc"):
         for k in ("vm", "pasids", "first_stage", "msi"):
             if k in v:
