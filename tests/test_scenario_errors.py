@@ -636,7 +636,7 @@ CASES: List[Tuple[str, str, str]] = [
     (
         "vm_map_spa",
         '[[vm]]\nname = "A"\nram = [{ gpa = 0x8000_0000, size = 0x4000 }]\n[[device]]\nid = 1\nvm = "A"\n[[map]]\ndevice = 1\npasid = 1\niova = 0\nspa = 0x1000\nsize = 0x1000\n',
-        "11: map[0].spa: expected gpa (device 0x1 belongs to a VM: IOVA -> GPA), got spa",
+        "11: map[0].spa: expected gpa (device 0x1 is not host-owned: IOVA -> a GPA), got spa",
     ),
     (
         "map_neither",

@@ -1528,7 +1528,7 @@ def _check_owner(sc: Scenario, act: Action, owners: Dict[int, bool]) -> None:
             raise sc.error(
                 act,
                 ("spa",),
-                f"expected gpa (device {did:#x} belongs to a VM: IOVA -> GPA), got spa",
+                f"expected gpa (device {did:#x} is not host-owned: IOVA -> a GPA), got spa",
             )
 
 
