@@ -164,7 +164,7 @@ CASES: List[Tuple[str, str, str]] = [
     (
         "host_unknown",
         "[host]\nendian = 1\n",
-        "2: host.endian: unknown key; did you mean 'big_endian'? (expected one of: big_endian, ddt_levels, g_mode, interrupts, s1_mode)",
+        "2: host.endian: unknown key; did you mean 'big_endian'? (expected one of: big_endian, ddt_levels, g_mode, interrupts, ram, s1_mode)",
     ),
     (
         "vm_dup",
@@ -205,7 +205,7 @@ CASES: List[Tuple[str, str, str]] = [
     (
         "device_no_vm",
         "[[device]]\nid = 1\n",
-        "1: device[0].vm: missing; expected the VM of the device, or gipc = true",
+        "1: device[0].vm: missing; expected the VM of the device, gipc = true or host = true",
     ),
     (
         "gipc_with_vm",
@@ -601,6 +601,87 @@ CASES: List[Tuple[str, str, str]] = [
         "cap_gipc_bit",
         "[capabilities]\ngipc_bit = 41\n",
         "2: capabilities.gipc_bit: Capabilities.gipc_bit 41 collides with QOSID",
+    ),
+    # host-owned devices ([[device]] host = true, [host] ram, [[map]] spa)
+    (
+        "host_with_vm",
+        '[[vm]]\nname = "A"\n[[device]]\nid = 2\nhost = true\nvm = "A"\n',
+        "6: device[0].vm: not for a host-owned device (a host-owned device belongs to no VM)",
+    ),
+    (
+        "host_with_gipc",
+        "[[device]]\nid = 2\nhost = true\ngipc = true\n",
+        "4: device[0].gipc: not for a host-owned device (a host-owned device is not a GIPC device)",
+    ),
+    (
+        "host_with_msi",
+        "[[device]]\nid = 2\nhost = true\nmsi = { addr_pattern = 0x28000 }\n",
+        "4: device[0].msi: not for a host-owned device (DC.iohgatp Bare needs DC.msiptp.MODE Off)",
+    ),
+    (
+        "host_with_t2gpa",
+        "[[device]]\nid = 2\nhost = true\nt2gpa = true\n",
+        "4: device[0].t2gpa: not for a host-owned device (DC.tc.T2GPA with DC.iohgatp Bare is a misconfigured DC)",
+    ),
+    (
+        "host_pass_through_with_pasids",
+        "[[device]]\nid = 2\nhost = true\nfirst_stage = false\npasids = true\n",
+        "5: device[0].pasids: first_stage = false has no PASIDs",
+    ),
+    (
+        "host_map_gpa",
+        "[[device]]\nid = 2\nhost = true\n[[map]]\ndevice = 2\npasid = 1\niova = 0\ngpa = 0x1000\nsize = 0x1000\n",
+        "8: map[0].gpa: expected spa (device 0x2 is host-owned: IOVA -> SPA), got gpa",
+    ),
+    (
+        "vm_map_spa",
+        '[[vm]]\nname = "A"\nram = [{ gpa = 0x8000_0000, size = 0x4000 }]\n[[device]]\nid = 1\nvm = "A"\n[[map]]\ndevice = 1\npasid = 1\niova = 0\nspa = 0x1000\nsize = 0x1000\n',
+        "11: map[0].spa: expected gpa (device 0x1 is not host-owned: IOVA -> a GPA), got spa",
+    ),
+    (
+        "map_neither",
+        "[[device]]\nid = 2\nhost = true\n[[map]]\ndevice = 2\niova = 0\nsize = 0x1000\n",
+        "4: map[0].gpa: give one of gpa or spa",
+    ),
+    (
+        "map_both",
+        "[[device]]\nid = 2\nhost = true\n[[map]]\ndevice = 2\niova = 0\ngpa = 0\nspa = 0\nsize = 0x1000\n",
+        "8: map[0].spa: give only one of gpa or spa",
+    ),
+    (
+        "host_bind_vm",
+        '[[vm]]\nname = "A"\n[[device]]\nid = 2\nhost = true\n[[bind]]\ndevice = 2\npasid = 1\nvm = "A"\n',
+        "9: bind[0].vm: expected no vm (device 0x2 is host-owned), got 'A'",
+    ),
+    (
+        "host_ram_unaligned",
+        "[host]\nram = [{ spa = 0x1000_0800, size = 0x1000 }]\n",
+        "2: host.ram[0].spa: expected a page-aligned region, got 0x10000800 + 0x1000",
+    ),
+    (
+        "host_ram_high",
+        "[host]\nram = [{ spa = 0x7fff_f000, size = 0x2000 }]\n",
+        "2: host.ram[0].size: expected host RAM below 0x80000000 (the host's tables are allocated from there up), got 0x7ffff000 + 0x2000",
+    ),
+    (
+        "host_ram_overlap",
+        "[host]\nram = [{ spa = 0x1000_0000, size = 0x2000 }, { spa = 0x1000_1000, size = 0x1000 }]\n",
+        "2: host.ram[1]: host RAM overlaps existing RAM",
+    ),
+    (
+        "host_map_not_ram",
+        "[host]\nram = [{ spa = 0x1000_0000, size = 0x2000 }]\n[[device]]\nid = 2\nhost = true\npasids = false\n[[map]]\ndevice = 2\niova = 0\nspa = 0x2000_0000\nsize = 0x1000\n",
+        "7: map[0]: MAP of an SPA range that is not the host's RAM",
+    ),
+    (
+        "host_rebind",
+        '[[vm]]\nname = "A"\n[[device]]\nid = 2\nhost = true\n[[bind]]\ndevice = 2\npasid = 1\n[[rebind]]\ndevice = 2\npasid = 1\nvm = "A"\n',
+        "9: rebind[0]: only a GIPC device's PASIDs can move between VMs",
+    ),
+    (
+        "host_map_after_detach",
+        "[[device]]\nid = 2\nhost = true\npasids = false\n[[detach]]\ndevice = 2\n[[map]]\ndevice = 2\niova = 0\nspa = 0x1000\nsize = 0x1000\n",
+        "7: map[0]: device 0x2 is not attached",
     ),
 ]
 

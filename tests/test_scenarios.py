@@ -350,3 +350,97 @@ def test_json_views_of_unknown_codes() -> None:
     assert fault_json(None) is None
     assert _fault_text(rec) == ("fault 999 ? (TTYP 4 4, iotval 0x1, iotval2 0x0, device 0x0)")
     assert _fault_text(None) == "no fault"
+
+
+HOST_OWNED = """\
+[host]
+ram = [{ spa = 0x1000_0000, size = 0x4000 }]
+[[device]]
+id = 0x20
+host = true
+[[bind]]
+device = 0x20
+pasid = 1
+[[map]]
+device = 0x20
+pasid = 1
+iova = 0x40_0000
+spa = 0x1000_1000
+size = 0x1000
+perms = "r"
+[[request]]
+device = 0x20
+pasid = 1
+addr = 0x40_0010
+expect = { spa = 0x1000_1010, r = true, w = false }
+[[unmap]]
+device = 0x20
+pasid = 1
+iova = 0x40_0000
+size = 0x1000
+invalidate = false
+[[request]]
+device = 0x20
+pasid = 1
+addr = 0x40_0010
+expect = { spa = 0x1000_1010 }
+[[recipe]]
+name = "first_stage_changed"
+device = 0x20
+pasid = 1
+addr = 0x40_0000
+[[request]]
+device = 0x20
+pasid = 1
+addr = 0x40_0010
+expect = { cause = 13, fault = { iotval = 0x40_0010 } }
+[[unbind]]
+device = 0x20
+pasid = 1
+invalidate = false
+[[recipe]]
+name = "pc_changed"
+device = 0x20
+pasid = 1
+[[device]]
+id = 0x21
+host = true
+pasids = false
+[[map]]
+device = 0x21
+iova = 0x8000
+spa = 0x1000_2000
+size = 0x1000
+[[request]]
+device = 0x21
+addr = 0x8008
+expect = { spa = 0x1000_2008 }
+"""
+
+
+def test_host_owned_device_scenario_recipes_use_gv0() -> None:
+    """A host-owned device in a scenario: [[map]] spa, a stale IOTLB entry until
+    first_stage_changed, whose IOTINVAL.VMA (like pc_changed's) has GV = 0: the host has
+    no GSCID.  Responses land in "host RAM"."""
+    from riscv_iommu import formats as F
+    from riscv_iommu.host.driver import iodir_inval_pdt, iotinval_vma
+
+    runner = Runner(parse_scenario(HOST_OWNED, "h.toml"))
+    report = runner.run()
+    assert (report.passed, report.failed, report.stopped) == (4, 0, None)
+    assert [r.summary for r in report.results] == [
+        "SUCCESS SPA 0x10001010 = host RAM",
+        "SUCCESS SPA 0x10001010 = host RAM",
+        "COMPLETER_ABORT, fault 13 Read page fault (TTYP 2 UNTRANSLATED_READ, iotval 0x400010, "
+        "iotval2 0x0, device 0x20, PASID 0x1), reported",
+        "SUCCESS SPA 0x10002008 = host RAM",
+    ]
+    pscid = runner.spaces[(0x20, 1)][0]
+    cmds = [c for c in runner.driver.submitted if not repr(c).startswith("Command(IOFENCE")]
+    assert cmds[-3:] == [
+        iotinval_vma(pscid=pscid, addr=0x40_0000),  # GV = 0, PSCV = 1
+        iodir_inval_pdt(0x20, 1),
+        iotinval_vma(pscid=pscid),
+    ]
+    assert F.CMD_IOTINVAL0.GV.get(cmds[-1].d0) == 0
+    assert runner.spaces[(0x21, None)][1] is None

@@ -806,13 +806,38 @@ REGISTERS: Dict[str, Tuple[int, int, Optional[F.Layout]]] = {
 _DC_TC_FIELDS = {name: FieldSpec(bits(f.width)) for name, f in F.DC_TC.fields.items()}
 
 
+#: host RAM lies below the SPA where the host toolkit's allocator puts its tables
+HOST_RAM_END = 0x8000_0000
+
+
+def _host_ram_rule(v: Dict[str, Any]) -> None:
+    spa, size = v["spa"], v["size"]
+    if (spa | size) & 0xFFF:
+        raise _Bad(f"expected a page-aligned region, got {spa:#x} + {size:#x}", ("spa",))
+    if spa + size > HOST_RAM_END:
+        raise _Bad(
+            f"expected host RAM below {HOST_RAM_END:#x} (the host's tables are allocated "
+            f"from there up), got {spa:#x} + {size:#x}",
+            ("size",),
+        )
+
+
 def _device_rule(v: Dict[str, Any]) -> None:
+    if v.get("host"):
+        for k, why in (
+            ("vm", "a host-owned device belongs to no VM"),
+            ("gipc", "a host-owned device is not a GIPC device"),
+            ("msi", "DC.iohgatp Bare needs DC.msiptp.MODE Off"),
+            ("t2gpa", "DC.tc.T2GPA with DC.iohgatp Bare is a misconfigured DC"),
+        ):
+            if k in v:
+                raise _Bad(f"not for a host-owned device ({why})", (k,))
     if v.get("gipc"):
         for k in ("vm", "pasids", "first_stage", "msi"):
             if k in v:
                 raise _Bad("not for a GIPC device (its PASIDs name their VMs)", (k,))
-    elif "vm" not in v:
-        raise _Bad("missing; expected the VM of the device, or gipc = true", ("vm",))
+    elif "vm" not in v and not v.get("host"):
+        raise _Bad("missing; expected the VM of the device, gipc = true or host = true", ("vm",))
     if v.get("first_stage") is False and "pasids" in v:
         raise _Bad("first_stage = false has no PASIDs", ("pasids",))
 
@@ -853,8 +878,9 @@ _ACTION_TABLES: Dict[str, Table] = {
             "id": FieldSpec(DEVICE, required=True),
             "vm": FieldSpec(VM, "classic: the VM the whole device belongs to"),
             "gipc": FieldSpec(BOOL, "GIPC: each PASID names its VM"),
-            "pasids": FieldSpec(BOOL, "classic: a PDT (default) or one iosatp table"),
-            "first_stage": FieldSpec(BOOL, "classic: false = DC.fsc Bare, G-stage only"),
+            "host": FieldSpec(BOOL, "host-owned: DC.iohgatp Bare, tables and IOVAs at SPAs"),
+            "pasids": FieldSpec(BOOL, "classic, host: a PDT (default) or one iosatp table"),
+            "first_stage": FieldSpec(BOOL, "classic, host: false = DC.fsc Bare"),
             "ats": FieldSpec(BOOL, "DC.tc.EN_ATS"),
             "pri": FieldSpec(BOOL, "DC.tc.EN_PRI and PRPR"),
             "t2gpa": FieldSpec(BOOL, "DC.tc.T2GPA"),
@@ -897,11 +923,13 @@ _ACTION_TABLES: Dict[str, Table] = {
             "device": FieldSpec(DEVICE, required=True),
             "pasid": FieldSpec(PASID),
             "iova": FieldSpec(ADDR, required=True),
-            "gpa": FieldSpec(ADDR, required=True),
+            "gpa": FieldSpec(ADDR, "a VM's device: the GPA the IOVA maps to"),
+            "spa": FieldSpec(ADDR, "a host-owned device: the SPA of host RAM"),
             "size": FieldSpec(SIZE, required=True),
             "perms": FieldSpec(PERMS),
         },
         "a map",
+        _exactly_one(("gpa",), ("spa",)),
     ),
     "unmap": Table(
         {
@@ -1189,8 +1217,21 @@ _CONFIG = Table(
                     "s1_mode": FieldSpec(Choice({"sv39": SV39, "sv48": SV48})),
                     "g_mode": FieldSpec(Choice({"sv39x4": SV39X4, "sv48x4": SV48X4})),
                     "interrupts": FieldSpec(Choice({"none": "none", "msi": "msi", "wsi": "wsi"})),
+                    "ram": FieldSpec(
+                        ListOf(
+                            Table(
+                                {
+                                    "spa": FieldSpec(ADDR, required=True),
+                                    "size": FieldSpec(SIZE, required=True),
+                                },
+                                "a table { spa, size }",
+                                _host_ram_rule,
+                            )
+                        ),
+                        "host RAM that host-owned devices may DMA to",
+                    ),
                 },
-                "a table { big_endian, ddt_levels, s1_mode, g_mode, interrupts }",
+                "a table { big_endian, ddt_levels, s1_mode, g_mode, interrupts, ram }",
             )
         ),
     },
@@ -1438,6 +1479,8 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         entries += list(zip(found, got, strict=True))
     entries.sort(key=lambda e: e[0].line)
     vms: Set[str] = set()
+    #: device_id -> host-owned, for the devices attached above the current line
+    owners: Dict[int, bool] = {}
     for block, entry in entries:
         spec = ACTIONS[block.kind]
         ctx = Ctx()
@@ -1455,8 +1498,38 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
             if name in vms:
                 raise sc.error(act, ("name",), f"a VM named {name!r} is already defined")
             vms.add(name)
+        _check_owner(sc, act, owners)
         sc.actions.append(act)
     return sc
+
+
+def _check_owner(sc: Scenario, act: Action, owners: Dict[int, bool]) -> None:
+    """Host-owned devices: [[map]] names an SPA (a VM's device a GPA), [[bind]] no VM.
+
+    ``owners`` follows [[device]] and [[detach]] in file order (the order they run in)."""
+    v = act.values
+    if act.kind == "device":
+        owners[v["id"]] = bool(v.get("host"))
+    elif act.kind == "detach":
+        owners.pop(v["device"], None)
+    elif act.kind in ("map", "bind") and v["device"] in owners:
+        host = owners[v["device"]]
+        did = v["device"]
+        if act.kind == "bind":
+            if host and "vm" in v:
+                raise sc.error(
+                    act, ("vm",), f"expected no vm (device {did:#x} is host-owned), got {v['vm']!r}"
+                )
+        elif host and "gpa" in v:
+            raise sc.error(
+                act, ("gpa",), f"expected spa (device {did:#x} is host-owned: IOVA -> SPA), got gpa"
+            )
+        elif not host and "spa" in v:
+            raise sc.error(
+                act,
+                ("spa",),
+                f"expected gpa (device {did:#x} is not host-owned: IOVA -> a GPA), got spa",
+            )
 
 
 def load_scenario(path: str) -> Scenario:
@@ -1668,13 +1741,18 @@ class Runner:
             )
         except (DriverError, HypervisorError) as e:
             raise sc.error(None, ("host",), f"the host cannot bring the IOMMU up: {e}") from None
+        for j, r in enumerate(host.get("ram", [])):
+            try:
+                self.hv.host_domain.add_ram(r["spa"], r["size"])
+            except HypervisorError as e:
+                raise sc.error(None, ("host", "ram", f"[{j}]"), str(e)) from None
         self.driver = self.hv.driver
         self.mem = self.iommu.mem
         self.vms: Dict[str, Vm] = {}
         #: what software last told the IOMMU each DC is (the "old DC" of dc_changed)
         self.dc_shadow: Dict[int, DeviceContext] = {}
         #: (device, pasid) -> (PSCID, GSCID) of the last address space bound there
-        self.spaces: Dict[Tuple[int, Optional[int]], Tuple[int, int]] = {}
+        self.spaces: Dict[Tuple[int, Optional[int]], Tuple[int, Optional[int]]] = {}
         #: MSI page tables and targets, per device
         self.msi: Dict[int, MsiPageTable] = {}
         self.msi_targets: Dict[int, str] = {}
@@ -1758,6 +1836,8 @@ class Runner:
             return f"interrupt file at {rsp.addr:#x}"
         owner = self.lands(rsp.addr)
         if owner is None:
+            if self.hv.host_domain.is_ram(rsp.addr, 1):
+                return f"SPA {rsp.addr:#x} = host RAM"
             return f"SPA {rsp.addr:#x} (no VM's RAM)"
         return f"SPA {rsp.addr:#x} = VM {owner[0]} GPA {owner[1]:#x}"
 
@@ -1796,6 +1876,10 @@ class Runner:
         ats, pri = v.get("ats", False), v.get("pri", False)
         if v.get("gipc"):
             self.hv.attach_gipc(did, ats=ats, pri=pri, tc=tc)
+        elif v.get("host"):
+            self.hv.attach_host(
+                did, v.get("pasids", True), ats, pri, v.get("first_stage", True), tc
+            )
         else:
             msi = None
             if "msi" in v:
@@ -1810,9 +1894,9 @@ class Runner:
                 tc=tc,
                 msi=msi,
             )
-            if v.get("pasids") is False:
-                sp = self.hv.space(did, None)
-                self.spaces[(did, None)] = (sp.pscid, sp.vm.gscid)
+        if v.get("pasids") is False:
+            sp = self.hv.space(did, None)
+            self.spaces[(did, None)] = (sp.pscid, sp.gscid)
         if v.get("ats_completion") == "manual":
             self.manual.add(did)
         else:
@@ -1845,7 +1929,7 @@ class Runner:
         v = act.values
         vm = self._vm(v["vm"]) if "vm" in v else None
         sp = self.hv.bind_pasid(v["device"], v["pasid"], vm)
-        self.spaces[(v["device"], v["pasid"])] = (sp.pscid, sp.vm.gscid)
+        self.spaces[(v["device"], v["pasid"])] = (sp.pscid, sp.gscid)
 
     def do_unbind(self, act: Action) -> None:
         v = act.values
@@ -1854,12 +1938,13 @@ class Runner:
     def do_rebind(self, act: Action) -> None:
         v = act.values
         sp = self.hv.rebind_pasid(v["device"], v["pasid"], self._vm(v["vm"]))
-        self.spaces[(v["device"], v["pasid"])] = (sp.pscid, sp.vm.gscid)
+        self.spaces[(v["device"], v["pasid"])] = (sp.pscid, sp.gscid)
 
     def do_map(self, act: Action) -> None:
         v = act.values
+        target = v["gpa"] if "gpa" in v else v["spa"]  # the host's GPAs are SPAs
         self.hv.map(
-            v["device"], v.get("pasid"), v["iova"], v["gpa"], v["size"], v.get("perms", R | W)
+            v["device"], v.get("pasid"), v["iova"], target, v["size"], v.get("perms", R | W)
         )
 
     def do_unmap(self, act: Action) -> None:

@@ -6,7 +6,7 @@ They reach the model only through MMIO and memory.
 """
 
 from .driver import Driver, DriverError
-from .hypervisor import Hypervisor, HypervisorError, Vm
+from .hypervisor import HostDomain, Hypervisor, HypervisorError, Vm
 from .tables import (
     DeviceDirectory,
     GuestSpace,
@@ -22,6 +22,7 @@ __all__ = [
     "DeviceDirectory",
     "Driver",
     "DriverError",
+    "HostDomain",
     "Hypervisor",
     "HypervisorError",
     "Vm",

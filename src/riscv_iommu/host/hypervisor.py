@@ -15,6 +15,10 @@ everything a hypervisor builds for device assignment:
   whose PCs each name a VM through ``PC.iohgatp``).
 * :class:`AddressSpace`: one first-stage table (IOVA -> GPA) with its PSCID,
   for a device's PASID (or for the device when it has no PDT).
+* :class:`HostDomain` (``Hypervisor.host_domain``): the host itself as the
+  owner of devices (:meth:`Hypervisor.attach_host`): ``DC.iohgatp`` Bare, its
+  PDT and first-stage tables in host memory at SPAs, IOVAs mapped to SPAs of
+  the host's RAM (:meth:`HostDomain.add_ram`) -- "guest-physical" = SPA.
 
 Guests change their mappings as virtio-iommu ``MAP`` / ``UNMAP`` requests
 would: :meth:`Hypervisor.map` / :meth:`Hypervisor.unmap` edit the
@@ -70,6 +74,7 @@ __all__ = [
     "Hypervisor",
     "HypervisorError",
     "Vm",
+    "HostDomain",
     "Device",
     "AddressSpace",
     "TABLE_GPA",
@@ -102,6 +107,9 @@ class HypervisorError(ValueError):
 
 class Vm:
     """A virtual machine: GSCID, G-stage table, guest-physical memory."""
+
+    #: whether the owner's second stage is Bare (True only for :class:`HostDomain`)
+    bare = False
 
     def __init__(self, hv: "Hypervisor", gscid: int, g_mode: int) -> None:
         self.hv = hv
@@ -179,6 +187,10 @@ class Vm:
         """The host physical address behind ``gpa``."""
         return self.memory.to_spa(gpa)
 
+    def table_space(self) -> HostSpace:
+        """Where the tables this owner's devices use (PDT, first-stage tables) live."""
+        return self.memory
+
     def read(self, gpa: int, size: int) -> bytes:
         """Read guest memory (within one page)."""
         return bytes(self.hv.mem.read(self.spa(gpa), size))
@@ -186,6 +198,69 @@ class Vm:
     def write(self, gpa: int, data: bytes) -> None:
         """Write guest memory (within one page)."""
         self.hv.mem.write(self.spa(gpa), data)
+
+
+class HostDomain(Vm):
+    """The host itself as the owner of devices: ``DC.iohgatp`` Bare, GPA = SPA.
+
+    "When ``iohgatp.MODE`` is ``Bare``, second-stage address translation is
+    effectively disabled" (DC.msiptp), and the PDT and first-stage table
+    addresses a DC and its PCs hold are then SPAs (§ Process to locate the
+    Process-context): the host's tables live in host memory
+    (``Hypervisor.host``) and a device's IOVAs map to SPAs of the host's RAM.
+    There is no GSCID (``gscid`` 0 is the value of a Bare ``iohgatp``; the
+    host's invalidations use ``GV`` = 0) and no G-stage table.  ``ram`` holds
+    the regions :meth:`add_ram` declared, as ``(spa, size, 4096, spa)``.
+    """
+
+    bare = True
+
+    def __init__(self, hv: "Hypervisor") -> None:  # no G-stage table: Vm.__init__ is not run
+        self.hv = hv
+        self.gscid = 0
+        self.ram = []
+
+    @property
+    def iohgatp(self) -> int:
+        """``iohgatp`` Bare (MODE 0, GSCID 0, PPN 0)."""
+        return 0
+
+    def add_ram(self, spa: int, size: int) -> None:
+        """Declare ``[spa, spa + size)`` host RAM that host-owned devices may DMA to.
+
+        The range must be page-aligned, below the SPA width
+        (``capabilities.PAS``) and outside the allocator's range, where the
+        toolkit puts tables (``PageAllocator.base`` upward); RAM regions do not
+        overlap.  Nothing is written: host RAM needs no mapping.
+        """
+        alloc = self.hv.alloc
+        if size <= 0 or (spa | size) & (_PAGE - 1):
+            raise HypervisorError("host RAM must be page-aligned and non-empty")
+        if spa + size > 1 << self.hv.driver.caps.pas:
+            raise HypervisorError("host RAM beyond the SPA width (capabilities.PAS)")
+        if spa < alloc.limit and alloc.base < spa + size:
+            raise HypervisorError(
+                f"host RAM must not overlap the toolkit's table memory "
+                f"[{alloc.base:#x}, {alloc.limit:#x})"
+            )
+        if any(spa < g + s and g < spa + size for g, s, _, _ in self.ram):
+            raise HypervisorError("host RAM overlaps existing RAM")
+        self.ram.append((spa, size, _PAGE, spa))
+
+    def map_guest_ram(self, gpa: int, size: int, page_size: int = _PAGE) -> int:
+        """Refused: the host has no G-stage (declare its RAM with :meth:`add_ram`)."""
+        raise HypervisorError("the host has no G-stage table: declare host RAM with add_ram")
+
+    def unmap_guest_ram(self, gpa: int, invalidate: bool = True) -> bool:
+        """Refused: the host has no G-stage table."""
+        raise HypervisorError("the host has no G-stage table")
+
+    def spa(self, gpa: int) -> int:
+        """Identity: the host's addresses are SPAs."""
+        return gpa
+
+    def table_space(self) -> HostSpace:
+        return self.hv.host
 
 
 class AddressSpace:
@@ -199,6 +274,12 @@ class AddressSpace:
         self.pscid = pscid
         self.table = table
         self.mappings: Dict[int, Tuple[int, int, int]] = {}
+
+    @property
+    def gscid(self) -> Optional[int]:
+        """The GSCID the space's invalidations name (``GV`` = 1), None for the host's
+        (second stage Bare: ``GV`` = 0)."""
+        return None if self.vm.bare else self.vm.gscid
 
     def lookup(self, iova: int) -> Optional[int]:
         """The GPA ``iova`` maps to in software's view, or None."""
@@ -279,6 +360,8 @@ class Hypervisor:
         self.gipc_fmt: Optional[gipc.PcFormat] = gipc.pc_format(iommu) if caps.gipc else None
         self.gipc_tc = (1 << iommu.params.gipc_tc_bit) if caps.gipc else 0
         self.vms: Dict[int, Vm] = {}
+        #: the host itself as a device owner (attach_host); not in ``vms`` (no GSCID)
+        self.host_domain = HostDomain(self)
         self.devices: Dict[int, Device] = {}
         self._next_gscid = 1
         self._next_pscid = 1
@@ -311,7 +394,7 @@ class Hypervisor:
         return tc
 
     def _new_space(self, vm: Vm, in_host: bool) -> AddressSpace:
-        space = self.host if in_host else vm.memory
+        space = self.host if in_host else vm.table_space()
         table = PageTable(space, self.s1_mode, stage="s", big=self.driver.be)
         pscid = self._next_pscid
         self._next_pscid += 1
@@ -365,6 +448,9 @@ class Hypervisor:
         """
         if msi is not None and not self.ddt.msi_flat:
             raise HypervisorError("MSI fields need extended DCs (capabilities.MSI_FLAT)")
+        if msi is not None and vm.bare:
+            # DC.msiptp: "When DC.iohgatp.MODE is Bare, the msiptp.MODE must be set to Off"
+            raise HypervisorError("a host-owned device has no MSI page table (iohgatp Bare)")
         if device_id in self.devices:
             self.detach(device_id)
         tc |= self._tc(ats, pri)
@@ -372,7 +458,7 @@ class Hypervisor:
             dev = Device(device_id, False, vm, None, tc, ats)
             self._write_dc(device_id, tc, vm.iohgatp, 0, 0, msi)
         elif pasids:
-            pdt = ProcessDirectory(vm.memory, self.pd_mode, big=self.driver.be)
+            pdt = ProcessDirectory(vm.table_space(), self.pd_mode, big=self.driver.be)
             dev = Device(device_id, False, vm, pdt, tc | _TC.PDTV.mask, ats)
             self._write_dc(device_id, dev.tc, vm.iohgatp, 0, pdt.pdtp(), msi)
         else:
@@ -383,6 +469,31 @@ class Hypervisor:
             self._write_dc(device_id, tc, vm.iohgatp, ta, space.table.satp(), msi)
         self.devices[device_id] = dev
         return dev
+
+    def attach_host(
+        self,
+        device_id: int,
+        pasids: bool = True,
+        ats: bool = False,
+        pri: bool = False,
+        first_stage: bool = True,
+        tc: int = 0,
+    ) -> Device:
+        """Attach ``device_id`` to the host itself (:attr:`host_domain`): ``DC.iohgatp`` Bare.
+
+        ``pasids``: ``DC.fsc`` holds a PDT in host memory (``pdtp`` an SPA);
+        PASIDs bound with :meth:`bind_pasid` get first-stage tables in host
+        memory, and :meth:`map` maps their IOVAs to SPAs of the host's RAM
+        (:meth:`HostDomain.add_ram`).  ``DC.tc.DPE`` is 0, so a request without
+        a PASID is not translated at all (first stage and second stage Bare: its
+        address is the SPA); ``tc`` with ``DC.tc.DPE`` makes it PASID 0 instead.
+        ``pasids=False``: ``DC.fsc`` holds one first-stage table (``iosatp``,
+        ``DC.ta.PSCID``), the address space of PASID None.
+        ``first_stage=False``: ``DC.fsc`` Bare: pass-through, IOVA = SPA.
+        ``tc`` adds ``DC.tc`` bits as for :meth:`attach`.  The same as
+        ``attach(device_id, hv.host_domain, ...)``.
+        """
+        return self.attach(device_id, self.host_domain, pasids, ats, pri, first_stage, tc)
 
     def attach_gipc(
         self, device_id: int, ats: bool = False, pri: bool = False, tc: int = 0
@@ -418,7 +529,7 @@ class Hypervisor:
             ok = self.driver.sync(iofence_c(), ats_inval(device_id, None, 0, None, global_=True))
         old = self.driver.read_dc(device_id)
         self.ddt.set_dc(device_id, tc=0)
-        gscids = [s.vm.gscid for s in dev.spaces.values()]
+        gscids = [s.vm.gscid for s in dev.spaces.values() if not s.vm.bare]
         cmds = dc_change_commands(device_id, old, gscids, self.gipc_tc)
         del self.devices[device_id]
         return self.driver.sync(*cmds, pr=True, pw=True) and ok
@@ -459,7 +570,7 @@ class Hypervisor:
         if pasid >> self._pid_width(dev):
             raise HypervisorError(f"PASID {pasid:#x} is wider than the PDT allows")
         if dev.gipc:
-            if vm is None:
+            if vm is None or vm.bare:
                 raise HypervisorError("a GIPC bind names the VM")
             assert self.gipc_fmt is not None
             space = self._new_space(vm, in_host=self.gipc_fmt.s1_at_spa)
@@ -492,7 +603,7 @@ class Hypervisor:
         dev.pdt.clear_pc(pasid)
         if not invalidate:
             return True
-        cmds = pc_change_commands(device_id, pasid, space.pscid, space.vm.gscid)
+        cmds = pc_change_commands(device_id, pasid, space.pscid, space.gscid)
         return self.driver.sync(*cmds, *self._ats_cmds(dev, pasid), pr=True, pw=True)
 
     def rebind_pasid(self, device_id: int, pasid: int, new_vm: Vm) -> AddressSpace:
@@ -504,7 +615,7 @@ class Hypervisor:
         GSCID); with ATS, ``ATS.INVAL`` for the PASID; a fence with ``PR``/``PW``.
         """
         dev = self._device(device_id)
-        if not dev.gipc:
+        if not dev.gipc or new_vm.bare:
             raise HypervisorError("only a GIPC device's PASIDs can move between VMs")
         old = dev.spaces.get(pasid)
         if old is None:
@@ -549,6 +660,8 @@ class Hypervisor:
         if iova + size > 1 << (sp.table.geom[3] - 1):
             raise HypervisorError("IOVA beyond the first-stage address width")
         if not sp.vm.is_ram(gpa, size):
+            if sp.vm.bare:
+                raise HypervisorError("MAP of an SPA range that is not the host's RAM")
             raise HypervisorError("MAP of a GPA range that is not the VM's RAM")
         if any(True for _ in sp.leaves_in(iova, size)):
             raise HypervisorError("MAP overlaps an existing mapping")
@@ -593,7 +706,7 @@ class Hypervisor:
             del sp.mappings[va]
         if not invalidate:
             return True
-        cmds = first_stage_commands(sp.vm.gscid, sp.pscid, [va for va, _, _, _ in leaves])
+        cmds = first_stage_commands(sp.gscid, sp.pscid, [va for va, _, _, _ in leaves])
         if dev.ats:
             cmds.append(iofence_c())
             if len(leaves) <= 8:
