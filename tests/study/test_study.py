@@ -542,3 +542,28 @@ def test_deep_size_counts_each_object_once_and_stops() -> None:
 
     assert deep_size([[local, deep_size, json, int]]) >= sys.getsizeof(local)
     assert deep_size([[deep_size, json, int, len]]) == sys.getsizeof([0, 0, 0, 0])
+
+
+def test_model_size_leaves_out_the_port_and_the_observers() -> None:
+    # the study's "model" figure: the model's own objects, not an observer attached
+    # to it (the suite's coverage collector grows with every run)
+    from riscv_iommu.study.experiments import deep_size, model_size
+
+    class Heavy:
+        def __init__(self) -> None:
+            self.kept = bytearray(1 << 20)
+
+        def __call__(self, event: Any) -> None:
+            pass
+
+    mem = rv.SparseMemory()
+    mem.write(0x1000, bytes(4096))
+    model = rv.Iommu(mem)
+    bare = model_size(model, mem)
+    assert bare == deep_size([model], [mem])
+    heavy = Heavy()
+    model.attach(heavy)
+    assert deep_size([model], [mem]) > bare + (1 << 20)  # the observer, counted
+    assert bare <= model_size(model, mem) < bare + 4096  # left out: the emit hook only
+    model.detach(heavy)
+    assert model_size(model, mem) == bare
